@@ -1,0 +1,56 @@
+// The s2s subcommands. main.cpp parses the command line (CLI11) into these option structs; the
+// functions call into the library and return the process exit code. Errors propagate as exceptions.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace s2s::app {
+
+struct TrainArgs {
+  std::string config;                  // -c/--config YAML file (optional when the model dir has one)
+  std::string model_dir;               // --model-dir
+  std::vector<std::string> overrides;  // --set section.key=value
+  bool dump_config = false;            // print the effective config and exit
+  bool quiet = false;                  // --quiet
+};
+
+struct DecodeArgs {
+  std::string model_dir;               // --model (model directory)
+  std::vector<std::string> overrides;  // --set decode.key=value, and the flags below mapped onto decode.*
+  bool scores = false;                 // --scores
+  std::string alignment;               // --alignment hard|soft
+};
+
+struct TranslateArgs {
+  DecodeArgs decode;
+  std::string input;   // -i (default stdin)
+  std::string output;  // -o (default stdout; written atomically when a file)
+};
+
+struct EvalArgs {
+  DecodeArgs decode;
+  std::string hyp, ref, src;  // --hyp/--ref (score a file) or --model/--src/--ref (translate, then score)
+  bool json = false;           // --json
+  bool sentence_level = false;  // --sentence-level
+  bool lowercase = false;       // --lowercase
+};
+
+struct VocabArgs {
+  std::vector<std::string> inputs;  // -i raw text files
+  std::string model_prefix;         // -o prefix: writes <prefix>.model and <prefix>.vocab
+  int vocab_size = 8000;            // --vocab-size
+  std::string model_type = "unigram";  // --model-type
+  double character_coverage = 1.0;  // --character-coverage
+  int seed = 1234;                  // --seed
+  long max_sentences = 1000000;     // --max-sentences
+  int threads = 2;                  // --threads
+};
+
+int run_train(const TrainArgs& args);
+int run_translate(const TranslateArgs& args);
+int run_eval(const EvalArgs& args);
+int run_vocab(const VocabArgs& args);
+std::string version_text();
+
+}  // namespace s2s::app

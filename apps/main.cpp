@@ -1,0 +1,125 @@
+// s2s command line: train | translate | eval | vocab. Logs go to stderr; stdout carries data only.
+// Every error ends as one line on stderr and a non-zero exit code.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "commands.h"
+
+namespace {
+
+// Maps a typed CLI flag onto a "decode.key=value" override when the user gave it.
+template <class T>
+void add_decode_flag(CLI::App* cmd, s2s::app::DecodeArgs& d, const std::string& flag, const std::string& key,
+                     const std::string& help) {
+  cmd->add_option_function<T>(
+      flag, [&d, key](const T& v) { d.overrides.push_back("decode." + key + "=" + CLI::detail::to_string(v)); },
+      help);
+}
+
+void add_decode_options(CLI::App* cmd, s2s::app::DecodeArgs& d, bool require_model) {
+  auto* model = cmd->add_option("-m,--model,--model-dir", d.model_dir, "Model directory written by `s2s train`");
+  if (require_model) model->required();
+  add_decode_flag<int>(cmd, d, "-b,--beam-size", "beam_size", "Beam size (1 = greedy)");
+  add_decode_flag<int>(cmd, d, "--n-best", "n_best", "Print N hypotheses per line (Moses n-best format)");
+  add_decode_flag<int>(cmd, d, "--batch-size", "batch_size", "Sentences per batch");
+  add_decode_flag<int>(cmd, d, "--batch-tokens", "batch_tokens", "Source tokens per batch (overrides --batch-size)");
+  add_decode_flag<double>(cmd, d, "--normalize", "normalize", "Length normalization exponent alpha (0 = off)");
+  add_decode_flag<int>(cmd, d, "--max-length", "max_length", "Crop input lines to N subword tokens");
+  add_decode_flag<double>(cmd, d, "--max-length-factor", "max_length_factor", "Output length limit factor");
+  add_decode_flag<int>(cmd, d, "--threads", "threads", "CPU threads");
+  add_decode_flag<std::string>(cmd, d, "--device", "device", "cpu | cuda | cuda:N");
+  add_decode_flag<std::string>(cmd, d, "--precision", "precision", "fp32 | bf16");
+  add_decode_flag<int>(cmd, d, "--read-ahead", "read_ahead", "Lines sorted by length together for batching");
+  cmd->add_option("--set", d.overrides, "Override a config value: section.key=value (repeatable)");
+}
+
+void setup_logging(const std::string& level, bool quiet) {
+  auto logger = spdlog::stderr_color_mt("s2s");
+  logger->set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(quiet ? spdlog::level::warn : spdlog::level::from_str(level));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"s2s: LSTM encoder-attention-decoder neural machine translation (LibTorch)", "s2s"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", s2s::app::version_text());
+  std::string log_level = "info";
+  bool quiet = false;
+  app.add_option("--log-level", log_level, "trace | debug | info | warn | error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
+
+  s2s::app::TrainArgs train;
+  auto* train_cmd = app.add_subcommand("train", "Train (or resume) a model in --model-dir");
+  train_cmd->add_option("-c,--config", train.config, "YAML config file");
+  train_cmd->add_option("--model-dir", train.model_dir, "Model directory (created; resumed when it has a checkpoint)")
+      ->required();
+  train_cmd->add_option("--set", train.overrides, "Override a config value: section.key=value (repeatable)");
+  train_cmd->add_flag("--dump-config", train.dump_config, "Print the effective config and exit");
+  auto train_flag = [&](const std::string& flag, const std::string& key, const std::string& help) {
+    train_cmd->add_option_function<std::string>(
+        flag, [&train, key](const std::string& v) { train.overrides.push_back(key + "=" + v); }, help);
+  };
+  train_flag("--threads", "train.threads", "CPU threads");
+  train_flag("--device", "train.device", "cpu | cuda | cuda:N");
+  train_flag("--seed", "train.seed", "Random seed");
+  train_flag("--max-steps", "train.max_steps", "Stop after N optimizer steps (absolute)");
+  train_flag("--precision", "train.precision", "fp32 | bf16");
+  train_cmd->add_flag("-q,--quiet", train.quiet, "No progress lines");
+
+  s2s::app::TranslateArgs translate;
+  auto* translate_cmd = app.add_subcommand("translate", "Translate lines from stdin/-i to stdout/-o");
+  add_decode_options(translate_cmd, translate.decode, /*require_model=*/true);
+  translate_cmd->add_option("-i,--input", translate.input, "Input file (default: stdin)");
+  translate_cmd->add_option("-o,--output", translate.output, "Output file (default: stdout)");
+  translate_cmd->add_flag("--scores", translate.decode.scores, "Append ' ||| F0= score ||| normalized score'");
+  translate_cmd->add_option("--alignment", translate.decode.alignment, "Append attention alignments: hard | soft")
+      ->check(CLI::IsMember({"hard", "soft"}));
+
+  s2s::app::EvalArgs eval;
+  auto* eval_cmd = app.add_subcommand("eval", "BLEU/chrF of a hypothesis file, or translate --src and score it");
+  add_decode_options(eval_cmd, eval.decode, /*require_model=*/false);
+  eval_cmd->add_option("--hyp", eval.hyp, "Hypothesis file (detokenized)");
+  eval_cmd->add_option("--ref", eval.ref, "Reference file")->required();
+  eval_cmd->add_option("--src", eval.src, "Source file to translate with --model");
+  eval_cmd->add_flag("--json", eval.json, "Print JSON with full-precision numbers");
+  eval_cmd->add_flag("--sentence-level", eval.sentence_level, "Also score every line");
+  eval_cmd->add_flag("--lowercase", eval.lowercase, "Case-insensitive BLEU/chrF");
+
+  s2s::app::VocabArgs vocab;
+  auto* vocab_cmd = app.add_subcommand("vocab", "Train a SentencePiece model from raw text");
+  vocab_cmd->add_option("-i,--input", vocab.inputs, "Raw text file(s), one sentence per line")->required();
+  vocab_cmd->add_option("-o,--model-prefix", vocab.model_prefix, "Writes <prefix>.model and <prefix>.vocab")
+      ->required();
+  vocab_cmd->add_option("--vocab-size", vocab.vocab_size, "Vocabulary size");
+  vocab_cmd->add_option("--model-type", vocab.model_type, "unigram | bpe | char | word");
+  vocab_cmd->add_option("--character-coverage", vocab.character_coverage, "Character coverage");
+  vocab_cmd->add_option("--seed", vocab.seed, "Random seed");
+  vocab_cmd->add_option("--max-sentences", vocab.max_sentences, "Sentences sampled for training");
+  vocab_cmd->add_option("--threads", vocab.threads, "Training threads");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    setup_logging(log_level, quiet || train.quiet);
+    if (*train_cmd) return s2s::app::run_train(train);
+    if (*translate_cmd) return s2s::app::run_translate(translate);
+    if (*eval_cmd) return s2s::app::run_eval(eval);
+    if (*vocab_cmd) return s2s::app::run_vocab(vocab);
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    if (const auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
+    spdlog::error("{}", msg);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,65 @@
+#include "data/batcher.h"
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+namespace s2s {
+namespace {
+
+// Deterministic Fisher-Yates (std::shuffle's algorithm is implementation-defined).
+template <class T>
+void shuffle(std::vector<T>& v, std::mt19937_64& rng) {
+  for (size_t i = v.size(); i > 1; --i) {
+    const size_t j = rng() % i;
+    std::swap(v[i - 1], v[j]);
+  }
+}
+
+}  // namespace
+
+BatchPlan plan_batches(const std::vector<int32_t>& src_lengths, const std::vector<int32_t>& tgt_lengths,
+                       const BatchOptions& options, uint64_t seed, int64_t epoch) {
+  const auto n = static_cast<int64_t>(src_lengths.size());
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(seed * 1000003ULL + static_cast<uint64_t>(epoch));
+  if (options.shuffle) shuffle(order, rng);
+
+  auto cost = [&](int64_t i) {
+    return std::max<int64_t>(src_lengths[static_cast<size_t>(i)], tgt_lengths[static_cast<size_t>(i)] + 1);
+  };
+  const int64_t mean_cost = n == 0 ? 1 : std::max<int64_t>(1, [&] {
+    int64_t total = 0;
+    for (int64_t i = 0; i < n; ++i) total += cost(i);
+    return total / n;
+  }());
+  const int64_t pool_size = std::max<int64_t>(1, options.batch_tokens / mean_cost * options.pool_batches);
+
+  BatchPlan plan;
+  for (int64_t begin = 0; begin < n; begin += pool_size) {
+    const auto end = std::min(n, begin + pool_size);
+    std::stable_sort(order.begin() + begin, order.begin() + end, [&](int64_t a, int64_t b) {
+      const auto sa = src_lengths[static_cast<size_t>(a)], sb = src_lengths[static_cast<size_t>(b)];
+      return sa != sb ? sa < sb : tgt_lengths[static_cast<size_t>(a)] < tgt_lengths[static_cast<size_t>(b)];
+    });
+    std::vector<int64_t> batch;
+    int64_t max_cost = 0;
+    for (auto k = begin; k < end; ++k) {
+      const auto i = order[static_cast<size_t>(k)];
+      const auto grown = std::max(max_cost, cost(i));
+      if (!batch.empty() && grown * static_cast<int64_t>(batch.size() + 1) > options.batch_tokens) {
+        plan.push_back(std::move(batch));
+        batch.clear();
+        max_cost = 0;
+      }
+      batch.push_back(i);
+      max_cost = std::max(max_cost, cost(i));
+    }
+    if (!batch.empty()) plan.push_back(std::move(batch));
+  }
+  if (options.shuffle) shuffle(plan, rng);
+  return plan;
+}
+
+}  // namespace s2s

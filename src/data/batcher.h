@@ -1,0 +1,24 @@
+// Token-based batching with length bucketing. The plan for an epoch is a pure function of
+// (lengths, options, seed, epoch), so a resumed run regenerates it and skips to its saved position.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace s2s {
+
+struct BatchOptions {
+  int64_t batch_tokens = 4096;  // max padded tokens per batch: n * max(src_len, tgt_len + 1)
+  int pool_batches = 64;        // sentences are sorted by length inside pools of this many batches
+  bool shuffle = true;          // shuffle pairs before pooling and batches after (deterministic by seed)
+};
+
+// Sentence indices of each batch for one epoch.
+using BatchPlan = std::vector<std::vector<int64_t>>;
+
+// Builds the epoch's batches over sentences with the given source/target lengths. Every index appears
+// exactly once; a single pair longer than batch_tokens forms a batch of its own.
+BatchPlan plan_batches(const std::vector<int32_t>& src_lengths, const std::vector<int32_t>& tgt_lengths,
+                       const BatchOptions& options, uint64_t seed, int64_t epoch);
+
+}  // namespace s2s

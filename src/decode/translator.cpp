@@ -1,0 +1,231 @@
+#include "decode/translator.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <numeric>
+#include <ostream>
+#include <sstream>
+
+#include "data/batch.h"
+#include "train/checkpoint.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/runtime.h"
+#include "util/text.h"
+
+namespace s2s {
+namespace {
+
+// Reads lines from a file descriptor; can tell whether another line is available without blocking.
+class LineReader {
+ public:
+  explicit LineReader(int fd) : fd_(fd) {}
+
+  // Next line (without '\n' / '\r\n'). With block = false, returns false when no full line is pending.
+  bool next(std::string& line, bool block) {
+    for (;;) {
+      const auto nl = buf_.find('\n', pos_);
+      if (nl != std::string::npos) {
+        line.assign(buf_, pos_, nl - pos_);
+        pos_ = nl + 1;
+        return true;
+      }
+      if (eof_) {
+        if (pos_ >= buf_.size()) return false;
+        line.assign(buf_, pos_, std::string::npos);  // last line without a final newline
+        pos_ = buf_.size();
+        return true;
+      }
+      if (!block && !readable()) return false;
+      fill();
+    }
+  }
+  bool done() const { return eof_ && pos_ >= buf_.size(); }
+
+ private:
+  bool readable() const {
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0;
+  }
+  void fill() {
+    if (pos_ > 0) buf_.erase(0, pos_), pos_ = 0;
+    char chunk[1 << 16];
+    ssize_t n;
+    do n = ::read(fd_, chunk, sizeof chunk);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) throw Error(std::string("cannot read input: ") + std::strerror(errno));
+    if (n == 0) eof_ = true;
+    buf_.append(chunk, static_cast<size_t>(std::max<ssize_t>(n, 0)));
+  }
+  int fd_;
+  std::string buf_;
+  size_t pos_ = 0;
+  bool eof_ = false;
+};
+
+std::string format_score(double v) {
+  std::ostringstream os;
+  os.precision(6);
+  os << std::fixed << v;
+  return os.str();
+}
+
+}  // namespace
+
+std::pair<std::filesystem::path, std::filesystem::path> tokenizer_paths(const std::filesystem::path& dir,
+                                                                        const Config& config) {
+  if (config.vocab.joint) return {dir / model_files::kJointSpm, dir / model_files::kJointSpm};
+  return {dir / model_files::kSrcSpm, dir / model_files::kTgtSpm};
+}
+
+ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device& device) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) throw Error("model directory '" + dir.string() + "' does not exist");
+  const auto config_file = dir / model_files::kConfig;
+  if (!std::filesystem::exists(config_file, ec)) {
+    throw Error("'" + dir.string() + "' is not an s2s model directory (no " + model_files::kConfig + ")");
+  }
+  ModelBundle b;
+  b.config = parse_config(fs::read_file(config_file), config_file.string(), dir);
+  auto [src_path, tgt_path] = tokenizer_paths(dir, b.config);
+  b.src_tok = Tokenizer::load(src_path);
+  b.tgt_tok = b.config.vocab.joint ? b.src_tok : Tokenizer::load(tgt_path);
+  Vocabularies v{b.src_tok->vocab_size(), b.tgt_tok->vocab_size(), b.tgt_tok->pad_id(), b.tgt_tok->bos_id(),
+                 b.tgt_tok->eos_id()};
+  b.model = Seq2Seq(b.config.model, v);
+  const auto best = dir / model_files::kBest, last = dir / model_files::kLast;
+  const auto weights = std::filesystem::exists(best, ec) ? best : last;
+  if (!std::filesystem::exists(weights, ec)) {
+    throw Error("model directory '" + dir.string() + "' has no checkpoint (best.pt or last.pt): train it first");
+  }
+  load_weights(weights, *b.model);
+  b.model->to(device);
+  b.model->eval();
+  b.device = device;
+  return b;
+}
+
+Translator::Translator(Seq2Seq model, std::shared_ptr<const Tokenizer> src_tok,
+                       std::shared_ptr<const Tokenizer> tgt_tok, torch::Device device, TranslateOptions options)
+    : model_(std::move(model)),
+      src_tok_(std::move(src_tok)),
+      tgt_tok_(std::move(tgt_tok)),
+      device_(device),
+      options_(std::move(options)) {}
+
+std::vector<int32_t> Translator::prepare(std::string line, int64_t line_no) const {
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.find('\0') != std::string::npos || !text::is_valid_utf8(line)) {
+    text::sanitize_utf8(line);
+    spdlog::warn("input line {}: invalid UTF-8 or NUL bytes replaced", line_no);
+  }
+  if (text::strip(line).empty()) return {};
+  auto ids = src_tok_->encode(line);
+  if (static_cast<int>(ids.size()) > options_.max_length) {
+    spdlog::warn("input line {}: {} tokens, cropped to --max-length {}", line_no, ids.size(), options_.max_length);
+    ids.resize(static_cast<size_t>(options_.max_length));
+  }
+  return {ids.begin(), ids.end()};
+}
+
+std::vector<std::vector<Hypothesis>> Translator::translate_lines(const std::vector<std::string>& lines,
+                                                                 int64_t first_line) {
+  std::vector<std::vector<int32_t>> sources(lines.size());
+  for (size_t i = 0; i < lines.size(); ++i) sources[i] = prepare(lines[i], first_line + static_cast<int64_t>(i));
+  std::vector<size_t> order;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    if (!sources[i].empty()) order.push_back(i);
+  }
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return sources[a].size() < sources[b].size(); });
+
+  std::vector<std::vector<Hypothesis>> results(lines.size());
+  runtime::AutocastGuard autocast(options_.bf16, device_);
+  torch::NoGradGuard no_grad;
+  const SpecialIds ids{model_->vocabs.pad_id, model_->vocabs.bos_id, model_->vocabs.eos_id};
+  for (size_t begin = 0; begin < order.size();) {
+    size_t end = begin;
+    std::vector<std::vector<int32_t>> batch;
+    while (end < order.size()) {
+      const auto& s = sources[order[end]];
+      const auto n = batch.size() + 1;
+      if (!batch.empty() && (options_.batch_tokens > 0 ? static_cast<int64_t>(n * s.size()) > options_.batch_tokens
+                                                       : static_cast<int>(n) > options_.batch_size)) {
+        break;
+      }
+      batch.push_back(s);
+      ++end;
+    }
+    auto tensors = make_source_batch(batch, ids).to(device_);
+    auto hyps = beam_search(*model_, tensors.src, tensors.src_lengths, options_.search);
+    for (size_t k = 0; k < hyps.size(); ++k) results[order[begin + k]] = std::move(hyps[k]);
+    begin = end;
+  }
+  return results;
+}
+
+std::string Translator::detokenize(const Hypothesis& h) const {
+  return tgt_tok_->decode(std::vector<int>(h.tokens.begin(), h.tokens.end()));
+}
+
+std::vector<std::string> Translator::translate(const std::vector<std::string>& lines) {
+  auto hyps = translate_lines(lines);
+  std::vector<std::string> out(lines.size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (!hyps[i].empty()) out[i] = detokenize(hyps[i][0]);
+  }
+  return out;
+}
+
+std::string Translator::format(int64_t id, const std::vector<Hypothesis>& hyps) const {
+  auto extras = [&](const Hypothesis& h) {
+    std::string s;
+    if (options_.search.n_best > 1 || options_.scores) {
+      s += " ||| F0= " + format_score(h.score) + " ||| " + format_score(h.norm_score);
+    }
+    if (!options_.alignment.empty()) {
+      s += " |||";
+      for (size_t t = 0; t < h.attention.size() && t < h.tokens.size(); ++t) {
+        const auto& row = h.attention[t];
+        if (options_.alignment == "hard") {
+          const auto j = std::max_element(row.begin(), row.end()) - row.begin();
+          s += " " + std::to_string(j) + "-" + std::to_string(t);
+        } else {
+          s += " ";
+          for (size_t j = 0; j < row.size(); ++j) s += (j ? "," : "") + format_score(row[j]);
+        }
+      }
+    }
+    return s;
+  };
+  if (options_.search.n_best <= 1) {
+    if (hyps.empty()) return "\n";
+    return detokenize(hyps[0]) + extras(hyps[0]) + "\n";
+  }
+  std::string out;
+  if (hyps.empty()) return std::to_string(id) + " |||  ||| F0= 0.000000 ||| 0.000000\n";
+  for (const auto& h : hyps) out += std::to_string(id) + " ||| " + detokenize(h) + extras(h) + "\n";
+  return out;
+}
+
+int64_t Translator::translate_stream(int in_fd, std::ostream& out) {
+  LineReader reader(in_fd);
+  int64_t count = 0;
+  std::string line;
+  while (reader.next(line, /*block=*/true)) {
+    std::vector<std::string> window{line};
+    while (static_cast<int>(window.size()) < options_.read_ahead && reader.next(line, /*block=*/false)) {
+      window.push_back(line);
+    }
+    auto hyps = translate_lines(window, count + 1);
+    for (size_t i = 0; i < window.size(); ++i) out << format(count + static_cast<int64_t>(i), hyps[i]);
+    out.flush();
+    count += static_cast<int64_t>(window.size());
+  }
+  return count;
+}
+
+}  // namespace s2s

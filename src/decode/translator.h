@@ -1,0 +1,72 @@
+// Translator: raw text lines in, one output line per input line out, in input order, whatever the input.
+// Lines are sanitized (CR, NUL, invalid UTF-8), cropped to max_length tokens, sorted by length inside a
+// read-ahead window for batching and restored to input order.
+#pragma once
+
+#include <filesystem>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "data/tokenizer.h"
+#include "decode/search.h"
+#include "model/seq2seq.h"
+
+namespace s2s {
+
+struct TranslateOptions {
+  SearchOptions search;        // beam size, n-best, normalization, length limit
+  int batch_size = 64;         // sentences per batch
+  int batch_tokens = 0;        // source tokens per batch instead (0 = use batch_size)
+  int max_length = 256;        // input tokens kept per line (longer lines are cropped with a warning)
+  int read_ahead = 1000;       // lines sorted together by length
+  bool bf16 = false;           // bf16 autocast for the matmuls
+  bool scores = false;         // append " ||| F0= score ||| normalized" to 1-best lines
+  std::string alignment;       // "" | hard | soft: append attention alignments
+};
+
+// A trained model with its tokenizers, as stored in a model directory.
+struct ModelBundle {
+  Config config;                                // the model dir's config.yml
+  Seq2Seq model{nullptr};                       // weights loaded, eval mode
+  std::shared_ptr<const Tokenizer> src_tok;     // source SentencePiece model
+  std::shared_ptr<const Tokenizer> tgt_tok;     // target SentencePiece model (same object when joint)
+  torch::Device device{torch::kCPU};            // where the model lives
+};
+
+// Loads config.yml, the SentencePiece model(s) and best.pt (or last.pt) from `dir`.
+ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device& device);
+
+// Tokenizer paths of a model dir for a config ({joint, joint} or {src, tgt}).
+std::pair<std::filesystem::path, std::filesystem::path> tokenizer_paths(const std::filesystem::path& dir,
+                                                                        const Config& config);
+
+class Translator {
+ public:
+  Translator(Seq2Seq model, std::shared_ptr<const Tokenizer> src_tok, std::shared_ptr<const Tokenizer> tgt_tok,
+             torch::Device device, TranslateOptions options);
+
+  // N-best hypotheses per line, input order; `first_line` numbers lines in warnings (1-based).
+  std::vector<std::vector<Hypothesis>> translate_lines(const std::vector<std::string>& lines, int64_t first_line = 1);
+  // 1-best detokenized translations, input order.
+  std::vector<std::string> translate(const std::vector<std::string>& lines);
+  // The output line(s) for one input line (n-best: one per hypothesis, Moses format, 0-based `id`).
+  std::string format(int64_t id, const std::vector<Hypothesis>& hyps) const;
+  // Reads `in_fd` until EOF, writes to `out`; answers each line as soon as no more input is pending.
+  // Returns the number of lines translated.
+  int64_t translate_stream(int in_fd, std::ostream& out);
+
+  std::string detokenize(const Hypothesis& h) const;
+
+ private:
+  std::vector<int32_t> prepare(std::string line, int64_t line_no) const;
+
+  Seq2Seq model_;
+  std::shared_ptr<const Tokenizer> src_tok_, tgt_tok_;
+  torch::Device device_;
+  TranslateOptions options_;
+};
+
+}  // namespace s2s

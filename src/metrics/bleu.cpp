@@ -1,0 +1,298 @@
+// BLEU as sacreBLEU 2.6.0 computes it; every floating-point step follows sacreBLEU's order of operations so
+// that scores match to the last bit (see BLEU.compute_bleu in sacrebleu/metrics/bleu.py).
+#include "metrics/bleu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string_view>
+#include <unordered_map>
+
+#include "util/error.h"
+#include "util/text.h"
+
+namespace s2s::metrics {
+namespace {
+
+using NgramMap = std::unordered_map<std::string_view, int64_t>;
+
+// Segment statistics: lengths plus matches and totals per order (summed over the corpus).
+struct Stats {
+  int64_t sys_len = 0;          // hypothesis tokens
+  int64_t ref_len = 0;          // reference tokens
+  std::vector<int64_t> counts;  // clipped matches per order
+  std::vector<int64_t> totals;  // hypothesis n-grams per order
+};
+
+void replace_all(std::string& s, std::string_view from, std::string_view to) {
+  size_t hit = s.find(from);
+  if (hit == std::string::npos) return;
+  std::string out;
+  size_t pos = 0;
+  for (; hit != std::string::npos; hit = s.find(from, pos)) {
+    out.append(s, pos, hit - pos).append(to);
+    pos = hit + from.size();
+  }
+  out.append(s, pos, std::string::npos);
+  s.swap(out);
+}
+
+// Python ' '.join(s.split()).
+std::string join_words(std::string_view s) {
+  std::string out;
+  for (const std::string& w : text::split_whitespace(s)) {
+    if (!out.empty()) out += ' ';
+    out += w;
+  }
+  return out;
+}
+
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+// 13a pads these ASCII characters with spaces: the class [\{-\~\[-\` -\&\(-\+\:-\@\/].
+bool is_13a_symbol(char ch) {
+  const auto c = static_cast<unsigned char>(ch);
+  return (c >= 0x7B && c <= 0x7E) || (c >= 0x5B && c <= 0x60) || (c >= 0x20 && c <= 0x26) ||
+         (c >= 0x28 && c <= 0x2B) || (c >= 0x3A && c <= 0x40) || c == 0x2F;
+}
+
+// One left-to-right, non-overlapping regex substitution over a two-character pattern: where match(a, b)
+// holds, emit(out, a, b) replaces the pair. Byte-wise scanning equals Python's code-point scanning here
+// because every pattern involves an ASCII character on the side that decides a match.
+template <typename Match, typename Emit>
+std::string substitute_pairs(const std::string& s, Match match, Emit emit) {
+  std::string out;
+  out.reserve(s.size() + s.size() / 4);
+  size_t i = 0;
+  while (i < s.size()) {
+    if (i + 1 < s.size() && match(s[i], s[i + 1])) {
+      emit(out, s[i], s[i + 1]);
+      i += 2;
+    } else {
+      out += s[i++];
+    }
+  }
+  return out;
+}
+
+// Python line.lower() (optional), rstrip() and tokenization; the result is tokens joined by single spaces.
+std::string preprocess(std::string_view line, const BleuOptions& opts) {
+  const std::string lowered = opts.lowercase ? text::to_lower(line) : std::string();
+  const std::string_view stripped = text::rstrip(opts.lowercase ? std::string_view(lowered) : line);
+  return opts.tokenize == "13a" ? tokenize_13a(stripped) : join_words(stripped);
+}
+
+// Counts n-grams of orders 1..max_order of a space-joined token string; keys view into `line`.
+std::vector<NgramMap> count_ngrams(const std::string& line, int max_order, int64_t* num_tokens) {
+  std::vector<size_t> starts, ends;
+  for (size_t pos = 0; pos < line.size();) {
+    size_t end = line.find(' ', pos);
+    if (end == std::string::npos) end = line.size();
+    starts.push_back(pos);
+    ends.push_back(end);
+    pos = end + 1;
+  }
+  *num_tokens = static_cast<int64_t>(starts.size());
+  std::vector<NgramMap> maps(max_order);
+  for (int n = 1; n <= max_order; ++n) {
+    for (size_t i = 0; i + n <= starts.size(); ++i) {
+      ++maps[n - 1][std::string_view(line).substr(starts[i], ends[i + n - 1] - starts[i])];
+    }
+  }
+  return maps;
+}
+
+// Statistics of one preprocessed hypothesis against one preprocessed reference.
+Stats segment_stats(const std::string& hyp, const std::string& ref, int max_order) {
+  Stats st;
+  const std::vector<NgramMap> ref_ngrams = count_ngrams(ref, max_order, &st.ref_len);
+  const std::vector<NgramMap> hyp_ngrams = count_ngrams(hyp, max_order, &st.sys_len);
+  st.counts.assign(max_order, 0);
+  st.totals.assign(max_order, 0);
+  for (int n = 0; n < max_order; ++n) {
+    for (const auto& [ngram, count] : hyp_ngrams[n]) {
+      st.totals[n] += count;
+      const auto it = ref_ngrams[n].find(ngram);
+      if (it != ref_ngrams[n].end()) st.counts[n] += std::min(count, it->second);
+    }
+  }
+  return st;
+}
+
+void add_stats(Stats& sum, const Stats& st) {
+  sum.sys_len += st.sys_len;
+  sum.ref_len += st.ref_len;
+  for (size_t n = 0; n < st.counts.size(); ++n) {
+    sum.counts[n] += st.counts[n];
+    sum.totals[n] += st.totals[n];
+  }
+}
+
+// sacreBLEU's my_log(): log with 0 floored to -9999999999.
+double floored_log(double x) {
+  return x == 0.0 ? -9999999999.0 : std::log(x);
+}
+
+std::string signature(const BleuOptions& opts) {
+  return std::string("nrefs:1|case:") + (opts.lowercase ? "lc" : "mixed") +
+         "|eff:" + (opts.effective_order ? "yes" : "no") + "|tok:" + opts.tokenize +
+         "|smooth:exp|version:" + kSacrebleuVersion;
+}
+
+// BLEU.compute_bleu() with smooth_method='exp'.
+BleuScore compute_bleu(const Stats& st, const BleuOptions& opts) {
+  BleuScore s;
+  s.sys_len = st.sys_len;
+  s.ref_len = st.ref_len;
+  s.counts = st.counts;
+  s.totals = st.totals;
+  s.signature = signature(opts);
+  s.ratio = st.ref_len > 0 ? static_cast<double>(st.sys_len) / static_cast<double>(st.ref_len) : 0.0;
+  if (st.sys_len < st.ref_len) {
+    s.bp = st.sys_len > 0 ? std::exp(1.0 - static_cast<double>(st.ref_len) / static_cast<double>(st.sys_len))
+                          : 0.0;
+  } else {
+    s.bp = 1.0;
+  }
+  const int max_order = opts.max_order;
+  s.precisions.assign(max_order, 0.0);
+  bool any_match = false;
+  for (int64_t c : st.counts) any_match = any_match || c != 0;
+  if (!any_match) return s;  // score 0 and all precisions 0 (sacreBLEU's early stop)
+
+  double smooth = 1.0;
+  int eff_order = max_order;
+  for (int n = 1; n <= max_order; ++n) {
+    const auto total = static_cast<double>(st.totals[n - 1]);
+    if (st.totals[n - 1] == 0) break;
+    if (opts.effective_order) eff_order = n;
+    if (st.counts[n - 1] == 0) {
+      smooth *= 2;
+      s.precisions[n - 1] = 100.0 / (smooth * total);
+    } else {
+      s.precisions[n - 1] = 100.0 * static_cast<double>(st.counts[n - 1]) / total;
+    }
+  }
+  double log_sum = 0.0;
+  for (int n = 0; n < eff_order; ++n) log_sum += floored_log(s.precisions[n]);
+  s.score = s.bp * std::exp(log_sum / eff_order);
+  return s;
+}
+
+void check_options(const BleuOptions& opts) {
+  if (opts.max_order < 1) throw Error("BLEU: max_order must be >= 1, got " + std::to_string(opts.max_order));
+  if (opts.tokenize != "13a" && opts.tokenize != "none") {
+    throw Error("BLEU: unknown tokenizer '" + opts.tokenize + "' (expected 13a or none)");
+  }
+}
+
+std::string fixed(double x, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", decimals, x);
+  return buf;
+}
+
+}  // namespace
+
+std::string BleuScore::format(int width) const {
+  std::string out = "BLEU = " + fixed(score, width) + " ";
+  for (size_t i = 0; i < precisions.size(); ++i) out += (i > 0 ? "/" : "") + fixed(precisions[i], 1);
+  out += " (BP = " + fixed(bp, 3) + " ratio = " + fixed(ratio, 3) + " hyp_len = " + std::to_string(sys_len) +
+         " ref_len = " + std::to_string(ref_len) + ")";
+  return out;
+}
+
+BleuScore corpus_bleu(const std::vector<std::string>& hyps, const std::vector<std::string>& refs,
+                      const BleuOptions& opts) {
+  check_options(opts);
+  if (hyps.size() != refs.size()) {
+    throw Error("BLEU: the hypothesis has " + std::to_string(hyps.size()) + " lines but the reference has " +
+                std::to_string(refs.size()));
+  }
+  Stats sum;
+  sum.counts.assign(opts.max_order, 0);
+  sum.totals.assign(opts.max_order, 0);
+  for (size_t i = 0; i < hyps.size(); ++i) {
+    add_stats(sum, segment_stats(preprocess(hyps[i], opts), preprocess(refs[i], opts), opts.max_order));
+  }
+  return compute_bleu(sum, opts);
+}
+
+BleuScore sentence_bleu(const std::string& hyp, const std::string& ref, const BleuOptions& opts) {
+  check_options(opts);
+  return compute_bleu(segment_stats(preprocess(hyp, opts), preprocess(ref, opts), opts.max_order), opts);
+}
+
+std::string tokenize_13a(std::string_view line) {
+  // Language-independent part (mteval-v13a).
+  std::string s(line);
+  replace_all(s, "<skipped>", "");
+  replace_all(s, "-\n", "");
+  replace_all(s, "\n", " ");
+  if (s.find('&') != std::string::npos) {
+    replace_all(s, "&quot;", "\"");
+    replace_all(s, "&amp;", "&");
+    replace_all(s, "&lt;", "<");
+    replace_all(s, "&gt;", ">");
+  }
+  // The regex passes run on " " + line + " ", in sacreBLEU's order.
+  std::string padded;
+  padded.reserve(s.size() * 2 + 2);
+  padded += ' ';
+  for (char c : s) {
+    if (is_13a_symbol(c)) {
+      padded.append({' ', c, ' '});
+    } else {
+      padded += c;
+    }
+  }
+  padded += ' ';
+  const auto is_dot_comma = [](char c) { return c == '.' || c == ','; };
+  // ([^0-9])([\.,]) -> "\1 \2 "
+  padded = substitute_pairs(
+      padded, [&](char a, char b) { return !is_digit(a) && is_dot_comma(b); },
+      [](std::string& out, char a, char b) {
+        out.append({a, ' ', b, ' '});
+      });
+  // ([\.,])([^0-9]) -> " \1 \2"
+  padded = substitute_pairs(
+      padded, [&](char a, char b) { return is_dot_comma(a) && !is_digit(b); },
+      [](std::string& out, char a, char b) {
+        out.append({' ', a, ' ', b});
+      });
+  // ([0-9])(-) -> "\1 \2 "
+  padded = substitute_pairs(
+      padded, [](char a, char b) { return is_digit(a) && b == '-'; },
+      [](std::string& out, char a, char b) {
+        out.append({a, ' ', b, ' '});
+      });
+  return join_words(padded);
+}
+
+std::vector<std::string> read_lines_for_scoring(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw Error("cannot read '" + path.string() + "': is a directory");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read '" + path.string() + "': no such file or not readable");
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) throw Error("cannot read '" + path.string() + "': I/O error");
+  const std::string data = buf.str();
+  std::vector<std::string> lines;
+  for (size_t pos = 0; pos < data.size();) {
+    size_t end = data.find('\n', pos);
+    if (end == std::string::npos) end = data.size();
+    std::string line = data.substr(pos, end - pos);
+    if (!text::is_valid_utf8(line)) line = text::encode_utf8(text::decode_utf8(line));
+    lines.emplace_back(text::rstrip(line));
+    pos = end + 1;
+  }
+  return lines;
+}
+
+}  // namespace s2s::metrics

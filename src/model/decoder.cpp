@@ -1,0 +1,86 @@
+#include "model/decoder.h"
+
+namespace s2s {
+
+void DecoderState::index_select(const torch::Tensor& rows) {
+  for (auto& t : h) t = t.index_select(0, rows);
+  for (auto& t : c) t = t.index_select(0, rows);
+  feed = feed.index_select(0, rows);
+}
+
+DecoderImpl::DecoderImpl(const DecoderOptions& opts, torch::nn::Embedding shared_embedding) : options(opts) {
+  using torch::nn::LinearOptions;
+  embedding = shared_embedding ? shared_embedding
+                               : torch::nn::Embedding(torch::nn::EmbeddingOptions(opts.vocab_size, opts.emb_dim)
+                                                          .padding_idx(opts.pad_id));
+  register_module("embedding", embedding);
+  const auto H = opts.hidden;
+  for (int64_t l = 0; l < opts.layers; ++l) {
+    const auto name = std::to_string(l);
+    const auto rec_in = (l == 0 ? (opts.input_feeding ? opts.out_dim : 0) : H) + H;
+    if (l == 0) w_x.push_back(register_parameter("w_x" + name, torch::empty({opts.emb_dim, 4 * H})));
+    w_rec.push_back(register_parameter("w_rec" + name, torch::empty({rec_in, 4 * H})));
+    bias.push_back(register_parameter("bias" + name, torch::zeros({4 * H})));
+  }
+  bridge = register_module("bridge", torch::nn::Linear(opts.memory_dim, 2 * opts.layers * H));
+  attention = register_module("attention", Attention(opts.attention, H, opts.memory_dim));
+  combine = register_module("combine",
+                            torch::nn::Linear(LinearOptions(opts.memory_dim + H, opts.out_dim).bias(false)));
+  dropout_emb = register_module("dropout_emb", torch::nn::Dropout(opts.dropout_emb));
+  dropout_hidden = register_module("dropout_hidden", torch::nn::Dropout(opts.dropout_hidden));
+  dropout_attn = register_module("dropout_attn", torch::nn::Dropout(opts.dropout_attn));
+}
+
+DecoderState DecoderImpl::initial_state(const EncoderOutput& encoded) {
+  DecoderState state;
+  const auto L = options.layers, H = options.hidden;
+  auto init = torch::tanh(bridge(encoded.final)).view({-1, 2 * L, H});  // [batch, 2L, H]
+  for (int64_t l = 0; l < L; ++l) {
+    state.h.push_back(init.select(1, l));
+    state.c.push_back(init.select(1, L + l));
+  }
+  state.feed = torch::zeros({encoded.final.size(0), options.out_dim}, init.options());
+  state.keys = attention->precompute(encoded.memory, encoded.mask);
+  return state;
+}
+
+torch::Tensor DecoderImpl::advance(const torch::Tensor& x_gates, DecoderState& state, torch::Tensor* attn) {
+  const auto H = options.hidden;
+  torch::Tensor below;
+  for (size_t l = 0; l < w_rec.size(); ++l) {
+    torch::Tensor rec_in;
+    if (l == 0) {
+      rec_in = options.input_feeding ? torch::cat({state.feed, state.h[0]}, 1) : state.h[0];
+    } else {
+      rec_in = torch::cat({dropout_hidden(below), state.h[l]}, 1);
+    }
+    auto gates = l == 0 ? torch::addmm(x_gates, rec_in, w_rec[0]) : torch::addmm(bias[l], rec_in, w_rec[l]);
+    auto ifo = gates.narrow(1, 0, 3 * H).sigmoid();
+    auto g = gates.narrow(1, 3 * H, H).tanh();
+    state.c[l] = torch::addcmul(ifo.narrow(1, H, H) * state.c[l], ifo.narrow(1, 0, H), g);
+    state.h[l] = ifo.narrow(1, 2 * H, H) * state.c[l].tanh();
+    below = state.h[l];
+  }
+  auto [context, weights] = attention(below, state.keys);
+  if (attn) *attn = weights;
+  auto out = dropout_attn(torch::tanh(combine(torch::cat({context.to(below.scalar_type()), below}, 1))));
+  state.feed = out;
+  return out;  // [batch, out_dim]
+}
+
+torch::Tensor DecoderImpl::step(const torch::Tensor& tokens, DecoderState& state, torch::Tensor* attn) {
+  auto emb = dropout_emb(embedding(tokens));           // [batch, emb]
+  return advance(torch::addmm(bias[0], emb, w_x[0]), state, attn);
+}
+
+torch::Tensor DecoderImpl::forward(const torch::Tensor& tgt_in, DecoderState& state) {
+  const auto batch = tgt_in.size(0), len = tgt_in.size(1);
+  auto emb = dropout_emb(embedding(tgt_in.t()));        // [len, batch, emb]
+  auto x_gates = torch::addmm(bias[0], emb.view({len * batch, -1}), w_x[0]).view({len, batch, -1});
+  std::vector<torch::Tensor> outputs;
+  outputs.reserve(static_cast<size_t>(len));
+  for (int64_t t = 0; t < len; ++t) outputs.push_back(advance(x_gates[t], state, nullptr));
+  return torch::stack(outputs, 1);  // [batch, len, out_dim]
+}
+
+}  // namespace s2s

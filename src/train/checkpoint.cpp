@@ -1,0 +1,115 @@
+#include "train/checkpoint.h"
+
+#include <torch/serialize.h>
+#include <unistd.h>
+
+#include "util/error.h"
+#include "util/fs.h"
+
+namespace s2s {
+namespace {
+
+torch::Tensor scalar(double v) { return torch::tensor(v, torch::kDouble); }
+torch::Tensor scalar(int64_t v) { return torch::tensor(v, torch::kInt64); }
+
+void write_state(torch::serialize::OutputArchive& ar, const TrainState& s) {
+  ar.write("step", scalar(s.step)), ar.write("epoch", scalar(s.epoch));
+  ar.write("batch_in_epoch", scalar(s.batch_in_epoch)), ar.write("lr_scale", scalar(s.lr_scale));
+  ar.write("best_metric", scalar(s.best_metric)), ar.write("best_step", scalar(s.best_step));
+  ar.write("bad_validations", scalar(s.bad_validations)), ar.write("lr_bad", scalar(s.lr_bad));
+  ar.write("elapsed_seconds", scalar(s.elapsed_seconds)), ar.write("window_loss", scalar(s.window_loss));
+  ar.write("window_nll", scalar(s.window_nll)), ar.write("window_tokens", scalar(s.window_tokens));
+  ar.write("total_tokens", scalar(s.total_tokens));
+  if (s.rng_state.defined()) ar.write("rng_state", s.rng_state);
+}
+
+void read_state(torch::serialize::InputArchive& ar, TrainState& s) {
+  torch::Tensor t;
+  auto i64 = [&](const char* key, int64_t& out) { ar.read(key, t), out = t.item<int64_t>(); };
+  auto f64 = [&](const char* key, double& out) { ar.read(key, t), out = t.item<double>(); };
+  i64("step", s.step), i64("epoch", s.epoch), i64("batch_in_epoch", s.batch_in_epoch);
+  f64("lr_scale", s.lr_scale), f64("best_metric", s.best_metric), i64("best_step", s.best_step);
+  i64("bad_validations", s.bad_validations), i64("lr_bad", s.lr_bad), f64("elapsed_seconds", s.elapsed_seconds);
+  f64("window_loss", s.window_loss), f64("window_nll", s.window_nll), i64("window_tokens", s.window_tokens);
+  i64("total_tokens", s.total_tokens);
+  if (ar.try_read("rng_state", t)) s.rng_state = t;
+}
+
+void save_archive(const std::filesystem::path& file, torch::serialize::OutputArchive& ar) {
+  const auto tmp = file.string() + ".tmp." + std::to_string(::getpid());
+  try {
+    ar.save_to(tmp);
+  } catch (const c10::Error& e) {
+    std::remove(tmp.c_str());
+    throw Error("cannot write checkpoint '" + tmp + "': " + e.what_without_backtrace());
+  }
+  fs::rename_atomic(tmp, file);
+}
+
+torch::serialize::InputArchive open_archive(const std::filesystem::path& file) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) throw Error("checkpoint '" + file.string() + "' does not exist");
+  torch::serialize::InputArchive ar;
+  try {
+    ar.load_from(file.string());
+  } catch (const c10::Error& e) {
+    throw Error("cannot read checkpoint '" + file.string() + "': not a valid s2s checkpoint (" +
+                std::string(e.what_without_backtrace()).substr(0, 120) + ")");
+  }
+  return ar;
+}
+
+void load_module(torch::serialize::InputArchive& ar, torch::nn::Module& model, const std::filesystem::path& file) {
+  torch::serialize::InputArchive sub;
+  try {
+    if (!ar.try_read("model", sub)) throw Error("checkpoint '" + file.string() + "' has no model weights");
+    torch::NoGradGuard no_grad;
+    model.load(sub);
+  } catch (const c10::Error& e) {
+    throw Error("checkpoint '" + file.string() + "' does not match the model in config.yml: " +
+                std::string(e.what_without_backtrace()).substr(0, 160));
+  }
+}
+
+}  // namespace
+
+void save_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
+                     const torch::optim::Optimizer& optimizer, const TrainState& state) {
+  torch::serialize::OutputArchive ar, model_ar, optim_ar, state_ar;
+  model.save(model_ar);
+  optimizer.save(optim_ar);
+  write_state(state_ar, state);
+  ar.write("model", model_ar), ar.write("optimizer", optim_ar), ar.write("state", state_ar);
+  save_archive(file, ar);
+}
+
+void load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
+                     torch::optim::Optimizer& optimizer, TrainState& state) {
+  auto ar = open_archive(file);
+  load_module(ar, model, file);
+  torch::serialize::InputArchive optim_ar, state_ar;
+  try {
+    if (!ar.try_read("optimizer", optim_ar) || !ar.try_read("state", state_ar)) {
+      throw Error("checkpoint '" + file.string() + "' has no training state (a weights-only file?)");
+    }
+    optimizer.load(optim_ar);
+    read_state(state_ar, state);
+  } catch (const c10::Error& e) {
+    throw Error("checkpoint '" + file.string() + "' has a damaged training state: " +
+                std::string(e.what_without_backtrace()).substr(0, 160));
+  }
+}
+
+void save_weights(const std::filesystem::path& file, torch::nn::Module& model) {
+  torch::serialize::OutputArchive ar, model_ar;
+  model.save(model_ar);
+  ar.write("model", model_ar);
+  save_archive(file, ar);
+}
+
+void load_weights(const std::filesystem::path& file, torch::nn::Module& model) {
+  auto ar = open_archive(file);
+  load_module(ar, model, file);
+}
+
+}  // namespace s2s

@@ -1,0 +1,394 @@
+#include "train/trainer.h"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adam.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "data/batch.h"
+#include "data/batcher.h"
+#include "data/corpus.h"
+#include "data/tokenizer.h"
+#include "data/vocab.h"
+#include "decode/translator.h"
+#include "metrics/bleu.h"
+#include "train/checkpoint.h"
+#include "train/loss.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/runtime.h"
+#include "util/text.h"
+
+namespace s2s {
+namespace {
+
+std::atomic<int> g_stop_signal{0};
+
+extern "C" void on_stop_signal(int sig) {
+  g_stop_signal = sig;
+  std::signal(sig, SIG_DFL);  // a second signal ends the process at once
+}
+
+// The default CPU generator (dropout), as a handle whose state can be saved and restored.
+at::Generator cpu_generator() { return at::detail::getDefaultCPUGenerator(); }
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string hms(double seconds) {
+  const auto s = static_cast<int64_t>(seconds);
+  return fmt::format("{:02d}:{:02d}:{:02d}", s / 3600, s / 60 % 60, s % 60);
+}
+
+// Configs of a model dir and of a resumed run must agree on everything that shapes the model.
+void check_compatible(const Config& stored, const Config& given, const std::filesystem::path& dir) {
+  const auto a = dump_config(Config{{}, stored.vocab, stored.model, {}, {}});
+  const auto b = dump_config(Config{{}, given.vocab, given.model, {}, {}});
+  if (a == b) return;
+  std::istringstream sa(a), sb(b);
+  std::string la, lb, section;
+  while (std::getline(sa, la) && std::getline(sb, lb)) {
+    if (!la.empty() && la[0] != ' ') section = la.substr(0, la.size() - 1);
+    if (la != lb) {
+      const std::string key(text::strip(la).substr(0, text::strip(la).find(':')));
+      throw Error("model dir '" + dir.string() + "' holds a model trained with different settings (" + section +
+                  "." + key + ": stored" + la.substr(la.find(':') + 1) + ", now" + lb.substr(lb.find(':') + 1) +
+                  "); use a new --model-dir or the stored config");
+    }
+  }
+}
+
+class TrainerRun {
+ public:
+  TrainerRun(const Config& config, const TrainRunOptions& options)
+      : cfg_(config), opt_(options), dir_(options.model_dir), device_(runtime::parse_device(config.train.device)) {}
+
+  TrainSummary run();
+
+ private:
+  void prepare_dir();
+  void load_data();
+  void build();
+  bool train_group(const std::vector<std::vector<int64_t>>& plan);
+  void log_progress(int64_t epoch_batches);
+  void validate();
+  double learning_rate() const;
+  bool should_stop() const;
+  void save_last();
+  void append_metrics(const nlohmann::json& record);
+
+  Config cfg_;
+  TrainRunOptions opt_;
+  std::filesystem::path dir_;
+  torch::Device device_;
+  std::shared_ptr<const Tokenizer> src_tok_, tgt_tok_;
+  ParallelCorpus train_, valid_;
+  std::vector<std::string> valid_src_lines_, valid_ref_lines_;
+  std::vector<int32_t> src_lens_, tgt_lens_;
+  Seq2Seq model_{nullptr};
+  std::unique_ptr<torch::optim::Adam> optimizer_;
+  TrainState state_;
+  SpecialIds ids_;
+  Clock::time_point run_start_ = Clock::now(), window_start_ = Clock::now();
+  double elapsed_at_start_ = 0;
+  bool early_stopped_ = false;
+  double last_loss_ = 0;
+};
+
+void TrainerRun::prepare_dir() {
+  fs::ensure_dir(dir_);
+  const auto config_file = dir_ / model_files::kConfig;
+  if (std::filesystem::exists(config_file)) {
+    const auto stored = parse_config(fs::read_file(config_file), config_file.string(), dir_);
+    check_compatible(stored, cfg_, dir_);
+  }
+  fs::write_file_atomic(config_file, dump_config(cfg_));
+  prepare_vocabularies(cfg_, dir_);
+  auto [src_path, tgt_path] = tokenizer_paths(dir_, cfg_);
+  src_tok_ = Tokenizer::load(src_path);
+  tgt_tok_ = cfg_.vocab.joint ? src_tok_ : Tokenizer::load(tgt_path);
+  ids_ = {tgt_tok_->pad_id(), tgt_tok_->bos_id(), tgt_tok_->eos_id()};
+}
+
+void TrainerRun::load_data() {
+  CorpusOptions copt;
+  copt.max_length = cfg_.data.max_length;
+  copt.skip_invalid_utf8 = cfg_.data.invalid_utf8 == "skip";
+  train_ = load_parallel(cfg_.data.train_src, cfg_.data.train_tgt, *src_tok_, *tgt_tok_, copt);
+  const auto& st = train_.stats;
+  spdlog::info("training data: {} pairs read, {} kept, dropped {} empty, {} longer than {} tokens, {} invalid UTF-8",
+               st.read, st.kept, st.empty, st.too_long, cfg_.data.max_length, st.invalid_utf8);
+  if (train_.size() == 0) throw Error("no usable training pairs in '" + cfg_.data.train_src + "'");
+  for (size_t i = 0; i < train_.size(); ++i) {
+    src_lens_.push_back(static_cast<int32_t>(train_.src.length(i)));
+    tgt_lens_.push_back(static_cast<int32_t>(train_.tgt.length(i)));
+  }
+  if (cfg_.data.valid_src.empty()) return;
+  CorpusOptions vopt;
+  vopt.max_length = 1 << 20;
+  vopt.max_pairs = cfg_.data.valid_max_sentences;
+  valid_ = load_parallel(cfg_.data.valid_src, cfg_.data.valid_tgt, *src_tok_, *tgt_tok_, vopt);
+  valid_src_lines_ = fs::read_lines(cfg_.data.valid_src);
+  valid_ref_lines_ = metrics::read_lines_for_scoring(cfg_.data.valid_tgt);
+  if (cfg_.data.valid_max_sentences > 0 && static_cast<int>(valid_src_lines_.size()) > cfg_.data.valid_max_sentences) {
+    valid_src_lines_.resize(static_cast<size_t>(cfg_.data.valid_max_sentences));
+    valid_ref_lines_.resize(static_cast<size_t>(cfg_.data.valid_max_sentences));
+  }
+  spdlog::info("validation data: {} pairs", valid_src_lines_.size());
+}
+
+void TrainerRun::build() {
+  torch::manual_seed(static_cast<uint64_t>(cfg_.train.seed));
+  Vocabularies v{src_tok_->vocab_size(), tgt_tok_->vocab_size(), ids_.pad, ids_.bos, ids_.eos};
+  model_ = build_model(cfg_.model, v);
+  model_->to(device_);
+  const auto& t = cfg_.train;
+  optimizer_ = std::make_unique<torch::optim::Adam>(
+      model_->parameters(), torch::optim::AdamOptions(t.lr).betas({t.adam_beta1, t.adam_beta2}).eps(1e-8));
+  int64_t params = 0;
+  for (const auto& p : model_->parameters()) params += p.numel();
+  spdlog::info("model: {} parameters, src vocab {}, tgt vocab {}, device {}, precision {}", params, v.src_size,
+               v.tgt_size, device_.str(), t.precision);
+  const auto last = dir_ / model_files::kLast;
+  if (std::filesystem::exists(last)) {
+    load_checkpoint(last, *model_, *optimizer_, state_);
+    if (state_.rng_state.defined()) cpu_generator().set_state(state_.rng_state);
+    spdlog::info("resuming from {} at step {} (epoch {}, batch {})", last.string(), state_.step, state_.epoch + 1,
+                 state_.batch_in_epoch);
+  }
+  elapsed_at_start_ = state_.elapsed_seconds;
+}
+
+double TrainerRun::learning_rate() const {
+  const auto& t = cfg_.train;
+  const double step = static_cast<double>(state_.step + 1);
+  const double warm = t.warmup_steps > 0 ? std::min(1.0, step / t.warmup_steps) : 1.0;
+  double lr = t.lr * warm;
+  if (t.lr_schedule == "inverse-sqrt" && step > t.warmup_steps && t.warmup_steps > 0) {
+    lr = t.lr * std::sqrt(t.warmup_steps / step);
+  } else if (t.lr_schedule == "plateau") {
+    lr = std::max(lr * state_.lr_scale, std::min(lr, t.min_lr));
+  }
+  return lr;
+}
+
+bool TrainerRun::train_group(const std::vector<std::vector<int64_t>>& plan) {
+  const auto first = static_cast<size_t>(state_.batch_in_epoch);
+  const auto count = std::min(plan.size() - first, static_cast<size_t>(cfg_.train.accum_steps));
+  std::vector<Batch> batches;
+  int64_t tokens = 0;
+  for (size_t k = 0; k < count; ++k) {
+    batches.push_back(make_batch(train_, plan[first + k], ids_).to(device_));
+    tokens += batches.back().tgt_tokens;
+  }
+  model_->train();
+  optimizer_->zero_grad();
+  for (const auto& b : batches) {
+    LossResult loss;
+    {
+      runtime::AutocastGuard autocast(cfg_.train.precision == "bf16", device_);
+      auto hidden = model_->forward(b.src, b.src_lengths, b.tgt_in);
+      loss = sequence_loss(*model_, hidden, b.tgt_out, cfg_.train.label_smoothing);
+    }
+    (loss.loss / static_cast<double>(tokens)).backward();
+    state_.window_loss += loss.loss.item<double>();
+    state_.window_nll += loss.nll;
+    state_.window_tokens += loss.tokens;
+  }
+  if (cfg_.train.clip_norm > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), cfg_.train.clip_norm);
+  const double lr = learning_rate();
+  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+  optimizer_->step();
+  ++state_.step;
+  state_.batch_in_epoch += static_cast<int64_t>(count);
+  state_.total_tokens += tokens;
+  return true;
+}
+
+void TrainerRun::log_progress(int64_t epoch_batches) {
+  const double window_seconds = std::max(1e-9, seconds_since(window_start_));
+  const double loss = state_.window_loss / std::max<int64_t>(1, state_.window_tokens);
+  const double ppl = std::exp(state_.window_nll / std::max<int64_t>(1, state_.window_tokens));
+  const double tok_s = static_cast<double>(state_.window_tokens) / window_seconds;
+  const double elapsed = elapsed_at_start_ + seconds_since(run_start_);
+  const auto& t = cfg_.train;
+  double progress = 0;  // fraction of the run done, for the ETA
+  if (t.max_steps > 0) progress = static_cast<double>(state_.step) / static_cast<double>(t.max_steps);
+  if (t.max_minutes > 0) progress = std::max(progress, elapsed / (60 * t.max_minutes));
+  if (t.max_steps == 0 && t.max_minutes == 0 && t.max_epochs > 0) {
+    progress = (static_cast<double>(state_.epoch) +
+                static_cast<double>(state_.batch_in_epoch) / static_cast<double>(std::max<int64_t>(1, epoch_batches))) /
+               t.max_epochs;
+  }
+  const auto eta = progress > 0 ? hms(elapsed * (1 - progress) / progress) : std::string("?");
+  if (!opt_.quiet) {
+    spdlog::info("step {} | epoch {} | loss {:.4f} | ppl {:.2f} | lr {:.2e} | {:.0f} tok/s | {} elapsed | ETA {}",
+                 state_.step, state_.epoch + 1, loss, ppl, learning_rate(), tok_s, hms(elapsed), eta);
+  }
+  append_metrics({{"step", state_.step}, {"epoch", state_.epoch + 1}, {"train_loss", loss}, {"train_ppl", ppl},
+                  {"lr", learning_rate()}, {"tokens_per_s", tok_s}, {"elapsed_s", elapsed}});
+  last_loss_ = loss;
+  state_.window_loss = state_.window_nll = 0;
+  state_.window_tokens = 0;
+  window_start_ = Clock::now();
+}
+
+void TrainerRun::validate() {
+  if (valid_src_lines_.empty()) return;
+  const auto start = Clock::now();
+  model_->eval();
+  double nll = 0;
+  int64_t tokens = 0;
+  {
+    torch::NoGradGuard no_grad;
+    runtime::AutocastGuard autocast(cfg_.train.precision == "bf16", device_);
+    std::vector<int32_t> vs, vt;
+    for (size_t i = 0; i < valid_.size(); ++i) {
+      vs.push_back(static_cast<int32_t>(valid_.src.length(i)));
+      vt.push_back(static_cast<int32_t>(valid_.tgt.length(i)));
+    }
+    BatchOptions bopt;
+    bopt.batch_tokens = cfg_.train.batch_tokens, bopt.shuffle = false;
+    for (const auto& idx : plan_batches(vs, vt, bopt, 0, 0)) {
+      auto b = make_batch(valid_, idx, ids_).to(device_);
+      auto loss = sequence_loss(*model_, model_->forward(b.src, b.src_lengths, b.tgt_in), b.tgt_out, 0.0);
+      nll += loss.nll, tokens += loss.tokens;
+    }
+  }
+  const double ppl = std::exp(nll / std::max<int64_t>(1, tokens));
+  TranslateOptions topt;
+  topt.search.beam_size = cfg_.train.valid_beam_size;
+  topt.search.normalize = cfg_.decode.normalize;
+  topt.batch_size = cfg_.train.valid_batch_size;
+  topt.bf16 = cfg_.train.precision == "bf16";
+  Translator translator(model_, src_tok_, tgt_tok_, device_, topt);
+  const auto hyps = translator.translate(valid_src_lines_);
+  const auto bleu = metrics::corpus_bleu(hyps, valid_ref_lines_);
+  model_->train();
+
+  const double metric = cfg_.train.early_stop_metric == "bleu" ? bleu.score : -ppl;
+  const bool improved = state_.best_step < 0 || metric > state_.best_metric;
+  if (improved) {
+    state_.best_metric = metric, state_.best_step = state_.step, state_.bad_validations = 0, state_.lr_bad = 0;
+    save_weights(dir_ / model_files::kBest, *model_);
+  } else {
+    ++state_.bad_validations, ++state_.lr_bad;
+    if (cfg_.train.lr_schedule == "plateau" && state_.lr_bad >= std::max(1, cfg_.train.lr_patience)) {
+      state_.lr_scale *= cfg_.train.lr_decay, state_.lr_bad = 0;
+      spdlog::info("validation did not improve: learning rate scaled to {:.3g}x", state_.lr_scale);
+    }
+    early_stopped_ = cfg_.train.patience > 0 && state_.bad_validations >= cfg_.train.patience;
+  }
+  spdlog::info("validation at step {}: ppl {:.3f} | BLEU {:.2f} | {}{} ({:.1f} s)", state_.step, ppl, bleu.score,
+               improved ? "new best" : "no improvement x", improved ? "" : std::to_string(state_.bad_validations),
+               seconds_since(start));
+  append_metrics({{"step", state_.step}, {"epoch", state_.epoch + 1}, {"valid_ppl", ppl}, {"valid_bleu", bleu.score},
+                  {"best_step", state_.best_step}, {"lr", learning_rate()}});
+}
+
+void TrainerRun::save_last() {
+  state_.elapsed_seconds = elapsed_at_start_ + seconds_since(run_start_);
+  state_.rng_state = cpu_generator().get_state();
+  save_checkpoint(dir_ / model_files::kLast, *model_, *optimizer_, state_);
+}
+
+void TrainerRun::append_metrics(const nlohmann::json& record) {
+  std::ofstream out(dir_ / model_files::kMetrics, std::ios::app);
+  out << record.dump() << "\n";
+}
+
+bool TrainerRun::should_stop() const {
+  const auto& t = cfg_.train;
+  if (g_stop_signal != 0 || early_stopped_) return true;
+  if (t.max_steps > 0 && state_.step >= t.max_steps) return true;
+  if (t.max_epochs > 0 && state_.epoch >= t.max_epochs) return true;
+  return t.max_minutes > 0 && elapsed_at_start_ + seconds_since(run_start_) >= 60 * t.max_minutes;
+}
+
+TrainSummary TrainerRun::run() {
+  runtime::configure_threads(cfg_.train.threads);
+  prepare_dir();
+  auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>((dir_ / model_files::kLog).string());
+  spdlog::default_logger()->sinks().push_back(file_sink);
+  struct SinkGuard {
+    ~SinkGuard() { spdlog::default_logger()->sinks().pop_back(); }
+  } sink_guard;
+  load_data();
+  build();
+  g_stop_signal = 0;
+  auto prev_int = std::signal(SIGINT, on_stop_signal), prev_term = std::signal(SIGTERM, on_stop_signal);
+  BatchOptions bopt;
+  bopt.batch_tokens = cfg_.train.batch_tokens;
+  auto plan = plan_batches(src_lens_, tgt_lens_, bopt, static_cast<uint64_t>(cfg_.train.seed), state_.epoch);
+  while (!should_stop()) {
+    if (state_.batch_in_epoch >= static_cast<int64_t>(plan.size())) {
+      ++state_.epoch, state_.batch_in_epoch = 0;
+      if (should_stop()) break;
+      plan = plan_batches(src_lens_, tgt_lens_, bopt, static_cast<uint64_t>(cfg_.train.seed), state_.epoch);
+    }
+    train_group(plan);
+    if (state_.step % cfg_.train.log_every == 0) log_progress(static_cast<int64_t>(plan.size()));
+    if (state_.step % cfg_.train.valid_every == 0) {
+      validate();
+      save_last();
+    }
+  }
+  save_last();
+  std::signal(SIGINT, prev_int), std::signal(SIGTERM, prev_term);
+  TrainSummary summary{state_.step, state_.best_metric, state_.best_step, g_stop_signal != 0, last_loss_};
+  if (summary.interrupted) {
+    spdlog::warn("interrupted by signal {}: checkpoint saved at step {} in {}", g_stop_signal.load(), state_.step,
+                 (dir_ / model_files::kLast).string());
+  } else {
+    spdlog::info("training finished at step {} ({}); best step {}", state_.step,
+                 early_stopped_ ? "early stopping" : "limit reached", state_.best_step);
+  }
+  return summary;
+}
+
+}  // namespace
+
+void prepare_vocabularies(const Config& config, const std::filesystem::path& dir) {
+  auto [src_path, tgt_path] = tokenizer_paths(dir, config);
+  auto provide = [&](const std::string& given, const std::filesystem::path& target,
+                     const std::vector<std::filesystem::path>& inputs) {
+    if (!given.empty()) {
+      Tokenizer::load(given);  // fails early with a clear message when unusable
+      if (!std::filesystem::exists(target)) fs::write_file_atomic(target, fs::read_file(given));
+      return;
+    }
+    if (std::filesystem::exists(target)) return;
+    SpmTrainOptions o;
+    o.inputs = inputs;
+    o.model_prefix = target.parent_path() / target.stem();
+    o.vocab_size = config.vocab.size, o.model_type = config.vocab.model_type;
+    o.character_coverage = config.vocab.character_coverage, o.max_sentences = config.vocab.max_sentences;
+    o.seed = static_cast<uint32_t>(config.train.seed);
+    spdlog::info("training SentencePiece model {} (vocab {}, {})", target.string(), o.vocab_size, o.model_type);
+    train_sentencepiece(o);
+  };
+  if (config.vocab.joint) {
+    provide(config.vocab.src_model, src_path, {config.data.train_src, config.data.train_tgt});
+  } else {
+    provide(config.vocab.src_model, src_path, {config.data.train_src});
+    provide(config.vocab.tgt_model, tgt_path, {config.data.train_tgt});
+  }
+}
+
+TrainSummary train(const Config& config, const TrainRunOptions& options) {
+  if (config.data.train_src.empty() || config.data.train_tgt.empty()) {
+    throw Error("config: data.train_src and data.train_tgt are required for training");
+  }
+  TrainerRun run(config, options);
+  return run.run();
+}
+
+}  // namespace s2s

@@ -1,0 +1,31 @@
+// Training: prepares the model directory (config, SentencePiece models), reads the corpus, then runs the
+// loop (label-smoothed CE, Adam, warmup + schedule, clipping, accumulation), validates (perplexity and
+// BLEU), keeps best/last checkpoints, and resumes exactly from last.pt when the directory has one.
+#pragma once
+
+#include <filesystem>
+
+#include "config/config.h"
+
+namespace s2s {
+
+struct TrainRunOptions {
+  std::filesystem::path model_dir;  // where config, vocabularies, checkpoints and metrics live
+  bool quiet = false;               // no progress lines (warnings and errors only)
+};
+
+struct TrainSummary {
+  int64_t steps = 0;              // optimizer steps done (all runs)
+  double best_metric = 0;         // best validation metric (BLEU, or -perplexity)
+  int64_t best_step = -1;         // step of the best validation
+  bool interrupted = false;       // stopped by SIGINT/SIGTERM (checkpoint saved)
+  double last_train_loss = 0;     // last logged per-token training loss
+};
+
+// Trains (or resumes) into options.model_dir. Throws s2s::Error on bad input.
+TrainSummary train(const Config& config, const TrainRunOptions& options);
+
+// Prepares the SentencePiece model(s) of a model dir: copies configured ones in or trains new ones.
+void prepare_vocabularies(const Config& config, const std::filesystem::path& model_dir);
+
+}  // namespace s2s

@@ -1,0 +1,89 @@
+#include "util/fs.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "util/error.h"
+
+namespace s2s::fs {
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+void fsync_path(const std::filesystem::path& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+std::string read_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw Error("'" + path.string() + "' is a directory, not a file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open '" + path.string() + "': " + errno_text());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw Error("cannot read '" + path.string() + "': " + errno_text());
+  return ss.str();
+}
+
+std::vector<std::string> read_lines(const std::filesystem::path& path) {
+  const auto data = read_file(path);
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start < data.size()) {
+    auto end = data.find('\n', start);
+    if (end == std::string::npos) end = data.size();
+    size_t len = end - start;
+    if (len > 0 && data[start + len - 1] == '\r') --len;
+    lines.emplace_back(data, start, len);
+    start = end + 1;
+  }
+  return lines;
+}
+
+void rename_atomic(const std::filesystem::path& from, const std::filesystem::path& to) {
+  if (std::rename(from.c_str(), to.c_str()) != 0) {
+    throw Error("cannot move '" + from.string() + "' to '" + to.string() + "': " + errno_text());
+  }
+  auto dir = to.parent_path();
+  fsync_path(dir.empty() ? "." : dir, O_RDONLY | O_DIRECTORY);
+}
+
+void write_atomic(const std::filesystem::path& path, const std::function<void(std::ostream&)>& writer) {
+  const auto tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error("cannot write '" + tmp + "': " + errno_text());
+    writer(out);
+    out.flush();
+    if (!out) {
+      std::remove(tmp.c_str());
+      throw Error("cannot write '" + tmp + "': " + errno_text());
+    }
+  }
+  fsync_path(tmp, O_RDONLY);
+  rename_atomic(tmp, path);
+}
+
+void write_file_atomic(const std::filesystem::path& path, const std::string& contents) {
+  write_atomic(path, [&](std::ostream& out) { out.write(contents.data(), static_cast<std::streamsize>(contents.size())); });
+}
+
+void ensure_dir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir)) {
+    throw Error("cannot create directory '" + dir.string() + "': " + (ec ? ec.message() : "not a directory"));
+  }
+}
+
+}  // namespace s2s::fs

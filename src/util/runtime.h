@@ -1,0 +1,39 @@
+// Process-wide runtime choices made on purpose: threads, the allocator, the device and bf16 autocast.
+#pragma once
+
+#include <c10/core/Device.h>
+
+#include <string>
+
+namespace s2s::runtime {
+
+// Sets LibTorch's intra-op threads (and OpenMP, which the OpenMP OpenBLAS shares) to `threads`, and one
+// inter-op thread: the two pools plus a pthread BLAS would oversubscribe a small machine.
+void configure_threads(int threads);
+
+// Keeps glibc malloc from mmapping/unmapping the large per-step tensors (logits) every step:
+// measured page faults and kernel time vanish (see docs/BENCHMARKS.md). Call once, early.
+void tune_allocator();
+
+// Parses "cpu", "cuda" or "cuda:N"; throws s2s::Error when CUDA is not available in this build/machine.
+c10::Device parse_device(const std::string& name);
+
+// Enables CPU bf16 autocast for its lifetime when `enabled` (matmuls in bf16, master weights fp32).
+class AutocastGuard {
+ public:
+  AutocastGuard(bool enabled, const c10::Device& device);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool enabled_;
+  bool cuda_;
+  bool prev_;
+};
+
+// LibTorch version string and whether CUDA is usable, for `s2s --version`.
+std::string torch_version();
+bool cuda_available();
+
+}  // namespace s2s::runtime
