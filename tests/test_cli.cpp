@@ -1,1 +1,400 @@
-// (being written)
+// The s2s command line, run as a real process: help and version output, exit codes, and one-line error
+// messages that name the file/line/key at fault.
+//
+// Every s2s start costs about 0.6 s of CPU (LibTorch's static initialisation, even for --help), so each test
+// starts its independent invocations together (posix_spawn, a few at a time) and checks them afterwards.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+extern char** environ;
+
+namespace {
+
+namespace stdfs = std::filesystem;
+
+const stdfs::path kSource = S2S_SOURCE_DIR;
+const std::string kDemo = (stdfs::path(S2S_SOURCE_DIR) / "configs" / "demo.yaml").string();
+constexpr size_t kMaxParallel = 4;
+
+using Args = std::vector<std::string>;
+
+std::string read_bytes(const stdfs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const stdfs::path& p, const std::string& s) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(s.data(), static_cast<std::streamsize>(s.size()));
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+#define EXPECT_CONTAINS(haystack, needle)     \
+  EXPECT_TRUE(contains((haystack), (needle))) \
+      << "'" << (haystack) << "' does not contain '" << (needle) << "'"
+
+size_t count_lines(const std::string& s) {
+  if (s.empty()) return 0;
+  return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')) + (s.back() == '\n' ? 0 : 1);
+}
+
+std::string join(const Args& args) {
+  std::string out = "s2s";
+  for (const auto& a : args) out += " " + a;
+  return out;
+}
+
+struct Result {
+  std::string command;    // for failure messages
+  int code = -1;          // exit status (when it exited normally)
+  bool signaled = false;  // killed by a signal (a crash)
+  std::string out, err;   // captured stdout and stderr
+};
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static std::atomic<int> counter{0};
+    dir_ = stdfs::temp_directory_path() /
+           ("s2s_test_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    stdfs::remove_all(dir_);
+    stdfs::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    stdfs::remove_all(dir_, ec);
+  }
+
+  // Runs `s2s <args>` for every entry (stdin from /dev/null, stdout and stderr captured), up to
+  // kMaxParallel processes at a time; results in the same order.
+  std::vector<Result> run_all(const std::vector<Args>& commands) {
+    std::vector<Result> results(commands.size());
+    for (size_t begin = 0; begin < commands.size(); begin += kMaxParallel) {
+      const size_t end = std::min(commands.size(), begin + kMaxParallel);
+      std::vector<pid_t> pids;
+      for (size_t i = begin; i < end; ++i) pids.push_back(spawn(commands[i], i));
+      for (size_t i = begin; i < end; ++i) {
+        auto& r = results[i];
+        r.command = join(commands[i]);
+        const pid_t pid = pids[i - begin];
+        if (pid <= 0) continue;  // spawn failed: reported by spawn()
+        int status = 0;
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        r.signaled = WIFSIGNALED(status);
+        if (WIFEXITED(status)) r.code = WEXITSTATUS(status);
+        r.out = read_bytes(out_path(i));
+        r.err = read_bytes(err_path(i));
+      }
+    }
+    ++round_;
+    return results;
+  }
+
+  Result run(const Args& args) { return run_all({args}).front(); }
+
+  // An error run: non-zero exit, no crash, exactly one line on stderr; returns that line.
+  static std::string expect_one_line_error(const Result& r) {
+    SCOPED_TRACE(r.command);
+    EXPECT_FALSE(r.signaled) << "s2s died from a signal; stderr: " << r.err;
+    EXPECT_GT(r.code, 0) << "stdout: " << r.out << "\nstderr: " << r.err;
+    EXPECT_LT(r.code, 128) << "exit code looks like a signal";
+    EXPECT_EQ(count_lines(r.err), 1u) << "stderr:\n" << r.err;
+    EXPECT_CONTAINS(r.err, "[error]");
+    return r.err;
+  }
+
+  // A usage error (CLI11): non-zero exit, no crash, something on stderr.
+  static void expect_usage_error(const Result& r) {
+    SCOPED_TRACE(r.command);
+    EXPECT_FALSE(r.signaled);
+    EXPECT_GT(r.code, 0);
+    EXPECT_LT(r.code, 128);
+    EXPECT_FALSE(r.err.empty());
+  }
+
+  static void expect_success(const Result& r) {
+    SCOPED_TRACE(r.command);
+    EXPECT_FALSE(r.signaled) << "s2s died from a signal; stderr: " << r.err;
+    EXPECT_EQ(r.code, 0) << "stderr: " << r.err;
+  }
+
+  stdfs::path file(const std::string& name, const std::string& content) const {
+    const auto p = dir_ / name;
+    write_bytes(p, content);
+    return p;
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  stdfs::path dir_;
+
+ private:
+  stdfs::path out_path(size_t i) const {
+    return dir_ / (".out." + std::to_string(round_) + "." + std::to_string(i));
+  }
+  stdfs::path err_path(size_t i) const {
+    return dir_ / (".err." + std::to_string(round_) + "." + std::to_string(i));
+  }
+
+  pid_t spawn(const Args& args, size_t i) const {
+    const std::string binary = S2S_BINARY;
+    const std::string out = out_path(i).string(), err = err_path(i).string();
+    std::vector<std::string> argv_strings = {binary};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& s : argv_strings) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = 0;
+    const int rc = ::posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) {
+      ADD_FAILURE() << "cannot start " << binary << ": " << std::strerror(rc);
+      return -1;
+    }
+    return pid;
+  }
+
+  int round_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Help, version, usage errors
+
+TEST_F(Cli, HelpAndVersion) {
+  const auto r = run_all({{"--help"},
+                          {"train", "--help"},
+                          {"translate", "--help"},
+                          {"eval", "--help"},
+                          {"vocab", "--help"},
+                          {"--version"}});
+  for (const auto& x : r) expect_success(x);
+  for (const char* word : {"train", "translate", "eval", "vocab", "--version"})
+    EXPECT_CONTAINS(r[0].out, word);
+  for (const char* opt : {"--config", "--model-dir", "--set", "--device", "--dump-config", "--max-steps",
+                          "--threads", "--precision", "--seed"}) {
+    EXPECT_CONTAINS(r[1].out, opt);
+  }
+  for (const char* opt : {"--model-dir", "--beam-size", "--n-best", "--set", "--device", "--input",
+                          "--output", "--batch-size", "--normalize", "--scores", "--alignment"}) {
+    EXPECT_CONTAINS(r[2].out, opt);
+  }
+  for (const char* opt : {"--hyp", "--ref", "--src", "--json", "--model-dir", "--beam-size", "--n-best",
+                          "--set", "--device", "--lowercase", "--sentence-level"}) {
+    EXPECT_CONTAINS(r[3].out, opt);
+  }
+  for (const char* opt : {"--input", "--model-prefix", "--vocab-size", "--model-type", "--max-sentences"}) {
+    EXPECT_CONTAINS(r[4].out, opt);
+  }
+  EXPECT_CONTAINS(r[5].out, "s2s");
+  EXPECT_CONTAINS(r[5].out, "LibTorch");
+  EXPECT_EQ(count_lines(r[5].out), 1u) << r[5].out;
+}
+
+TEST_F(Cli, UsageErrors) {
+  const auto r = run_all({{},              // no subcommand
+                          {"frobnicate"},  // unknown subcommand
+                          {"translate", "--model-dir", dir_.string(), "--no-such-option"},
+                          {"train", "-c", kDemo}});  // --model-dir is required
+  for (const auto& x : r) expect_usage_error(x);
+  EXPECT_CONTAINS(r[2].err, "--no-such-option");
+  EXPECT_CONTAINS(r[3].err, "--model-dir");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Config errors through `s2s train`: one stderr line naming the file, line and key
+
+TEST_F(Cli, ConfigErrorsAreOneLine) {
+  struct Case {
+    std::string name;
+    Args args;
+    std::vector<std::string> expected;  // substrings of the error line
+  };
+  const auto model = path("model");
+  const auto unknown_key = file("bad_key.yaml", "model:\n  emb_dim: 64\n  emb_dm: 32\n").string();
+  const auto malformed = file("malformed.yaml", "data:\n  max_length: 10\nmodel:\n  emb_dim: [64\n").string();
+  std::mt19937 rng(3);
+  std::string bytes(4096, '\0');
+  for (auto& ch : bytes) ch = static_cast<char>(rng() & 0xff);
+  bytes[100] = '\0';
+  const auto binary = file("binary.yaml", bytes).string();
+  const auto wrong_type = file("bad_type.yaml", "train:\n  lr: abc\n").string();
+  const std::vector<Case> cases = {
+      {"missing config", {"train", "-c", path("missing.yaml"), "--model-dir", model}, {"missing.yaml"}},
+      {"no config, fresh model dir", {"train", "--model-dir", model}, {"--config"}},
+      {"unknown key",
+       {"train", "-c", unknown_key, "--model-dir", model},
+       {unknown_key + ":3", "model.emb_dm", "did you mean 'model.emb_dim'"}},
+      {"wrong type", {"train", "-c", wrong_type, "--model-dir", model}, {wrong_type + ":2", "train.lr"}},
+      {"malformed YAML",
+       {"train", "-c", malformed, "--model-dir", model},
+       {malformed + ":", "malformed YAML"}},
+      {"binary file", {"train", "-c", binary, "--model-dir", model}, {binary}},
+      {"unknown --set key",
+       {"train", "-c", kDemo, "--model-dir", model, "--set", "train.lrr=0.1"},
+       {"train.lrr", "did you mean 'train.lr'"}},
+  };
+  std::vector<Args> commands;
+  for (const auto& c : cases) commands.push_back(c.args);
+  const auto results = run_all(commands);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(cases[i].name);
+    const auto err = expect_one_line_error(results[i]);
+    for (const auto& s : cases[i].expected) EXPECT_CONTAINS(err, s);
+  }
+  EXPECT_FALSE(stdfs::exists(model)) << "a failed config check must not create the model dir";
+}
+
+// A YAML key that is itself a list must be reported like any other config error (file:line), not as
+// yaml-cpp's bare "bad conversion".
+TEST_F(Cli, NonScalarKeyNamesFileAndLine) {
+  const auto cfg = file("list_key.yaml", "model:\n  emb_dim: 64\n  [a, b]: 1\n").string();
+  const auto err = expect_one_line_error(run({"train", "-c", cfg, "--model-dir", path("m")}));
+  EXPECT_CONTAINS(err, cfg + ":3");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// --dump-config
+
+TEST_F(Cli, DumpConfig) {
+  const auto model = path("m");
+  const auto r = run_all({{"train", "--dump-config", "-c", kDemo, "--model-dir", model, "--set",
+                           "train.lr=0.123", "--set", "decode.beam_size=7"},
+                          {"train", "--dump-config", "-c", kDemo, "--model-dir", model, "--threads", "3",
+                           "--seed", "77", "--max-steps", "5", "--precision", "fp32"}});
+  expect_success(r[0]);
+  EXPECT_CONTAINS(r[0].out, "lr: 0.123\n");
+  EXPECT_CONTAINS(r[0].out, "beam_size: 7\n");
+  EXPECT_CONTAINS(r[0].out, "emb_dim: 128\n");  // from demo.yaml
+  EXPECT_FALSE(stdfs::exists(model)) << "--dump-config must not create the model dir";
+  // The dump is a complete, valid config with the overrides and absolute data paths.
+  const auto parsed = s2s::parse_config(r[0].out, "dump", "/unused");
+  EXPECT_DOUBLE_EQ(parsed.train.lr, 0.123);
+  EXPECT_EQ(parsed.decode.beam_size, 7);
+  EXPECT_EQ(parsed.model.emb_dim, 128);
+  EXPECT_EQ(stdfs::path(parsed.data.train_src), (kSource / "data" / "train.de").lexically_normal());
+
+  // Typed train flags map onto train.* keys.
+  expect_success(r[1]);
+  const auto flags = s2s::parse_config(r[1].out, "dump", "/unused");
+  EXPECT_EQ(flags.train.threads, 3);
+  EXPECT_EQ(flags.train.seed, 77);
+  EXPECT_EQ(flags.train.max_steps, 5);
+  EXPECT_EQ(flags.train.precision, "fp32");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// translate / eval / vocab
+
+TEST_F(Cli, TranslateMissingModelIsOneLine) {
+  const auto r = run_all({{"translate", "--model", "/nonexistent"}, {"translate", "--model", dir_.string()}});
+  EXPECT_CONTAINS(expect_one_line_error(r[0]), "/nonexistent");
+  EXPECT_CONTAINS(expect_one_line_error(r[1]), dir_.string());  // a directory without config.yml
+}
+
+TEST_F(Cli, EvalScores) {
+  const auto hyp = file("hyp.txt", "the cat sat on the mat\na dog barks loudly\n").string();
+  const auto ref = file("ref.txt", "the cat sat on the mat\na dog barked loudly\n").string();
+  const auto r = run_all({{"eval", "--hyp", hyp, "--ref", ref},
+                          {"eval", "--hyp", ref, "--ref", ref},
+                          {"eval", "--json", "--hyp", hyp, "--ref", ref},
+                          {"eval", "--json", "--sentence-level", "--hyp", hyp, "--ref", ref}});
+  for (const auto& x : r) expect_success(x);
+
+  EXPECT_CONTAINS(r[0].out, "BLEU = ");
+  EXPECT_CONTAINS(r[0].out, "chrF2 = ");
+  EXPECT_CONTAINS(r[0].out, "nrefs:1");  // signature lines
+  EXPECT_CONTAINS(r[1].out, "BLEU = 100.00");
+  EXPECT_CONTAINS(r[1].out, "chrF2 = 100.00");
+
+  nlohmann::json j;
+  ASSERT_NO_THROW(j = nlohmann::json::parse(r[2].out)) << r[2].out;
+  ASSERT_TRUE(j.contains("bleu"));
+  ASSERT_TRUE(j.contains("chrf"));
+  ASSERT_TRUE(j["bleu"]["score"].is_number());
+  EXPECT_GT(j["bleu"]["score"].get<double>(), 0.0);
+  EXPECT_LT(j["bleu"]["score"].get<double>(), 100.0);
+  ASSERT_TRUE(j["bleu"]["precisions"].is_array());
+  ASSERT_EQ(j["bleu"]["precisions"].size(), 4u);
+  EXPECT_DOUBLE_EQ(j["bleu"]["precisions"][0].get<double>(), 100.0 * 9 / 10);  // 9 of 10 unigrams match
+  ASSERT_TRUE(j["bleu"]["signature"].is_string());
+  EXPECT_CONTAINS(j["bleu"]["signature"].get<std::string>(), "tok:13a");
+  ASSERT_TRUE(j["chrf"]["score"].is_number());
+  EXPECT_GT(j["chrf"]["score"].get<double>(), 0.0);
+  EXPECT_FALSE(j.contains("sentences"));
+
+  nlohmann::json s;
+  ASSERT_NO_THROW(s = nlohmann::json::parse(r[3].out)) << r[3].out;
+  ASSERT_TRUE(s["sentences"].is_array());
+  ASSERT_EQ(s["sentences"].size(), 2u);
+  EXPECT_DOUBLE_EQ(s["sentences"][0]["bleu"].get<double>(), 100.0);
+  EXPECT_LT(s["sentences"][1]["bleu"].get<double>(), 100.0);
+  EXPECT_DOUBLE_EQ(s["bleu"]["score"].get<double>(), j["bleu"]["score"].get<double>());
+}
+
+TEST_F(Cli, EvalErrors) {
+  const auto three = file("three.txt", "one\ntwo\nthree\n").string();
+  const auto two = file("two.txt", "one\ntwo\n").string();
+  const auto missing = path("nohyp.txt");
+  const auto r = run_all({{"eval", "--hyp", three, "--ref", two},
+                          {"eval", "--hyp", missing, "--ref", two},
+                          {"eval", "--ref", two}});
+  const auto mismatch = expect_one_line_error(r[0]);
+  EXPECT_CONTAINS(mismatch, "3");
+  EXPECT_CONTAINS(mismatch, "2");
+  EXPECT_CONTAINS(mismatch, "lines");
+  EXPECT_CONTAINS(expect_one_line_error(r[1]), missing);
+  EXPECT_CONTAINS(expect_one_line_error(r[2]), "--hyp");
+}
+
+TEST_F(Cli, Vocab) {
+  const auto prefix = path("spm");
+  const auto r = run_all({{"vocab", "-i", (kSource / "data" / "train.en").string(), "-o", prefix,
+                           "--vocab-size", "300", "--max-sentences", "3000"},
+                          {"vocab", "-i", path("none.txt"), "-o", path("other")}});
+  expect_success(r[0]);
+  EXPECT_TRUE(stdfs::exists(dir_ / "spm.model"));
+  EXPECT_TRUE(stdfs::exists(dir_ / "spm.vocab"));
+  EXPECT_GT(stdfs::file_size(dir_ / "spm.model"), 0u);
+  EXPECT_EQ(count_lines(read_bytes(dir_ / "spm.vocab")), 300u);  // one piece per line
+  EXPECT_TRUE(r[0].out.empty()) << "stdout carries data only: " << r[0].out;
+
+  EXPECT_CONTAINS(expect_one_line_error(r[1]), path("none.txt"));
+  EXPECT_FALSE(stdfs::exists(dir_ / "other.model"));
+}
+
+TEST_F(Cli, CudaOnCpuBuildFailsClearly) {
+  const auto version = run({"--version"});
+  if (contains(version.out, "CUDA available: yes")) GTEST_SKIP() << "CUDA is available here";
+  const auto model = path("m");
+  const auto err = expect_one_line_error(
+      run({"train", "-c", kDemo, "--model-dir", model, "--device", "cuda", "--max-steps", "1"}));
+  EXPECT_CONTAINS(err, "CUDA");
+  EXPECT_CONTAINS(err, "cuda");
+}
+
+}  // namespace

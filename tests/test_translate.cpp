@@ -1,1 +1,132 @@
-// (being written)
+// Translator tests on a model dir with an untrained (seeded) tiny model: hostile input keeps one output
+// line per input line in order, batching/length sorting never changes a translation, n-best format,
+// and interactive use answers a line before EOF.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "decode/translator.h"
+#include "nn_fixture.h"
+#include "process.h"
+#include "train/checkpoint.h"
+#include "util/fs.h"
+
+namespace {
+
+namespace stdfs = std::filesystem;
+
+class TranslateTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = s2s_test::temp_dir("translate_model");
+    auto c = s2s_test::tiny_config();
+    auto tok = s2s_test::demo_tokenizer();
+    s2s::fs::write_file_atomic(dir_ / "config.yml", s2s::dump_config(c));
+    s2s::fs::write_file_atomic(dir_ / "spm.model", s2s::fs::read_file(tok->path()));
+    torch::manual_seed(1);
+    auto model = s2s::build_model(c.model, s2s_test::vocabs_of(*tok));
+    s2s::save_weights(dir_ / "best.pt", *model);
+  }
+
+  static s2s::Translator make(const s2s::TranslateOptions& opt) {
+    auto b = s2s::load_model_dir(dir_, torch::kCPU);
+    return s2s::Translator(b.model, b.src_tok, b.tgt_tok, b.device, opt);
+  }
+
+  static std::string run_stream(s2s::Translator& t, const std::string& input) {
+    const auto file = dir_ / "input.txt";
+    s2s::fs::write_file_atomic(file, input);
+    const int fd = ::open(file.c_str(), O_RDONLY);
+    std::ostringstream out;
+    t.translate_stream(fd, out);
+    ::close(fd);
+    return out.str();
+  }
+
+  static std::vector<std::string> split_lines(const std::string& s) {
+    std::vector<std::string> lines;
+    std::istringstream in(s);
+    std::string line;
+    while (std::getline(in, line)) lines.push_back(line);
+    return lines;
+  }
+
+  static inline stdfs::path dir_;
+};
+
+const std::string kHostile = std::string("Ein Hund läuft.\n") + "\n" + "   \t \n" + std::string(20000, 'x') + "\n" +
+                             "Hallo \xff\xfe Welt \xc3\n" + std::string("Null\0Byte", 9) + "\n" +
+                             "Guten Morgen.\r\n" + "Ende ohne Zeilenumbruch";
+
+TEST_F(TranslateTest, HostileInputKeepsOneLinePerLine) {
+  s2s::TranslateOptions opt;
+  opt.search.beam_size = 2;
+  opt.max_length = 50;
+  auto translator = make(opt);
+  const auto out = run_stream(translator, kHostile);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 8);
+  const auto lines = split_lines(out);
+  ASSERT_EQ(lines.size(), 8u);
+  EXPECT_EQ(lines[1], "");  // empty in, empty out
+  EXPECT_EQ(lines[2], "");  // whitespace only
+}
+
+TEST_F(TranslateTest, BinaryHandlesHostileInputWithExitZero) {
+  const auto input = dir_ / "hostile.txt";
+  s2s::fs::write_file_atomic(input, kHostile);
+  auto child = s2s_test::spawn({"translate", "--model", dir_.string(), "-i", input.string(), "--max-length", "40"},
+                               (dir_ / "stderr.txt").string());
+  const auto out = s2s_test::read_all(child.stdout_fd);
+  const int status = s2s_test::wait_status(child.pid);
+  ::close(child.stdout_fd);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 8);
+  const auto err = s2s::fs::read_file(dir_ / "stderr.txt");
+  EXPECT_NE(err.find("input line 4"), std::string::npos) << err;  // cropped long line is named
+  EXPECT_NE(err.find("input line 5"), std::string::npos) << err;  // invalid UTF-8 is named
+}
+
+TEST_F(TranslateTest, LengthSortingRestoresInputOrder) {
+  const std::vector<std::string> lines = {"Ein Mann.", "Eine Frau geht mit ihrem Hund durch den Park.", "",
+                                          "Kinder spielen.", "Zwei Männer arbeiten an einem großen Haus am Fluss.",
+                                          "Hallo."};
+  s2s::TranslateOptions opt;
+  opt.search.beam_size = 1;
+  opt.batch_size = 2;
+  auto batched = make(opt).translate(lines);
+  auto translator = make(opt);
+  ASSERT_EQ(batched.size(), lines.size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_EQ(batched[i], translator.translate({lines[i]})[0]) << "line " << i;
+  }
+  EXPECT_EQ(batched[2], "");
+}
+
+TEST_F(TranslateTest, NBestUsesMosesFormatWithZeroBasedIds) {
+  s2s::TranslateOptions opt;
+  opt.search.beam_size = 4, opt.search.n_best = 3;
+  auto translator = make(opt);
+  const auto lines = split_lines(run_stream(translator, "Ein Mann.\nZwei Hunde.\n"));
+  ASSERT_EQ(lines.size(), 6u);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_EQ(lines[i].rfind(std::to_string(i / 3) + " ||| ", 0), 0u) << lines[i];
+    EXPECT_NE(lines[i].find(" ||| F0= "), std::string::npos) << lines[i];
+  }
+}
+
+TEST_F(TranslateTest, InteractiveLineIsAnsweredBeforeEof) {
+  auto child = s2s_test::spawn({"translate", "--model", dir_.string(), "--beam-size", "1"},
+                               (dir_ / "stderr_i.txt").string(), /*pipe_stdin=*/true);
+  const std::string line = "Ein Hund.\n";
+  ASSERT_EQ(::write(child.stdin_fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  std::string answer;
+  EXPECT_TRUE(s2s_test::read_line(child.stdout_fd, answer, 30000));  // stdin still open
+  ::close(child.stdin_fd);
+  s2s_test::read_all(child.stdout_fd);
+  const int status = s2s_test::wait_status(child.pid);
+  ::close(child.stdout_fd);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+}  // namespace

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <charconv>
 #include <sstream>
 
 #include "util/error.h"
@@ -47,6 +48,7 @@ void read_section(const YAML::Node& node, Section& section, const std::string& n
   std::vector<std::string> known;
   section.visit([&](const char* key, auto&) { known.emplace_back(key); });
   for (const auto& kv : node) {
+    if (!kv.first.IsScalar()) throw Error(where(origin, kv.first) + ": keys of section '" + name + "' must be plain names");
     const auto key = kv.first.as<std::string>();
     if (std::find(known.begin(), known.end(), key) == known.end()) {
       const auto hint = closest_match(key, known);
@@ -67,6 +69,7 @@ void read_config(const YAML::Node& root, Config& config, const std::string& orig
   std::vector<std::string> sections;
   config.visit([&](const char* name, auto&) { sections.emplace_back(name); });
   for (const auto& kv : root) {
+    if (!kv.first.IsScalar()) throw Error(where(origin, kv.first) + ": section names must be plain names");
     const auto name = kv.first.as<std::string>();
     if (std::find(sections.begin(), sections.end(), name) == sections.end()) {
       const auto hint = closest_match(name, sections);
@@ -134,12 +137,19 @@ void resolve_paths(Config& c, const std::filesystem::path& file_base, const std:
   fix(c.vocab.src_model, "vocab.src_model"), fix(c.vocab.tgt_model, "vocab.tgt_model");
 }
 
+// A validation failure that knows its key, so parse_config can point at the file line that set it.
+class KeyError : public Error {
+ public:
+  KeyError(std::string key, const std::string& message) : Error(message), key(std::move(key)) {}
+  std::string key;
+};
+
 template <class T>
 void check(bool ok, const char* key, T value, const char* requirement) {
   if (!ok) {
     std::ostringstream os;
-    os << "config: " << key << " " << requirement << " (got " << value << ")";
-    throw Error(os.str());
+    os << key << " " << requirement << " (got " << value << ")";
+    throw KeyError(key, os.str());
   }
 }
 
@@ -148,14 +158,30 @@ void check_choice(const std::string& value, const char* key, const std::vector<s
   std::string list;
   for (const auto& c : choices) list += (list.empty() ? "" : " | ") + c;
   const auto hint = closest_match(value, choices);
-  throw Error(std::string("config: ") + key + " must be one of " + list + " (got '" + value + "'" +
-              (hint.empty() ? "" : ", did you mean '" + hint + "'?") + ")");
+  throw KeyError(key, std::string(key) + " must be one of " + list + " (got '" + value + "'" +
+                          (hint.empty() ? "" : ", did you mean '" + hint + "'?") + ")");
 }
 
 bool valid_device(const std::string& d) {
   if (d == "cpu" || d == "cuda") return true;
   if (d.rfind("cuda:", 0) != 0 || d.size() == 5) return false;
   return std::all_of(d.begin() + 5, d.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+}
+
+// Where a key's value came from: the last --set that named it, else its line in the file.
+std::string locate(const std::string& key, const YAML::Node& root, const std::string& origin,
+                   const std::vector<std::string>& overrides) {
+  for (auto it = overrides.rbegin(); it != overrides.rend(); ++it) {
+    if (it->rfind(key + "=", 0) == 0) return "--set " + *it;
+  }
+  const auto dot = key.find('.');
+  if (root.IsMap() && dot != std::string::npos) {
+    const auto section = root[key.substr(0, dot)];
+    if (section.IsMap()) {
+      if (const auto node = section[key.substr(dot + 1)]) return where(origin, node);
+    }
+  }
+  return origin;
 }
 
 }  // namespace
@@ -257,7 +283,11 @@ Config parse_config(const std::string& yaml_text, const std::string& origin, con
     read_config(patch, config, "--set " + item);
   }
   resolve_paths(config, base_dir, from_cli);
-  validate(config);
+  try {
+    validate(config);
+  } catch (const KeyError& e) {
+    throw Error(locate(e.key, root, origin, overrides) + ": " + e.what());
+  }
   return config;
 }
 
@@ -283,10 +313,9 @@ std::string dump_config(const Config& config) {
       if constexpr (std::is_same_v<T, std::string>) {
         out << YAML::DoubleQuoted << value;
       } else if constexpr (std::is_floating_point_v<T>) {
-        std::ostringstream os;
-        os.precision(17);
-        os << value;
-        out << os.str();
+        char buf[64];
+        const auto end = std::to_chars(buf, buf + sizeof buf, value).ptr;  // shortest round-trip form
+        out << std::string(buf, end);
       } else {
         out << value;
       }

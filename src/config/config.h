@@ -45,7 +45,7 @@ struct VocabConfig {
 struct ModelConfig {
   int emb_dim = 256;                   // embedding size (source and target)
   bool share_embeddings = false;       // one embedding table for both sides (needs a joint vocabulary)
-  bool tie_output = true;              // output layer shares the target embedding (needs emb_dim projection)
+  bool tie_output = false;             // output layer shares the target embedding (attentional vector = emb_dim)
   int enc_layers = 2;                  // bidirectional LSTM layers in the encoder
   int enc_hidden = 256;                // encoder hidden size per direction
   bool enc_residual = false;           // residual connections between encoder layers (from layer 2 on)

@@ -164,7 +164,8 @@ void spm_train(const std::vector<std::pair<std::string, std::string>>& kwargs, u
   std::string args;
   for (const auto& [key, value] : kwargs) {
     if (key.find_first_of("\n=") != std::string::npos || value.find('\n') != std::string::npos) {
-      throw Error("SentencePiece training option '" + key + "' contains a newline or '=' in its name");
+      throw Error("SentencePiece training option '" + key +
+                  "': names must not contain '=' or newlines, values no newlines");
     }
     args += key + "=" + value + "\n";
   }

@@ -39,6 +39,10 @@ class Seq2SeqImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Seq2Seq);
 
+// Parameters without repeats: LibTorch's parameters() lists a shared embedding once per owner, which
+// would make Adam update it twice per step and break optimizer state (de)serialization.
+std::vector<torch::Tensor> unique_parameters(const torch::nn::Module& model);
+
 // Builds a model from the config and initializes parameters uniformly in [-0.1, 0.1] (seeded by the caller).
 Seq2Seq build_model(const ModelConfig& config, const Vocabularies& vocabs);
 

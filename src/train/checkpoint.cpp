@@ -24,15 +24,20 @@ void write_state(torch::serialize::OutputArchive& ar, const TrainState& s) {
 }
 
 void read_state(torch::serialize::InputArchive& ar, TrainState& s) {
-  torch::Tensor t;
-  auto i64 = [&](const char* key, int64_t& out) { ar.read(key, t), out = t.item<int64_t>(); };
-  auto f64 = [&](const char* key, double& out) { ar.read(key, t), out = t.item<double>(); };
+  auto read = [&](const char* key) {
+    torch::Tensor t;  // fresh each time: read() into a defined tensor would set_() its storage
+    ar.read(key, t);
+    return t;
+  };
+  auto i64 = [&](const char* key, int64_t& out) { out = read(key).item<int64_t>(); };
+  auto f64 = [&](const char* key, double& out) { out = read(key).item<double>(); };
   i64("step", s.step), i64("epoch", s.epoch), i64("batch_in_epoch", s.batch_in_epoch);
   f64("lr_scale", s.lr_scale), f64("best_metric", s.best_metric), i64("best_step", s.best_step);
   i64("bad_validations", s.bad_validations), i64("lr_bad", s.lr_bad), f64("elapsed_seconds", s.elapsed_seconds);
   f64("window_loss", s.window_loss), f64("window_nll", s.window_nll), i64("window_tokens", s.window_tokens);
   i64("total_tokens", s.total_tokens);
-  if (ar.try_read("rng_state", t)) s.rng_state = t;
+  torch::Tensor rng;
+  if (ar.try_read("rng_state", rng)) s.rng_state = rng;
 }
 
 void save_archive(const std::filesystem::path& file, torch::serialize::OutputArchive& ar) {

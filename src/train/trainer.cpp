@@ -94,6 +94,7 @@ class TrainerRun {
   std::vector<std::string> valid_src_lines_, valid_ref_lines_;
   std::vector<int32_t> src_lens_, tgt_lens_;
   Seq2Seq model_{nullptr};
+  std::vector<torch::Tensor> params_;  // unique parameters (shared embeddings once)
   std::unique_ptr<torch::optim::Adam> optimizer_;
   TrainState state_;
   SpecialIds ids_;
@@ -150,11 +151,12 @@ void TrainerRun::build() {
   Vocabularies v{src_tok_->vocab_size(), tgt_tok_->vocab_size(), ids_.pad, ids_.bos, ids_.eos};
   model_ = build_model(cfg_.model, v);
   model_->to(device_);
+  params_ = unique_parameters(*model_);
   const auto& t = cfg_.train;
   optimizer_ = std::make_unique<torch::optim::Adam>(
-      model_->parameters(), torch::optim::AdamOptions(t.lr).betas({t.adam_beta1, t.adam_beta2}).eps(1e-8));
+      params_, torch::optim::AdamOptions(t.lr).betas({t.adam_beta1, t.adam_beta2}).eps(1e-8));
   int64_t params = 0;
-  for (const auto& p : model_->parameters()) params += p.numel();
+  for (const auto& p : params_) params += p.numel();
   spdlog::info("model: {} parameters, src vocab {}, tgt vocab {}, device {}, precision {}", params, v.src_size,
                v.tgt_size, device_.str(), t.precision);
   const auto last = dir_ / model_files::kLast;
@@ -203,7 +205,7 @@ bool TrainerRun::train_group(const std::vector<std::vector<int64_t>>& plan) {
     state_.window_nll += loss.nll;
     state_.window_tokens += loss.tokens;
   }
-  if (cfg_.train.clip_norm > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), cfg_.train.clip_norm);
+  if (cfg_.train.clip_norm > 0) torch::nn::utils::clip_grad_norm_(params_, cfg_.train.clip_norm);
   const double lr = learning_rate();
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
   optimizer_->step();
@@ -234,7 +236,8 @@ void TrainerRun::log_progress(int64_t epoch_batches) {
                  state_.step, state_.epoch + 1, loss, ppl, learning_rate(), tok_s, hms(elapsed), eta);
   }
   append_metrics({{"step", state_.step}, {"epoch", state_.epoch + 1}, {"train_loss", loss}, {"train_ppl", ppl},
-                  {"lr", learning_rate()}, {"tokens_per_s", tok_s}, {"elapsed_s", elapsed}});
+                  {"lr", learning_rate()}, {"tokens_per_s", tok_s}, {"elapsed_s", elapsed},
+                  {"total_tokens", state_.total_tokens}});
   last_loss_ = loss;
   state_.window_loss = state_.window_nll = 0;
   state_.window_tokens = 0;

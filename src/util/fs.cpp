@@ -60,18 +60,20 @@ void rename_atomic(const std::filesystem::path& from, const std::filesystem::pat
 
 void write_atomic(const std::filesystem::path& path, const std::function<void(std::ostream&)>& writer) {
   const auto tmp = path.string() + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error("cannot write '" + tmp + "': " + errno_text());
-    writer(out);
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw Error("cannot write '" + tmp + "': " + errno_text());
+  try {
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      if (!out) throw Error("cannot write '" + tmp + "': " + errno_text());
+      writer(out);
+      out.flush();
+      if (!out) throw Error("cannot write '" + tmp + "': " + errno_text());
     }
+    fsync_path(tmp, O_RDONLY);
+    rename_atomic(tmp, path);
+  } catch (...) {
+    std::remove(tmp.c_str());  // never leave a half-written temp file behind
+    throw;
   }
-  fsync_path(tmp, O_RDONLY);
-  rename_atomic(tmp, path);
 }
 
 void write_file_atomic(const std::filesystem::path& path, const std::string& contents) {

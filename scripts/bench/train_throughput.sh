@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Training throughput of the reference model (configs/multi30k-de-en.yaml: emb 256, bi-LSTM 2x256,
+# decoder LSTM 2x512, Luong general + input feeding, joint SentencePiece 8k, ~4096 target tokens/batch,
+# 2 threads) on Multi30k: WARMUP steps, then STEPS timed steps, no validation.
+# Prints train_tokens_per_s=<number> as its last line. Extra arguments go to `s2s train` (e.g.
+# --set train.precision=fp32). Env: S2S (binary), WARMUP (default 20), STEPS (default 100), WORK (scratch dir).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+S2S=${S2S:-build/bin/s2s}
+WARMUP=${WARMUP:-20}
+STEPS=${STEPS:-100}
+WORK=${WORK:-/tmp/s2s-bench-train}
+[[ -d ../shared/data/multi30k ]] || { echo "needs ../shared/data/multi30k" >&2; exit 2; }
+mkdir -p "$WORK"
+# The SentencePiece model is trained once and reused (its training is not part of the throughput).
+if [[ ! -f $WORK/spm.model ]]; then
+  "$S2S" -q vocab -i ../shared/data/multi30k/train.de -i ../shared/data/multi30k/train.en -o "$WORK/spm" --vocab-size 8000
+fi
+rm -rf "$WORK/run"
+"$S2S" train -c configs/multi30k-de-en.yaml --model-dir "$WORK/run" --set vocab.src_model="$WORK/spm.model" \
+  --set train.log_every="$WARMUP" --set train.valid_every=1000000 --set train.max_minutes=0 \
+  --max-steps $((WARMUP + STEPS)) "$@" >&2
+python3 - "$WORK/run/metrics.jsonl" "$WARMUP" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"train_loss"' in l]
+warm = int(sys.argv[2])
+a = next(r for r in rows if r["step"] == warm)
+b = rows[-1]
+print(f"steps={b['step'] - a['step']} seconds={b['elapsed_s'] - a['elapsed_s']:.1f} loss={b['train_loss']:.4f}")
+print(f"train_tokens_per_s={(b['total_tokens'] - a['total_tokens']) / (b['elapsed_s'] - a['elapsed_s']):.0f}")
+PY

@@ -1,0 +1,66 @@
+// Shared fixture for the LibTorch tests: a temp directory, a small SentencePiece model trained on the
+// shipped demo data (once per test binary), and tiny models built from it.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "data/tokenizer.h"
+#include "data/vocab.h"
+#include "model/seq2seq.h"
+
+namespace s2s_test {
+
+inline std::filesystem::path temp_dir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("s2s_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+inline std::string source_path(const std::string& rel) { return std::string(S2S_SOURCE_DIR) + "/" + rel; }
+
+// A joint 300-piece SentencePiece model of the shipped data, trained once per process.
+inline std::shared_ptr<const s2s::Tokenizer> demo_tokenizer() {
+  static std::shared_ptr<const s2s::Tokenizer> tok = [] {
+    const auto dir = temp_dir("nn_spm");
+    s2s::SpmTrainOptions o;
+    o.inputs = {source_path("data/train.de"), source_path("data/train.en")};
+    o.model_prefix = dir / "spm";
+    o.vocab_size = 300;
+    o.max_sentences = 4000;
+    s2s::train_sentencepiece(o);
+    return s2s::Tokenizer::load(dir / "spm.model");
+  }();
+  return tok;
+}
+
+// A small config: 1-layer model, tiny sizes, fast to train on the shipped data.
+inline s2s::Config tiny_config() {
+  s2s::Config c;
+  c.data.train_src = source_path("data/train.de");
+  c.data.train_tgt = source_path("data/train.en");
+  c.data.valid_src = source_path("data/valid.de");
+  c.data.valid_tgt = source_path("data/valid.en");
+  c.data.valid_max_sentences = 50;
+  c.data.max_length = 30;
+  c.vocab.size = 300;
+  c.vocab.max_sentences = 4000;
+  c.model.emb_dim = 32, c.model.enc_hidden = 32, c.model.dec_hidden = 64;
+  c.model.enc_layers = 1, c.model.dec_layers = 1;
+  c.model.share_embeddings = true, c.model.tie_output = false;
+  c.train.batch_tokens = 600, c.train.lr = 0.003, c.train.warmup_steps = 10;
+  c.train.log_every = 10, c.train.valid_every = 1000, c.train.threads = 1;
+  return c;
+}
+
+inline s2s::Vocabularies vocabs_of(const s2s::Tokenizer& tok) {
+  return {tok.vocab_size(), tok.vocab_size(), tok.pad_id(), tok.bos_id(), tok.eos_id()};
+}
+
+}  // namespace s2s_test
