@@ -49,6 +49,14 @@ TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d) {
   o.search.max_length_factor = c.max_length_factor, o.search.keep_attention = !d.alignment.empty();
   o.batch_size = c.batch_size, o.batch_tokens = c.batch_tokens, o.max_length = c.max_length;
   o.read_ahead = c.read_ahead, o.bf16 = c.precision == "bf16", o.scores = d.scores, o.alignment = d.alignment;
+  if (c.shortlist) {
+    const auto file = std::filesystem::path(d.model_dir) / model_files::kShortlist;
+    if (!std::filesystem::exists(file)) {
+      throw Error("--shortlist: model dir '" + d.model_dir + "' has no " + model_files::kShortlist +
+                  " (written by s2s train; run train on it again to create it)");
+    }
+    o.shortlist = std::make_shared<const Shortlist>(load_shortlist(file));
+  }
   return o;
 }
 

@@ -33,6 +33,9 @@ void add_decode_options(CLI::App* cmd, s2s::app::DecodeArgs& d, bool require_mod
   add_decode_flag<std::string>(cmd, d, "--device", "device", "cpu | cuda | cuda:N");
   add_decode_flag<std::string>(cmd, d, "--precision", "precision", "fp32 | bf16");
   add_decode_flag<int>(cmd, d, "--read-ahead", "read_ahead", "Lines sorted by length together for batching");
+  cmd->add_flag_callback(
+      "--shortlist", [&d] { d.overrides.push_back("decode.shortlist=true"); },
+      "Score only lexical-shortlist candidates (faster, from the model dir's shortlist.txt)");
   cmd->add_option("--set", d.overrides, "Override a config value: section.key=value (repeatable)");
 }
 
@@ -41,6 +44,7 @@ void setup_logging(const std::string& level, bool quiet) {
   logger->set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] %v");
   spdlog::set_default_logger(logger);
   spdlog::set_level(quiet ? spdlog::level::warn : spdlog::level::from_str(level));
+  spdlog::flush_on(spdlog::level::info);  // progress lines reach log files as they happen
 }
 
 }  // namespace

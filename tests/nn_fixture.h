@@ -60,7 +60,7 @@ inline s2s::Config tiny_config() {
 }
 
 inline s2s::Vocabularies vocabs_of(const s2s::Tokenizer& tok) {
-  return {tok.vocab_size(), tok.vocab_size(), tok.pad_id(), tok.bos_id(), tok.eos_id()};
+  return {tok.vocab_size(), tok.vocab_size(), tok.pad_id(), tok.bos_id(), tok.eos_id(), tok.unk_id()};
 }
 
 }  // namespace s2s_test

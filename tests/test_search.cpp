@@ -157,3 +157,26 @@ TEST(Search, NBestIsSortedDistinctAndSized) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Search, VocabularySubsetRestrictsOutputs) {
+  auto model = fixed_model(7);
+  auto src = s2s::make_source_batch({{4, 5}, {1, 4, 4}}, {});
+  s2s::SearchOptions opt;
+  opt.beam_size = 3, opt.n_best = 3;
+  auto full = s2s::beam_search(*model, src.src, src.src_lengths, opt);
+  auto same = s2s::beam_search(*model, src.src, src.src_lengths, opt, {0, 1, 2, 3, 4, 5});
+  for (size_t b = 0; b < full.size(); ++b) {
+    ASSERT_EQ(full[b].size(), same[b].size());
+    for (size_t k = 0; k < full[b].size(); ++k) EXPECT_EQ(full[b][k].tokens, same[b][k].tokens);
+  }
+  auto restricted = s2s::beam_search(*model, src.src, src.src_lengths, opt, {kEos, 5});
+  for (const auto& hyps : restricted) {
+    for (const auto& h : hyps) {
+      for (auto t : h.tokens) EXPECT_EQ(t, 5);
+    }
+  }
+}
+
+}  // namespace

@@ -118,6 +118,7 @@ struct DecodeConfig {
   double max_length_factor = 2.0;  // output is at most factor * source length + 5 tokens
   int read_ahead = 1000;          // lines read ahead and sorted by length for batching
   std::string precision = "fp32";  // fp32 | bf16
+  bool shortlist = false;         // score only lexical-shortlist candidates (model dir's shortlist.txt)
   int threads = 2;                // CPU threads
   std::string device = "cpu";     // cpu | cuda | cuda:N
 
@@ -126,7 +127,7 @@ struct DecodeConfig {
     v("beam_size", beam_size), v("n_best", n_best), v("batch_size", batch_size);
     v("batch_tokens", batch_tokens), v("normalize", normalize), v("max_length", max_length);
     v("max_length_factor", max_length_factor), v("read_ahead", read_ahead), v("precision", precision);
-    v("threads", threads), v("device", device);
+    v("shortlist", shortlist), v("threads", threads), v("device", device);
   }
 };
 

@@ -32,13 +32,28 @@ Hypothesis finish(const Partial& p, int32_t last_token, bool is_eos, double scor
   return h;
 }
 
+// The output layer, restricted to a vocabulary subset when one is given.
+struct OutputLayer {
+  torch::Tensor weight, bias;        // [vocab', out_dim], [vocab']
+  std::vector<int64_t> ids;          // local index -> target id (empty: identity)
+  int64_t to_global(int64_t local) const { return ids.empty() ? local : ids[static_cast<size_t>(local)]; }
+};
+
+OutputLayer output_layer(Seq2SeqImpl& model, const std::vector<int64_t>& subset, const torch::Device& device) {
+  if (subset.empty()) return {model.out_weight, model.out_bias, {}};
+  auto index = torch::tensor(subset, torch::kInt64).to(device);
+  return {model.out_weight.index_select(0, index), model.out_bias.index_select(0, index), subset};
+}
+
 }  // namespace
 
 std::vector<std::vector<Hypothesis>> beam_search(Seq2SeqImpl& model, const torch::Tensor& src,
-                                                 const torch::Tensor& src_lengths, const SearchOptions& opt) {
+                                                 const torch::Tensor& src_lengths, const SearchOptions& opt,
+                                                 const std::vector<int64_t>& vocab_subset) {
   torch::NoGradGuard no_grad;
   const int64_t batch = src.size(0), K = opt.beam_size, eos = model.vocabs.eos_id;
   const auto device = src.device();
+  const auto output = output_layer(model, vocab_subset, device);
   auto state = model.start(src, src_lengths);
   state.index_select(torch::arange(batch, torch::TensorOptions(device).dtype(torch::kInt64)).repeat_interleave(K));
 
@@ -60,7 +75,8 @@ std::vector<std::vector<Hypothesis>> beam_search(Seq2SeqImpl& model, const torch
     const auto A = static_cast<int64_t>(active.size());
     torch::Tensor attn;
     auto out = model.decoder->step(tokens, state, opt.keep_attention ? &attn : nullptr);  // [A*K, out_dim]
-    auto logp = torch::log_softmax(model.logits(out).to(torch::kFloat), /*dim=*/1);   // [A*K, vocab]
+    auto logits = torch::nn::functional::linear(out, output.weight, output.bias);
+    auto logp = torch::log_softmax(logits.to(torch::kFloat), /*dim=*/1);  // [A*K, vocab or subset]
     const auto vocab = logp.size(1);
     auto prev = torch::from_blob(scores.data(), {A * K, 1}, torch::kFloat).to(device);
     auto [top_v, top_i] = (logp + prev).view({A, K * vocab}).topk(std::min<int64_t>(2 * K, K * vocab), 1);
@@ -82,7 +98,7 @@ std::vector<std::vector<Hypothesis>> beam_search(Seq2SeqImpl& model, const torch
       for (int64_t j = 0; j < C && static_cast<int64_t>(rows.size()) < K; ++j) {
         const float v = tv[a * C + j];
         if (v == kNegInf) break;
-        const int64_t beam = ti[a * C + j] / vocab, tok = ti[a * C + j] % vocab, row = a * K + beam;
+        const int64_t beam = ti[a * C + j] / vocab, tok = output.to_global(ti[a * C + j] % vocab), row = a * K + beam;
         const float* arow = opt.keep_attention ? attn.data_ptr<float>() + row * attn.size(1) : nullptr;
         if (tok == eos || at_limit) {
           if (j < K) {

@@ -25,8 +25,10 @@ struct Hypothesis {
   std::vector<std::vector<float>> attention;  // per output token (EOS included): weights over source tokens
 };
 
-// Translates one batch: returns, per sentence, up to n_best hypotheses, best first.
+// Translates one batch: returns, per sentence, up to n_best hypotheses, best first. When `vocab_subset`
+// (sorted target ids, EOS included) is given, only those tokens are scored (lexical shortlist).
 std::vector<std::vector<Hypothesis>> beam_search(Seq2SeqImpl& model, const torch::Tensor& src,
-                                                 const torch::Tensor& src_lengths, const SearchOptions& options);
+                                                 const torch::Tensor& src_lengths, const SearchOptions& options,
+                                                 const std::vector<int64_t>& vocab_subset = {});
 
 }  // namespace s2s

@@ -95,7 +95,7 @@ ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device
   b.src_tok = Tokenizer::load(src_path);
   b.tgt_tok = b.config.vocab.joint ? b.src_tok : Tokenizer::load(tgt_path);
   Vocabularies v{b.src_tok->vocab_size(), b.tgt_tok->vocab_size(), b.tgt_tok->pad_id(), b.tgt_tok->bos_id(),
-                 b.tgt_tok->eos_id()};
+                 b.tgt_tok->eos_id(), b.tgt_tok->unk_id()};
   b.model = Seq2Seq(b.config.model, v);
   const auto best = dir / model_files::kBest, last = dir / model_files::kLast;
   const auto weights = std::filesystem::exists(best, ec) ? best : last;
@@ -160,7 +160,9 @@ std::vector<std::vector<Hypothesis>> Translator::translate_lines(const std::vect
       ++end;
     }
     auto tensors = make_source_batch(batch, ids).to(device_);
-    auto hyps = beam_search(*model_, tensors.src, tensors.src_lengths, options_.search);
+    std::vector<int64_t> subset;
+    if (options_.shortlist) subset = options_.shortlist->candidates(batch, {ids.eos, model_->vocabs.unk_id});
+    auto hyps = beam_search(*model_, tensors.src, tensors.src_lengths, options_.search, subset);
     for (size_t k = 0; k < hyps.size(); ++k) results[order[begin + k]] = std::move(hyps[k]);
     begin = end;
   }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "data/shortlist.h"
 #include "data/tokenizer.h"
 #include "decode/search.h"
 #include "model/seq2seq.h"
@@ -25,6 +26,7 @@ struct TranslateOptions {
   bool bf16 = false;           // bf16 autocast for the matmuls
   bool scores = false;         // append " ||| F0= score ||| normalized" to 1-best lines
   std::string alignment;       // "" | hard | soft: append attention alignments
+  std::shared_ptr<const Shortlist> shortlist;  // restrict the output layer to shortlist candidates (optional)
 };
 
 // A trained model with its tokenizers, as stored in a model directory.

@@ -17,6 +17,7 @@ struct Vocabularies {
   int64_t pad_id = 0;    // padding id (both sides)
   int64_t bos_id = 2;    // target begin-of-sentence id
   int64_t eos_id = 3;    // target end-of-sentence id
+  int64_t unk_id = 1;    // target unknown-token id
 };
 
 class Seq2SeqImpl : public torch::nn::Module {

@@ -9,6 +9,13 @@
 namespace s2s {
 namespace {
 
+// First `limit` characters of a LibTorch message, on one line.
+std::string brief(const c10::Error& e, size_t limit = 160) {
+  std::string msg = e.what_without_backtrace();
+  std::replace(msg.begin(), msg.end(), '\n', ' ');
+  return msg.substr(0, limit);
+}
+
 torch::Tensor scalar(double v) { return torch::tensor(v, torch::kDouble); }
 torch::Tensor scalar(int64_t v) { return torch::tensor(v, torch::kInt64); }
 
@@ -46,7 +53,7 @@ void save_archive(const std::filesystem::path& file, torch::serialize::OutputArc
     ar.save_to(tmp);
   } catch (const c10::Error& e) {
     std::remove(tmp.c_str());
-    throw Error("cannot write checkpoint '" + tmp + "': " + e.what_without_backtrace());
+    throw Error("cannot write checkpoint '" + tmp + "': " + brief(e));
   }
   fs::rename_atomic(tmp, file);
 }
@@ -59,20 +66,29 @@ torch::serialize::InputArchive open_archive(const std::filesystem::path& file) {
     ar.load_from(file.string());
   } catch (const c10::Error& e) {
     throw Error("cannot read checkpoint '" + file.string() + "': not a valid s2s checkpoint (" +
-                std::string(e.what_without_backtrace()).substr(0, 120) + ")");
+                brief(e, 120) + ")");
   }
   return ar;
 }
 
 void load_module(torch::serialize::InputArchive& ar, torch::nn::Module& model, const std::filesystem::path& file) {
+  // LibTorch's load() silently resizes parameters to whatever the file holds: check shapes ourselves.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> expected;
+  for (const auto& kv : model.named_parameters()) expected.emplace_back(kv.key(), kv.value().sizes().vec());
   torch::serialize::InputArchive sub;
   try {
     if (!ar.try_read("model", sub)) throw Error("checkpoint '" + file.string() + "' has no model weights");
     torch::NoGradGuard no_grad;
     model.load(sub);
   } catch (const c10::Error& e) {
-    throw Error("checkpoint '" + file.string() + "' does not match the model in config.yml: " +
-                std::string(e.what_without_backtrace()).substr(0, 160));
+    throw Error("checkpoint '" + file.string() + "' does not match the model in config.yml: " + brief(e));
+  }
+  const auto loaded = model.named_parameters();
+  for (const auto& [name, shape] : expected) {
+    if (loaded[name].sizes().vec() != shape) {
+      throw Error("checkpoint '" + file.string() + "' does not match the model in config.yml: parameter " + name +
+                  " has shape " + c10::str(loaded[name].sizes()) + ", the config expects " + c10::str(c10::IntArrayRef(shape)));
+    }
   }
 }
 
@@ -101,7 +117,7 @@ void load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model
     read_state(state_ar, state);
   } catch (const c10::Error& e) {
     throw Error("checkpoint '" + file.string() + "' has a damaged training state: " +
-                std::string(e.what_without_backtrace()).substr(0, 160));
+                brief(e));
   }
 }
 

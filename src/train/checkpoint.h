@@ -37,6 +37,7 @@ inline constexpr const char* kLog = "train.log";
 inline constexpr const char* kJointSpm = "spm.model";
 inline constexpr const char* kSrcSpm = "spm.src.model";
 inline constexpr const char* kTgtSpm = "spm.tgt.model";
+inline constexpr const char* kShortlist = "shortlist.txt";
 }  // namespace model_files
 
 // Saves model + optimizer + state atomically (temp file + rename).

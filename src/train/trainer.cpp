@@ -16,6 +16,7 @@
 #include "data/batch.h"
 #include "data/batcher.h"
 #include "data/corpus.h"
+#include "data/shortlist.h"
 #include "data/tokenizer.h"
 #include "data/vocab.h"
 #include "decode/translator.h"
@@ -100,6 +101,7 @@ class TrainerRun {
   SpecialIds ids_;
   Clock::time_point run_start_ = Clock::now(), window_start_ = Clock::now();
   double elapsed_at_start_ = 0;
+  double window_pause_ = 0;  // seconds of validation inside the current log window (not training time)
   bool early_stopped_ = false;
   double last_loss_ = 0;
 };
@@ -128,6 +130,10 @@ void TrainerRun::load_data() {
   spdlog::info("training data: {} pairs read, {} kept, dropped {} empty, {} longer than {} tokens, {} invalid UTF-8",
                st.read, st.kept, st.empty, st.too_long, cfg_.data.max_length, st.invalid_utf8);
   if (train_.size() == 0) throw Error("no usable training pairs in '" + cfg_.data.train_src + "'");
+  const auto shortlist_file = dir_ / model_files::kShortlist;
+  if (!std::filesystem::exists(shortlist_file)) {
+    save_shortlist(shortlist_file, build_shortlist(train_, src_tok_->vocab_size(), tgt_tok_->vocab_size(), {}));
+  }
   for (size_t i = 0; i < train_.size(); ++i) {
     src_lens_.push_back(static_cast<int32_t>(train_.src.length(i)));
     tgt_lens_.push_back(static_cast<int32_t>(train_.tgt.length(i)));
@@ -148,7 +154,7 @@ void TrainerRun::load_data() {
 
 void TrainerRun::build() {
   torch::manual_seed(static_cast<uint64_t>(cfg_.train.seed));
-  Vocabularies v{src_tok_->vocab_size(), tgt_tok_->vocab_size(), ids_.pad, ids_.bos, ids_.eos};
+  Vocabularies v{src_tok_->vocab_size(), tgt_tok_->vocab_size(), ids_.pad, ids_.bos, ids_.eos, tgt_tok_->unk_id()};
   model_ = build_model(cfg_.model, v);
   model_->to(device_);
   params_ = unique_parameters(*model_);
@@ -216,7 +222,7 @@ bool TrainerRun::train_group(const std::vector<std::vector<int64_t>>& plan) {
 }
 
 void TrainerRun::log_progress(int64_t epoch_batches) {
-  const double window_seconds = std::max(1e-9, seconds_since(window_start_));
+  const double window_seconds = std::max(1e-9, seconds_since(window_start_) - window_pause_);
   const double loss = state_.window_loss / std::max<int64_t>(1, state_.window_tokens);
   const double ppl = std::exp(state_.window_nll / std::max<int64_t>(1, state_.window_tokens));
   const double tok_s = static_cast<double>(state_.window_tokens) / window_seconds;
@@ -242,6 +248,7 @@ void TrainerRun::log_progress(int64_t epoch_batches) {
   state_.window_loss = state_.window_nll = 0;
   state_.window_tokens = 0;
   window_start_ = Clock::now();
+  window_pause_ = 0;
 }
 
 void TrainerRun::validate() {
@@ -290,6 +297,7 @@ void TrainerRun::validate() {
     }
     early_stopped_ = cfg_.train.patience > 0 && state_.bad_validations >= cfg_.train.patience;
   }
+  window_pause_ += seconds_since(start);
   spdlog::info("validation at step {}: ppl {:.3f} | BLEU {:.2f} | {}{} ({:.1f} s)", state_.step, ppl, bleu.score,
                improved ? "new best" : "no improvement x", improved ? "" : std::to_string(state_.bad_validations),
                seconds_since(start));
@@ -344,6 +352,7 @@ TrainSummary TrainerRun::run() {
       save_last();
     }
   }
+  if (g_stop_signal == 0 && state_.step % cfg_.train.valid_every != 0) validate();  // score the final weights
   save_last();
   std::signal(SIGINT, prev_int), std::signal(SIGTERM, prev_term);
   TrainSummary summary{state_.step, state_.best_metric, state_.best_step, g_stop_signal != 0, last_loss_};
