@@ -10,6 +10,8 @@
 #include <optional>
 
 #include "config/config.h"
+#include "data/batch.h"
+#include "data/corpus.h"
 #include "data/vocab.h"
 #include "decode/translator.h"
 #include "metrics/bleu.h"
@@ -17,8 +19,6 @@
 #include "train/checkpoint.h"
 #include "train/loss.h"
 #include "train/trainer.h"
-#include "data/batch.h"
-#include "data/corpus.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/runtime.h"
@@ -72,16 +72,18 @@ double reference_perplexity(ModelBundle& b, const std::string& src, const std::s
   int64_t tokens = 0;
   for (size_t begin = 0; begin < corpus.size(); begin += 64) {
     std::vector<int64_t> idx;
-    for (size_t i = begin; i < std::min(corpus.size(), begin + 64); ++i) idx.push_back(static_cast<int64_t>(i));
+    for (size_t i = begin; i < std::min(corpus.size(), begin + 64); ++i)
+      idx.push_back(static_cast<int64_t>(i));
     auto batch = make_batch(corpus, idx, ids).to(b.device);
-    auto loss = sequence_loss(*b.model, b.model->forward(batch.src, batch.src_lengths, batch.tgt_in), batch.tgt_out, 0);
+    auto loss = sequence_loss(*b.model, b.model->forward(batch.src, batch.src_lengths, batch.tgt_in),
+                              batch.tgt_out, 0);
     nll += loss.nll, tokens += loss.tokens;
   }
   return std::exp(nll / std::max<int64_t>(1, tokens));
 }
 
-void print_scores(const std::vector<std::string>& hyps, const std::vector<std::string>& refs, const EvalArgs& a,
-                  std::optional<double> ppl) {
+void print_scores(const std::vector<std::string>& hyps, const std::vector<std::string>& refs,
+                  const EvalArgs& a, std::optional<double> ppl) {
   metrics::BleuOptions bopt;
   bopt.lowercase = a.lowercase;
   metrics::ChrfOptions copt;
@@ -90,8 +92,8 @@ void print_scores(const std::vector<std::string>& hyps, const std::vector<std::s
   const auto chrf = metrics::corpus_chrf(hyps, refs, copt);
   if (a.json) {
     nlohmann::json j;
-    j["bleu"] = {{"score", bleu.score},   {"precisions", bleu.precisions}, {"bp", bleu.bp},
-                 {"ratio", bleu.ratio},   {"sys_len", bleu.sys_len},       {"ref_len", bleu.ref_len},
+    j["bleu"] = {{"score", bleu.score},        {"precisions", bleu.precisions}, {"bp", bleu.bp},
+                 {"ratio", bleu.ratio},        {"sys_len", bleu.sys_len},       {"ref_len", bleu.ref_len},
                  {"signature", bleu.signature}};
     j["chrf"] = {{"score", chrf.score}, {"signature", chrf.signature}};
     if (ppl) j["ppl"] = *ppl;
@@ -111,7 +113,10 @@ void print_scores(const std::vector<std::string>& hyps, const std::vector<std::s
                 << metrics::sentence_chrf(hyps[i], refs[i], copt).format() << "\n";
     }
   }
-  std::cout << bleu.format() << "\n" << bleu.signature << "\n" << chrf.format() << "\n" << chrf.signature << "\n";
+  std::cout << bleu.format() << "\n"
+            << bleu.signature << "\n"
+            << chrf.format() << "\n"
+            << chrf.signature << "\n";
   if (ppl) std::cout << "ppl = " << *ppl << "\n";
 }
 
@@ -146,7 +151,8 @@ int run_train(const TrainArgs& a) {
 int run_translate(const TranslateArgs& a) {
   DecodeConfig decode;
   auto bundle = load_for_decoding(a.decode, decode);
-  Translator translator(bundle.model, bundle.src_tok, bundle.tgt_tok, bundle.device, translate_options(decode, a.decode));
+  Translator translator(bundle.model, bundle.src_tok, bundle.tgt_tok, bundle.device,
+                        translate_options(decode, a.decode));
   int fd = STDIN_FILENO;
   if (!a.input.empty()) {
     fd = ::open(a.input.c_str(), O_RDONLY);
@@ -174,7 +180,8 @@ int run_eval(const EvalArgs& a) {
   }
   DecodeConfig decode;
   auto bundle = load_for_decoding(a.decode, decode);
-  Translator translator(bundle.model, bundle.src_tok, bundle.tgt_tok, bundle.device, translate_options(decode, a.decode));
+  Translator translator(bundle.model, bundle.src_tok, bundle.tgt_tok, bundle.device,
+                        translate_options(decode, a.decode));
   const auto sources = fs::read_lines(a.src);
   if (sources.size() != refs.size()) {
     throw Error("'" + a.src + "' has " + std::to_string(sources.size()) + " lines but '" + a.ref + "' has " +

@@ -30,21 +30,21 @@ struct TranslateArgs {
 
 struct EvalArgs {
   DecodeArgs decode;
-  std::string hyp, ref, src;  // --hyp/--ref (score a file) or --model/--src/--ref (translate, then score)
-  bool json = false;           // --json
+  std::string hyp, ref, src;    // --hyp/--ref (score a file) or --model/--src/--ref (translate, then score)
+  bool json = false;            // --json
   bool sentence_level = false;  // --sentence-level
   bool lowercase = false;       // --lowercase
 };
 
 struct VocabArgs {
-  std::vector<std::string> inputs;  // -i raw text files
-  std::string model_prefix;         // -o prefix: writes <prefix>.model and <prefix>.vocab
-  int vocab_size = 8000;            // --vocab-size
+  std::vector<std::string> inputs;     // -i raw text files
+  std::string model_prefix;            // -o prefix: writes <prefix>.model and <prefix>.vocab
+  int vocab_size = 8000;               // --vocab-size
   std::string model_type = "unigram";  // --model-type
-  double character_coverage = 1.0;  // --character-coverage
-  int seed = 1234;                  // --seed
-  long max_sentences = 1000000;     // --max-sentences
-  int threads = 2;                  // --threads
+  double character_coverage = 1.0;     // --character-coverage
+  int seed = 1234;                     // --seed
+  long max_sentences = 1000000;        // --max-sentences
+  int threads = 2;                     // --threads
 };
 
 int run_train(const TrainArgs& args);

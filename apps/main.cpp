@@ -15,18 +15,22 @@ template <class T>
 void add_decode_flag(CLI::App* cmd, s2s::app::DecodeArgs& d, const std::string& flag, const std::string& key,
                      const std::string& help) {
   cmd->add_option_function<T>(
-      flag, [&d, key](const T& v) { d.overrides.push_back("decode." + key + "=" + CLI::detail::to_string(v)); },
+      flag,
+      [&d, key](const T& v) { d.overrides.push_back("decode." + key + "=" + CLI::detail::to_string(v)); },
       help);
 }
 
 void add_decode_options(CLI::App* cmd, s2s::app::DecodeArgs& d, bool require_model) {
-  auto* model = cmd->add_option("-m,--model,--model-dir", d.model_dir, "Model directory written by `s2s train`");
+  auto* model =
+      cmd->add_option("-m,--model,--model-dir", d.model_dir, "Model directory written by `s2s train`");
   if (require_model) model->required();
   add_decode_flag<int>(cmd, d, "-b,--beam-size", "beam_size", "Beam size (1 = greedy)");
   add_decode_flag<int>(cmd, d, "--n-best", "n_best", "Print N hypotheses per line (Moses n-best format)");
   add_decode_flag<int>(cmd, d, "--batch-size", "batch_size", "Sentences per batch");
-  add_decode_flag<int>(cmd, d, "--batch-tokens", "batch_tokens", "Source tokens per batch (overrides --batch-size)");
-  add_decode_flag<double>(cmd, d, "--normalize", "normalize", "Length normalization exponent alpha (0 = off)");
+  add_decode_flag<int>(cmd, d, "--batch-tokens", "batch_tokens",
+                       "Source tokens per batch (overrides --batch-size)");
+  add_decode_flag<double>(cmd, d, "--normalize", "normalize",
+                          "Length normalization exponent alpha (0 = off)");
   add_decode_flag<int>(cmd, d, "--max-length", "max_length", "Crop input lines to N subword tokens");
   add_decode_flag<double>(cmd, d, "--max-length-factor", "max_length_factor", "Output length limit factor");
   add_decode_flag<int>(cmd, d, "--threads", "threads", "CPU threads");
@@ -62,7 +66,9 @@ int main(int argc, char** argv) {
   s2s::app::TrainArgs train;
   auto* train_cmd = app.add_subcommand("train", "Train (or resume) a model in --model-dir");
   train_cmd->add_option("-c,--config", train.config, "YAML config file");
-  train_cmd->add_option("--model-dir", train.model_dir, "Model directory (created; resumed when it has a checkpoint)")
+  train_cmd
+      ->add_option("--model-dir", train.model_dir,
+                   "Model directory (created; resumed when it has a checkpoint)")
       ->required();
   train_cmd->add_option("--set", train.overrides, "Override a config value: section.key=value (repeatable)");
   train_cmd->add_flag("--dump-config", train.dump_config, "Print the effective config and exit");
@@ -82,12 +88,15 @@ int main(int argc, char** argv) {
   add_decode_options(translate_cmd, translate.decode, /*require_model=*/true);
   translate_cmd->add_option("-i,--input", translate.input, "Input file (default: stdin)");
   translate_cmd->add_option("-o,--output", translate.output, "Output file (default: stdout)");
-  translate_cmd->add_flag("--scores", translate.decode.scores, "Append ' ||| F0= score ||| normalized score'");
-  translate_cmd->add_option("--alignment", translate.decode.alignment, "Append attention alignments: hard | soft")
+  translate_cmd->add_flag("--scores", translate.decode.scores,
+                          "Append ' ||| F0= score ||| normalized score'");
+  translate_cmd
+      ->add_option("--alignment", translate.decode.alignment, "Append attention alignments: hard | soft")
       ->check(CLI::IsMember({"hard", "soft"}));
 
   s2s::app::EvalArgs eval;
-  auto* eval_cmd = app.add_subcommand("eval", "BLEU/chrF of a hypothesis file, or translate --src and score it");
+  auto* eval_cmd =
+      app.add_subcommand("eval", "BLEU/chrF of a hypothesis file, or translate --src and score it");
   add_decode_options(eval_cmd, eval.decode, /*require_model=*/false);
   eval_cmd->add_option("--hyp", eval.hyp, "Hypothesis file (detokenized)");
   eval_cmd->add_option("--ref", eval.ref, "Reference file")->required();

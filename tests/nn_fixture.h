@@ -23,7 +23,9 @@ inline std::filesystem::path temp_dir(const std::string& name) {
   return dir;
 }
 
-inline std::string source_path(const std::string& rel) { return std::string(S2S_SOURCE_DIR) + "/" + rel; }
+inline std::string source_path(const std::string& rel) {
+  return std::string(S2S_SOURCE_DIR) + "/" + rel;
+}
 
 // A joint 300-piece SentencePiece model of the shipped data, trained once per process.
 inline std::shared_ptr<const s2s::Tokenizer> demo_tokenizer() {

@@ -21,7 +21,8 @@ struct Child {
 };
 
 // Starts S2S_BINARY with `args`; stderr goes to `stderr_file`.
-inline Child spawn(const std::vector<std::string>& args, const std::string& stderr_file, bool pipe_stdin = false) {
+inline Child spawn(const std::vector<std::string>& args, const std::string& stderr_file,
+                   bool pipe_stdin = false) {
   int in[2] = {-1, -1}, out[2];
   if (pipe_stdin && ::pipe(in) != 0) return {};
   if (::pipe(out) != 0) return {};

@@ -15,7 +15,8 @@ namespace stdfs = std::filesystem;
 s2s::Seq2Seq small_model(uint64_t seed) {
   torch::manual_seed(seed);
   s2s::ModelConfig m;
-  m.emb_dim = 8, m.enc_hidden = 4, m.dec_hidden = 8, m.enc_layers = 1, m.dec_layers = 1, m.share_embeddings = true;
+  m.emb_dim = 8, m.enc_hidden = 4, m.dec_hidden = 8, m.enc_layers = 1, m.dec_layers = 1,
+  m.share_embeddings = true;
   m.dropout_emb = m.dropout_hidden = m.dropout_attn = 0;  // the compared steps must not draw random masks
   return s2s::build_model(m, {20, 20, 0, 2, 3, 1});
 }
@@ -23,7 +24,8 @@ s2s::Seq2Seq small_model(uint64_t seed) {
 void one_step(s2s::Seq2Seq& model, torch::optim::Adam& adam) {
   adam.zero_grad();
   auto src = torch::tensor({4, 5, 6}, torch::kInt64).view({1, 3});
-  auto out = model->forward(src, torch::tensor({3}, torch::kInt64), torch::tensor({2, 7}, torch::kInt64).view({1, 2}));
+  auto out = model->forward(src, torch::tensor({3}, torch::kInt64),
+                            torch::tensor({2, 7}, torch::kInt64).view({1, 2}));
   model->logits(out).sum().backward();
   adam.step();
 }
@@ -44,9 +46,11 @@ TEST(Checkpoint, RoundTripsModelOptimizerAndState) {
   one_step(a, adam_a);
   s2s::TrainState state;
   state.step = 17, state.epoch = 2, state.batch_in_epoch = 5, state.lr_scale = 0.25, state.best_metric = 31.5;
-  state.best_step = 12, state.window_loss = 1.0 / 3.0, state.rng_state = at::detail::getDefaultCPUGenerator().get_state();
+  state.best_step = 12, state.window_loss = 1.0 / 3.0,
+  state.rng_state = at::detail::getDefaultCPUGenerator().get_state();
   s2s::save_checkpoint(dir / "last.pt", *a, adam_a, state);
-  for (const auto& e : stdfs::directory_iterator(dir)) EXPECT_EQ(e.path().filename(), "last.pt");  // no temp left
+  for (const auto& e : stdfs::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename(), "last.pt");  // no temp left
 
   auto b = small_model(2);
   torch::optim::Adam adam_b(s2s::unique_parameters(*b), torch::optim::AdamOptions(0.01));
@@ -78,11 +82,13 @@ TEST(Checkpoint, DamagedOrForeignFilesAreClearErrors) {
   msg = error_of([&] { s2s::load_checkpoint(dir / "weights.pt", *model, adam, state); });
   EXPECT_NE(msg.find("no training state"), std::string::npos) << msg;
   auto other = small_model(1);
-  other = s2s::Seq2Seq([] {
-    s2s::ModelConfig m;
-    m.emb_dim = 6, m.enc_hidden = 4, m.dec_hidden = 8, m.enc_layers = 1, m.dec_layers = 1;
-    return m;
-  }(), s2s::Vocabularies{20, 20, 0, 2, 3, 1});
+  other = s2s::Seq2Seq(
+      [] {
+        s2s::ModelConfig m;
+        m.emb_dim = 6, m.enc_hidden = 4, m.dec_hidden = 8, m.enc_layers = 1, m.dec_layers = 1;
+        return m;
+      }(),
+      s2s::Vocabularies{20, 20, 0, 2, 3, 1});
   msg = error_of([&] { s2s::load_weights(dir / "weights.pt", *other); });
   EXPECT_NE(msg.find("does not match"), std::string::npos) << msg;
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;

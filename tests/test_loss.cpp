@@ -11,7 +11,8 @@ namespace {
 s2s::Seq2Seq model_for_loss() {
   torch::manual_seed(5);
   s2s::ModelConfig m;
-  m.emb_dim = 16, m.enc_hidden = 8, m.dec_hidden = 16, m.enc_layers = 1, m.dec_layers = 1, m.tie_output = false;
+  m.emb_dim = 16, m.enc_hidden = 8, m.dec_hidden = 16, m.enc_layers = 1, m.dec_layers = 1,
+  m.tie_output = false;
   m.dropout_emb = m.dropout_hidden = m.dropout_attn = 0;
   return s2s::build_model(m, {20, 20, 0, 2, 3});
 }
@@ -22,7 +23,8 @@ TEST(Loss, PaddingIsMasked) {
   auto gold = torch::tensor({5, 6, 3, 7, 3, 0}, torch::kInt64).view({2, 3});
   auto both = s2s::sequence_loss(*model, hidden, gold, 0.0);
   auto first = s2s::sequence_loss(*model, hidden.narrow(0, 0, 1), gold.narrow(0, 0, 1), 0.0);
-  auto second = s2s::sequence_loss(*model, hidden.narrow(0, 1, 1).narrow(1, 0, 2), gold.narrow(0, 1, 1).narrow(1, 0, 2), 0.0);
+  auto second = s2s::sequence_loss(*model, hidden.narrow(0, 1, 1).narrow(1, 0, 2),
+                                   gold.narrow(0, 1, 1).narrow(1, 0, 2), 0.0);
   EXPECT_EQ(both.tokens, 5);
   EXPECT_NEAR(both.nll, first.nll + second.nll, 1e-4);
   // Changing the hidden state at a padded position changes nothing.

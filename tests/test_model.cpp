@@ -63,7 +63,8 @@ TEST_P(AttentionMask, GroupedQueriesMatchExpandedMemory) {
   EXPECT_TRUE(torch::allclose(grouped.second, expanded.second, 1e-5, 1e-6));
 }
 
-INSTANTIATE_TEST_SUITE_P(AllTypes, AttentionMask, ::testing::Values("bahdanau", "luong-dot", "luong-general"));
+INSTANTIATE_TEST_SUITE_P(AllTypes, AttentionMask,
+                         ::testing::Values("bahdanau", "luong-dot", "luong-general"));
 
 class DecoderSteps : public ::testing::TestWithParam<std::string> {};
 

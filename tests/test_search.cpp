@@ -17,7 +17,8 @@ constexpr int64_t kVocab = 6, kBos = 2, kEos = 3;
 s2s::Seq2Seq fixed_model(uint64_t seed) {
   torch::manual_seed(seed);
   s2s::ModelConfig m;
-  m.emb_dim = 8, m.enc_hidden = 6, m.dec_hidden = 10, m.enc_layers = 1, m.dec_layers = 1, m.tie_output = false;
+  m.emb_dim = 8, m.enc_hidden = 6, m.dec_hidden = 10, m.enc_layers = 1, m.dec_layers = 1,
+  m.tie_output = false;
   m.dropout_emb = m.dropout_hidden = m.dropout_attn = 0;
   auto model = s2s::build_model(m, {kVocab, kVocab, 0, kBos, kEos});
   {
@@ -45,7 +46,9 @@ double sequence_logprob(s2s::Seq2SeqImpl& model, const s2s::Batch& src, const st
   return total;
 }
 
-double normalized(double score, size_t length, double alpha) { return score / std::pow(static_cast<double>(length), alpha); }
+double normalized(double score, size_t length, double alpha) {
+  return score / std::pow(static_cast<double>(length), alpha);
+}
 
 TEST(Search, WideBeamFindsTheExhaustiveOptimum) {
   for (uint64_t seed : {1, 2, 3}) {
@@ -66,11 +69,13 @@ TEST(Search, WideBeamFindsTheExhaustiveOptimum) {
     std::function<void(std::vector<int64_t>&)> walk = [&](std::vector<int64_t>& prefix) {
       const auto L = static_cast<int64_t>(prefix.size());
       if (L == max_len) {
-        const double s = normalized(sequence_logprob(*model, src, prefix, false), prefix.size(), opt.normalize);
+        const double s =
+            normalized(sequence_logprob(*model, src, prefix, false), prefix.size(), opt.normalize);
         if (s > best) best = s, best_tokens = prefix;
         return;
       }
-      const double s = normalized(sequence_logprob(*model, src, prefix, true), prefix.size() + 1, opt.normalize);
+      const double s =
+          normalized(sequence_logprob(*model, src, prefix, true), prefix.size() + 1, opt.normalize);
       if (s > best) best = s, best_tokens = prefix;
       for (int64_t y = 0; y < kVocab; ++y) {
         if (y == kEos) continue;
@@ -97,7 +102,8 @@ TEST(Search, ScoresAreTeacherForcedLogProbabilities) {
     auto one = s2s::make_source_batch({b == 0 ? std::vector<int32_t>{4, 5} : std::vector<int32_t>{5}}, {});
     ASSERT_FALSE(result[b].empty());
     for (const auto& h : result[b]) {
-      const bool ended = static_cast<int64_t>(h.tokens.size()) < static_cast<int64_t>(2.0 * (b == 0 ? 2 : 1)) + 5;
+      const bool ended =
+          static_cast<int64_t>(h.tokens.size()) < static_cast<int64_t>(2.0 * (b == 0 ? 2 : 1)) + 5;
       std::vector<int64_t> toks(h.tokens.begin(), h.tokens.end());
       EXPECT_NEAR(h.score, sequence_logprob(*model, one, toks, ended), 1e-4);
     }
@@ -112,9 +118,10 @@ TEST(Search, GreedyEqualsBeamOne) {
   auto result = s2s::beam_search(*model, src.src, src.src_lengths, opt);
   torch::NoGradGuard no_grad;
   for (int64_t b = 0; b < 3; ++b) {
-    auto one = s2s::make_source_batch({std::vector<int32_t>(src.src[b].data_ptr<int64_t>(),
-                                                            src.src[b].data_ptr<int64_t>() + src.src_lengths[b].item<int64_t>())},
-                                      {});
+    auto one = s2s::make_source_batch(
+        {std::vector<int32_t>(src.src[b].data_ptr<int64_t>(),
+                              src.src[b].data_ptr<int64_t>() + src.src_lengths[b].item<int64_t>())},
+        {});
     auto state = model->start(one.src, one.src_lengths);
     std::vector<int32_t> greedy;
     int64_t prev = kBos;

@@ -123,8 +123,9 @@ TEST(Train, CheckpointSurvivesSigkillAtAnyMoment) {
   const auto config = write_config(dir, 1);  // a checkpoint after every step
   std::mt19937 rng(42);
   for (int round = 0; round < 4; ++round) {
-    auto child = s2s_test::spawn({"-q", "train", "-c", config.string(), "--model-dir", (dir / "model").string()},
-                                 (dir / "stderr.txt").string());
+    auto child =
+        s2s_test::spawn({"-q", "train", "-c", config.string(), "--model-dir", (dir / "model").string()},
+                        (dir / "stderr.txt").string());
     ASSERT_GT(child.pid, 0);
     wait_for_file(dir / "model" / "last.pt", 60000);
     std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 700));

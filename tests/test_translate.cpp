@@ -54,8 +54,8 @@ class TranslateTest : public ::testing::Test {
   static inline stdfs::path dir_;
 };
 
-const std::string kHostile = std::string("Ein Hund läuft.\n") + "\n" + "   \t \n" + std::string(20000, 'x') + "\n" +
-                             "Hallo \xff\xfe Welt \xc3\n" + std::string("Null\0Byte", 9) + "\n" +
+const std::string kHostile = std::string("Ein Hund läuft.\n") + "\n" + "   \t \n" + std::string(20000, 'x') +
+                             "\n" + "Hallo \xff\xfe Welt \xc3\n" + std::string("Null\0Byte", 9) + "\n" +
                              "Guten Morgen.\r\n" + "Ende ohne Zeilenumbruch";
 
 TEST_F(TranslateTest, HostileInputKeepsOneLinePerLine) {
@@ -74,8 +74,9 @@ TEST_F(TranslateTest, HostileInputKeepsOneLinePerLine) {
 TEST_F(TranslateTest, BinaryHandlesHostileInputWithExitZero) {
   const auto input = dir_ / "hostile.txt";
   s2s::fs::write_file_atomic(input, kHostile);
-  auto child = s2s_test::spawn({"translate", "--model", dir_.string(), "-i", input.string(), "--max-length", "40"},
-                               (dir_ / "stderr.txt").string());
+  auto child =
+      s2s_test::spawn({"translate", "--model", dir_.string(), "-i", input.string(), "--max-length", "40"},
+                      (dir_ / "stderr.txt").string());
   const auto out = s2s_test::read_all(child.stdout_fd);
   const int status = s2s_test::wait_status(child.pid);
   ::close(child.stdout_fd);
@@ -88,9 +89,9 @@ TEST_F(TranslateTest, BinaryHandlesHostileInputWithExitZero) {
 }
 
 TEST_F(TranslateTest, LengthSortingRestoresInputOrder) {
-  const std::vector<std::string> lines = {"Ein Mann.", "Eine Frau geht mit ihrem Hund durch den Park.", "",
-                                          "Kinder spielen.", "Zwei Männer arbeiten an einem großen Haus am Fluss.",
-                                          "Hallo."};
+  const std::vector<std::string> lines = {
+      "Ein Mann.",       "Eine Frau geht mit ihrem Hund durch den Park.",       "",
+      "Kinder spielen.", "Zwei Männer arbeiten an einem großen Haus am Fluss.", "Hallo."};
   s2s::TranslateOptions opt;
   opt.search.beam_size = 1;
   opt.batch_size = 2;

@@ -18,10 +18,11 @@ trap 'rm -rf "$OUT"' EXIT
 
 run() {  # name beam -> prints seconds of the fastest run; logs RSS and BLEU to stderr
   local name=$1 beam=$2 best="" t rss
+  shift 2
   for _ in $(seq "$RUNS"); do
     /usr/bin/time -f "%e %M" -o "$OUT/time" "$S2S" -q translate --model "$MODEL" -i "$SRC" -o "$OUT/$name.en" \
       --beam-size "$beam" --batch-size 64 --threads 2 "$@"
-    read -r t rss < "$OUT/time"
+    read -r t rss < <(tail -n 1 "$OUT/time")
     if [[ -z $best ]] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
   done
   local bleu

@@ -23,13 +23,15 @@ std::string where(const std::string& origin, const YAML::Node& node) {
 
 template <class T>
 void convert_scalar(const YAML::Node& node, T& out, const std::string& key, const std::string& origin) {
-  const char* expected = std::is_same_v<T, bool>                                 ? "true or false"
-                         : std::is_integral_v<T>                                 ? "an integer"
-                         : std::is_floating_point_v<T>                           ? "a number"
-                                                                                 : "a string";
+  const char* expected = std::is_same_v<T, bool>       ? "true or false"
+                         : std::is_integral_v<T>       ? "an integer"
+                         : std::is_floating_point_v<T> ? "a number"
+                                                       : "a string";
   if (!node.IsScalar()) {
     throw Error(where(origin, node) + ": key '" + key + "' expects " + expected + ", got a " +
-                (node.IsMap() ? "mapping" : node.IsSequence() ? "list" : "null value"));
+                (node.IsMap()        ? "mapping"
+                 : node.IsSequence() ? "list"
+                                     : "null value"));
   }
   try {
     out = node.as<T>();
@@ -41,14 +43,16 @@ void convert_scalar(const YAML::Node& node, T& out, const std::string& key, cons
 
 // Reads one section (a YAML mapping) into its struct; unknown keys are errors with a suggestion.
 template <class Section>
-void read_section(const YAML::Node& node, Section& section, const std::string& name, const std::string& origin) {
+void read_section(const YAML::Node& node, Section& section, const std::string& name,
+                  const std::string& origin) {
   if (!node.IsMap()) {
     throw Error(where(origin, node) + ": section '" + name + "' must be a mapping of key: value");
   }
   std::vector<std::string> known;
   section.visit([&](const char* key, auto&) { known.emplace_back(key); });
   for (const auto& kv : node) {
-    if (!kv.first.IsScalar()) throw Error(where(origin, kv.first) + ": keys of section '" + name + "' must be plain names");
+    if (!kv.first.IsScalar())
+      throw Error(where(origin, kv.first) + ": keys of section '" + name + "' must be plain names");
     const auto key = kv.first.as<std::string>();
     if (std::find(known.begin(), known.end(), key) == known.end()) {
       const auto hint = closest_match(key, known);
@@ -126,7 +130,8 @@ void resolve(std::string& path, const std::filesystem::path& base) {
   path = p.lexically_normal().string();
 }
 
-void resolve_paths(Config& c, const std::filesystem::path& file_base, const std::vector<std::string>& from_cli) {
+void resolve_paths(Config& c, const std::filesystem::path& file_base,
+                   const std::vector<std::string>& from_cli) {
   const auto cwd = std::filesystem::current_path();
   auto fix = [&](std::string& path, const char* key) {
     const bool cli = std::find(from_cli.begin(), from_cli.end(), key) != from_cli.end();
@@ -209,7 +214,8 @@ std::string closest_match(const std::string& word, const std::vector<std::string
 void validate(const Config& c) {
   check(c.data.max_length > 0, "data.max_length", c.data.max_length, "must be > 0");
   check_choice(c.data.invalid_utf8, "data.invalid_utf8", {"skip", "error"});
-  check(c.data.valid_max_sentences >= 0, "data.valid_max_sentences", c.data.valid_max_sentences, "must be >= 0");
+  check(c.data.valid_max_sentences >= 0, "data.valid_max_sentences", c.data.valid_max_sentences,
+        "must be >= 0");
   check(c.data.valid_src.empty() == c.data.valid_tgt.empty(), "data.valid_tgt", "'" + c.data.valid_tgt + "'",
         "and data.valid_src must be given together");
   check(c.vocab.size > 4, "vocab.size", c.vocab.size, "must be > 4");
@@ -227,7 +233,8 @@ void validate(const Config& c) {
   check(m.attention != "luong-dot" || m.dec_hidden == 2 * m.enc_hidden, "model.attention", m.attention,
         "luong-dot needs model.dec_hidden == 2 * model.enc_hidden");
   check(!m.share_embeddings || c.vocab.joint, "model.share_embeddings", "true", "needs vocab.joint: true");
-  for (auto [key, p] : {std::pair{"model.dropout_emb", m.dropout_emb}, {"model.dropout_hidden", m.dropout_hidden},
+  for (auto [key, p] : {std::pair{"model.dropout_emb", m.dropout_emb},
+                        {"model.dropout_hidden", m.dropout_hidden},
                         {"model.dropout_attn", m.dropout_attn}}) {
     check(p >= 0 && p < 1, key, p, "must be in [0, 1)");
   }
@@ -271,8 +278,8 @@ void validate(const Config& c) {
   check(valid_device(d.device), "decode.device", d.device, "must be cpu, cuda or cuda:N");
 }
 
-Config parse_config(const std::string& yaml_text, const std::string& origin, const std::filesystem::path& base_dir,
-                    const std::vector<std::string>& overrides) {
+Config parse_config(const std::string& yaml_text, const std::string& origin,
+                    const std::filesystem::path& base_dir, const std::vector<std::string>& overrides) {
   YAML::Node root = parse_yaml(yaml_text, origin);
   Config config;
   read_config(root, config, origin);  // file errors point at the file's lines

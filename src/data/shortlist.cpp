@@ -27,7 +27,8 @@ std::vector<int64_t> Shortlist::candidates(const std::vector<std::vector<int32_t
   for (const auto& sentence : sources) {
     for (auto s : sentence) {
       if (s >= 0 && static_cast<size_t>(s) < by_source.size()) {
-        ids.insert(ids.end(), by_source[static_cast<size_t>(s)].begin(), by_source[static_cast<size_t>(s)].end());
+        ids.insert(ids.end(), by_source[static_cast<size_t>(s)].begin(),
+                   by_source[static_cast<size_t>(s)].end());
       }
     }
   }
@@ -47,7 +48,8 @@ Shortlist build_shortlist(const ParallelCorpus& corpus, int64_t src_vocab, int64
     const auto tgt = unique_ids(corpus.tgt.data(i), corpus.tgt.length(i));
     for (auto s : src) ++src_count[static_cast<size_t>(s)];
     for (auto t : tgt) ++tgt_count[static_cast<size_t>(t)];
-    for (int64_t k = 0; k < corpus.tgt.length(i); ++k) ++tgt_tokens[static_cast<size_t>(corpus.tgt.data(i)[k])];
+    for (int64_t k = 0; k < corpus.tgt.length(i); ++k)
+      ++tgt_tokens[static_cast<size_t>(corpus.tgt.data(i)[k])];
     for (auto s : src) {
       for (auto t : tgt) ++pair_count[s * tgt_vocab + t];
     }
@@ -56,7 +58,8 @@ Shortlist build_shortlist(const ParallelCorpus& corpus, int64_t src_vocab, int64
   std::vector<std::vector<std::pair<double, int32_t>>> scored(static_cast<size_t>(src_vocab));
   for (const auto& [key, c] : pair_count) {
     const auto s = key / tgt_vocab, t = key % tgt_vocab;
-    const double dice = 2.0 * c / static_cast<double>(src_count[static_cast<size_t>(s)] + tgt_count[static_cast<size_t>(t)]);
+    const double dice =
+        2.0 * c / static_cast<double>(src_count[static_cast<size_t>(s)] + tgt_count[static_cast<size_t>(t)]);
     scored[static_cast<size_t>(s)].emplace_back(dice, static_cast<int32_t>(t));
   }
   Shortlist list;
@@ -71,7 +74,9 @@ Shortlist build_shortlist(const ParallelCorpus& corpus, int64_t src_vocab, int64
   std::iota(order.begin(), order.end(), 0);
   const auto keep = std::min<size_t>(order.size(), static_cast<size_t>(options.frequent));
   std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(),
-                    [&](int32_t a, int32_t b) { return tgt_tokens[static_cast<size_t>(a)] > tgt_tokens[static_cast<size_t>(b)]; });
+                    [&](int32_t a, int32_t b) {
+                      return tgt_tokens[static_cast<size_t>(a)] > tgt_tokens[static_cast<size_t>(b)];
+                    });
   list.frequent.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep));
   return list;
 }
@@ -96,7 +101,8 @@ Shortlist load_shortlist(const std::filesystem::path& file) {
   size_t n = 0;
   header >> magic >> version >> n;
   if (magic != "s2s-shortlist" || version != 1 || lines.size() != n + 2) {
-    throw Error("'" + file.string() + "' is not an s2s shortlist (expected header 's2s-shortlist 1 N' and N+2 lines)");
+    throw Error("'" + file.string() +
+                "' is not an s2s shortlist (expected header 's2s-shortlist 1 N' and N+2 lines)");
   }
   auto parse = [&](size_t i) {
     std::vector<int32_t> ids;

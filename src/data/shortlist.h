@@ -12,7 +12,7 @@
 namespace s2s {
 
 struct Shortlist {
-  std::vector<int32_t> frequent;               // most frequent target ids, always candidates
+  std::vector<int32_t> frequent;                // most frequent target ids, always candidates
   std::vector<std::vector<int32_t>> by_source;  // per source id: associated target ids, best first
 
   // Sorted unique candidate target ids for a batch of source sentences; `always` ids (EOS...) are added.

@@ -34,12 +34,13 @@ Hypothesis finish(const Partial& p, int32_t last_token, bool is_eos, double scor
 
 // The output layer, restricted to a vocabulary subset when one is given.
 struct OutputLayer {
-  torch::Tensor weight, bias;        // [vocab', out_dim], [vocab']
-  std::vector<int64_t> ids;          // local index -> target id (empty: identity)
+  torch::Tensor weight, bias;  // [vocab', out_dim], [vocab']
+  std::vector<int64_t> ids;    // local index -> target id (empty: identity)
   int64_t to_global(int64_t local) const { return ids.empty() ? local : ids[static_cast<size_t>(local)]; }
 };
 
-OutputLayer output_layer(Seq2SeqImpl& model, const std::vector<int64_t>& subset, const torch::Device& device) {
+OutputLayer output_layer(Seq2SeqImpl& model, const std::vector<int64_t>& subset,
+                         const torch::Device& device) {
   if (subset.empty()) return {model.out_weight, model.out_bias, {}};
   auto index = torch::tensor(subset, torch::kInt64).to(device);
   return {model.out_weight.index_select(0, index), model.out_bias.index_select(0, index), subset};
@@ -55,7 +56,8 @@ std::vector<std::vector<Hypothesis>> beam_search(Seq2SeqImpl& model, const torch
   const auto device = src.device();
   const auto output = output_layer(model, vocab_subset, device);
   auto state = model.start(src, src_lengths);
-  state.index_select(torch::arange(batch, torch::TensorOptions(device).dtype(torch::kInt64)).repeat_interleave(K));
+  state.index_select(
+      torch::arange(batch, torch::TensorOptions(device).dtype(torch::kInt64)).repeat_interleave(K));
 
   auto lengths_cpu = src_lengths.to(torch::kCPU);
   std::vector<SentenceSearch> active(static_cast<size_t>(batch));
@@ -69,7 +71,8 @@ std::vector<std::vector<Hypothesis>> beam_search(Seq2SeqImpl& model, const torch
   std::vector<Partial> partials(static_cast<size_t>(batch * K));
   std::vector<float> scores(static_cast<size_t>(batch * K), kNegInf);
   for (int64_t b = 0; b < batch; ++b) scores[static_cast<size_t>(b * K)] = 0;  // one live beam at the start
-  auto tokens = torch::full({batch * K}, model.vocabs.bos_id, torch::TensorOptions(device).dtype(torch::kInt64));
+  auto tokens =
+      torch::full({batch * K}, model.vocabs.bos_id, torch::TensorOptions(device).dtype(torch::kInt64));
 
   for (int64_t t = 0; !active.empty(); ++t) {
     const auto A = static_cast<int64_t>(active.size());
@@ -98,7 +101,8 @@ std::vector<std::vector<Hypothesis>> beam_search(Seq2SeqImpl& model, const torch
       for (int64_t j = 0; j < C && static_cast<int64_t>(rows.size()) < K; ++j) {
         const float v = tv[a * C + j];
         if (v == kNegInf) break;
-        const int64_t beam = ti[a * C + j] / vocab, tok = output.to_global(ti[a * C + j] % vocab), row = a * K + beam;
+        const int64_t beam = ti[a * C + j] / vocab, tok = output.to_global(ti[a * C + j] % vocab),
+                      row = a * K + beam;
         const float* arow = opt.keep_attention ? attn.data_ptr<float>() + row * attn.size(1) : nullptr;
         if (tok == eos || at_limit) {
           if (j < K) {
@@ -113,13 +117,16 @@ std::vector<std::vector<Hypothesis>> beam_search(Seq2SeqImpl& model, const torch
       }
       const bool done = rows.empty() || static_cast<int64_t>(s.finished.size()) >= K;
       if (done) {
-        std::stable_sort(s.finished.begin(), s.finished.end(),
-                         [](const Hypothesis& x, const Hypothesis& y) { return x.norm_score > y.norm_score; });
-        if (static_cast<int64_t>(s.finished.size()) > opt.n_best) s.finished.resize(static_cast<size_t>(opt.n_best));
+        std::stable_sort(s.finished.begin(), s.finished.end(), [](const Hypothesis& x, const Hypothesis& y) {
+          return x.norm_score > y.norm_score;
+        });
+        if (static_cast<int64_t>(s.finished.size()) > opt.n_best)
+          s.finished.resize(static_cast<size_t>(opt.n_best));
         results[static_cast<size_t>(s.index)] = std::move(s.finished);
         continue;
       }
-      while (static_cast<int64_t>(rows.size()) < K) rows.push_back(rows[0]), toks.push_back(toks[0]), vals.push_back(kNegInf);
+      while (static_cast<int64_t>(rows.size()) < K)
+        rows.push_back(rows[0]), toks.push_back(toks[0]), vals.push_back(kNegInf);
       for (size_t k = 0; k < rows.size(); ++k) {
         Partial p = partials[static_cast<size_t>(rows[k])];
         p.tokens.push_back(static_cast<int32_t>(toks[k]));

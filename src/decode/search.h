@@ -19,16 +19,17 @@ struct SearchOptions {
 };
 
 struct Hypothesis {
-  std::vector<int32_t> tokens;   // output ids without EOS
-  double score = 0;              // sum of token log-probabilities (EOS included)
-  double norm_score = 0;         // score / length^normalize, used for ranking
+  std::vector<int32_t> tokens;                // output ids without EOS
+  double score = 0;                           // sum of token log-probabilities (EOS included)
+  double norm_score = 0;                      // score / length^normalize, used for ranking
   std::vector<std::vector<float>> attention;  // per output token (EOS included): weights over source tokens
 };
 
 // Translates one batch: returns, per sentence, up to n_best hypotheses, best first. When `vocab_subset`
 // (sorted target ids, EOS included) is given, only those tokens are scored (lexical shortlist).
 std::vector<std::vector<Hypothesis>> beam_search(Seq2SeqImpl& model, const torch::Tensor& src,
-                                                 const torch::Tensor& src_lengths, const SearchOptions& options,
+                                                 const torch::Tensor& src_lengths,
+                                                 const SearchOptions& options,
                                                  const std::vector<int64_t>& vocab_subset = {});
 
 }  // namespace s2s

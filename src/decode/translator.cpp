@@ -84,7 +84,8 @@ std::pair<std::filesystem::path, std::filesystem::path> tokenizer_paths(const st
 
 ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device& device) {
   std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) throw Error("model directory '" + dir.string() + "' does not exist");
+  if (!std::filesystem::is_directory(dir, ec))
+    throw Error("model directory '" + dir.string() + "' does not exist");
   const auto config_file = dir / model_files::kConfig;
   if (!std::filesystem::exists(config_file, ec)) {
     throw Error("'" + dir.string() + "' is not an s2s model directory (no " + model_files::kConfig + ")");
@@ -94,13 +95,14 @@ ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device
   auto [src_path, tgt_path] = tokenizer_paths(dir, b.config);
   b.src_tok = Tokenizer::load(src_path);
   b.tgt_tok = b.config.vocab.joint ? b.src_tok : Tokenizer::load(tgt_path);
-  Vocabularies v{b.src_tok->vocab_size(), b.tgt_tok->vocab_size(), b.tgt_tok->pad_id(), b.tgt_tok->bos_id(),
-                 b.tgt_tok->eos_id(), b.tgt_tok->unk_id()};
+  Vocabularies v{b.src_tok->vocab_size(), b.tgt_tok->vocab_size(), b.tgt_tok->pad_id(),
+                 b.tgt_tok->bos_id(),     b.tgt_tok->eos_id(),     b.tgt_tok->unk_id()};
   b.model = Seq2Seq(b.config.model, v);
   const auto best = dir / model_files::kBest, last = dir / model_files::kLast;
   const auto weights = std::filesystem::exists(best, ec) ? best : last;
   if (!std::filesystem::exists(weights, ec)) {
-    throw Error("model directory '" + dir.string() + "' has no checkpoint (best.pt or last.pt): train it first");
+    throw Error("model directory '" + dir.string() +
+                "' has no checkpoint (best.pt or last.pt): train it first");
   }
   load_weights(weights, *b.model);
   b.model->to(device);
@@ -110,7 +112,8 @@ ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device
 }
 
 Translator::Translator(Seq2Seq model, std::shared_ptr<const Tokenizer> src_tok,
-                       std::shared_ptr<const Tokenizer> tgt_tok, torch::Device device, TranslateOptions options)
+                       std::shared_ptr<const Tokenizer> tgt_tok, torch::Device device,
+                       TranslateOptions options)
     : model_(std::move(model)),
       src_tok_(std::move(src_tok)),
       tgt_tok_(std::move(tgt_tok)),
@@ -126,7 +129,8 @@ std::vector<int32_t> Translator::prepare(std::string line, int64_t line_no) cons
   if (text::strip(line).empty()) return {};
   auto ids = src_tok_->encode(line);
   if (static_cast<int>(ids.size()) > options_.max_length) {
-    spdlog::warn("input line {}: {} tokens, cropped to --max-length {}", line_no, ids.size(), options_.max_length);
+    spdlog::warn("input line {}: {} tokens, cropped to --max-length {}", line_no, ids.size(),
+                 options_.max_length);
     ids.resize(static_cast<size_t>(options_.max_length));
   }
   return {ids.begin(), ids.end()};
@@ -135,12 +139,14 @@ std::vector<int32_t> Translator::prepare(std::string line, int64_t line_no) cons
 std::vector<std::vector<Hypothesis>> Translator::translate_lines(const std::vector<std::string>& lines,
                                                                  int64_t first_line) {
   std::vector<std::vector<int32_t>> sources(lines.size());
-  for (size_t i = 0; i < lines.size(); ++i) sources[i] = prepare(lines[i], first_line + static_cast<int64_t>(i));
+  for (size_t i = 0; i < lines.size(); ++i)
+    sources[i] = prepare(lines[i], first_line + static_cast<int64_t>(i));
   std::vector<size_t> order;
   for (size_t i = 0; i < sources.size(); ++i) {
     if (!sources[i].empty()) order.push_back(i);
   }
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return sources[a].size() < sources[b].size(); });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return sources[a].size() < sources[b].size(); });
 
   std::vector<std::vector<Hypothesis>> results(lines.size());
   runtime::AutocastGuard autocast(options_.bf16, device_);
@@ -152,8 +158,9 @@ std::vector<std::vector<Hypothesis>> Translator::translate_lines(const std::vect
     while (end < order.size()) {
       const auto& s = sources[order[end]];
       const auto n = batch.size() + 1;
-      if (!batch.empty() && (options_.batch_tokens > 0 ? static_cast<int64_t>(n * s.size()) > options_.batch_tokens
-                                                       : static_cast<int>(n) > options_.batch_size)) {
+      if (!batch.empty() &&
+          (options_.batch_tokens > 0 ? static_cast<int64_t>(n * s.size()) > options_.batch_tokens
+                                     : static_cast<int>(n) > options_.batch_size)) {
         break;
       }
       batch.push_back(s);

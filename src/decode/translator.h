@@ -18,24 +18,24 @@
 namespace s2s {
 
 struct TranslateOptions {
-  SearchOptions search;        // beam size, n-best, normalization, length limit
-  int batch_size = 64;         // sentences per batch
-  int batch_tokens = 0;        // source tokens per batch instead (0 = use batch_size)
-  int max_length = 256;        // input tokens kept per line (longer lines are cropped with a warning)
-  int read_ahead = 1000;       // lines sorted together by length
-  bool bf16 = false;           // bf16 autocast for the matmuls
-  bool scores = false;         // append " ||| F0= score ||| normalized" to 1-best lines
-  std::string alignment;       // "" | hard | soft: append attention alignments
+  SearchOptions search;   // beam size, n-best, normalization, length limit
+  int batch_size = 64;    // sentences per batch
+  int batch_tokens = 0;   // source tokens per batch instead (0 = use batch_size)
+  int max_length = 256;   // input tokens kept per line (longer lines are cropped with a warning)
+  int read_ahead = 1000;  // lines sorted together by length
+  bool bf16 = false;      // bf16 autocast for the matmuls
+  bool scores = false;    // append " ||| F0= score ||| normalized" to 1-best lines
+  std::string alignment;  // "" | hard | soft: append attention alignments
   std::shared_ptr<const Shortlist> shortlist;  // restrict the output layer to shortlist candidates (optional)
 };
 
 // A trained model with its tokenizers, as stored in a model directory.
 struct ModelBundle {
-  Config config;                                // the model dir's config.yml
-  Seq2Seq model{nullptr};                       // weights loaded, eval mode
-  std::shared_ptr<const Tokenizer> src_tok;     // source SentencePiece model
-  std::shared_ptr<const Tokenizer> tgt_tok;     // target SentencePiece model (same object when joint)
-  torch::Device device{torch::kCPU};            // where the model lives
+  Config config;                             // the model dir's config.yml
+  Seq2Seq model{nullptr};                    // weights loaded, eval mode
+  std::shared_ptr<const Tokenizer> src_tok;  // source SentencePiece model
+  std::shared_ptr<const Tokenizer> tgt_tok;  // target SentencePiece model (same object when joint)
+  torch::Device device{torch::kCPU};         // where the model lives
 };
 
 // Loads config.yml, the SentencePiece model(s) and best.pt (or last.pt) from `dir`.
@@ -47,11 +47,12 @@ std::pair<std::filesystem::path, std::filesystem::path> tokenizer_paths(const st
 
 class Translator {
  public:
-  Translator(Seq2Seq model, std::shared_ptr<const Tokenizer> src_tok, std::shared_ptr<const Tokenizer> tgt_tok,
-             torch::Device device, TranslateOptions options);
+  Translator(Seq2Seq model, std::shared_ptr<const Tokenizer> src_tok,
+             std::shared_ptr<const Tokenizer> tgt_tok, torch::Device device, TranslateOptions options);
 
   // N-best hypotheses per line, input order; `first_line` numbers lines in warnings (1-based).
-  std::vector<std::vector<Hypothesis>> translate_lines(const std::vector<std::string>& lines, int64_t first_line = 1);
+  std::vector<std::vector<Hypothesis>> translate_lines(const std::vector<std::string>& lines,
+                                                       int64_t first_line = 1);
   // 1-best detokenized translations, input order.
   std::vector<std::string> translate(const std::vector<std::string>& lines);
   // The output line(s) for one input line (n-best: one per hypothesis, Moses format, 0-based `id`).

@@ -10,9 +10,10 @@ void DecoderState::index_select(const torch::Tensor& rows) {
 
 DecoderImpl::DecoderImpl(const DecoderOptions& opts, torch::nn::Embedding shared_embedding) : options(opts) {
   using torch::nn::LinearOptions;
-  embedding = shared_embedding ? shared_embedding
-                               : torch::nn::Embedding(torch::nn::EmbeddingOptions(opts.vocab_size, opts.emb_dim)
-                                                          .padding_idx(opts.pad_id));
+  embedding = shared_embedding
+                  ? shared_embedding
+                  : torch::nn::Embedding(
+                        torch::nn::EmbeddingOptions(opts.vocab_size, opts.emb_dim).padding_idx(opts.pad_id));
   register_module("embedding", embedding);
   const auto H = opts.hidden;
   for (int64_t l = 0; l < opts.layers; ++l) {
@@ -69,13 +70,13 @@ torch::Tensor DecoderImpl::advance(const torch::Tensor& x_gates, DecoderState& s
 }
 
 torch::Tensor DecoderImpl::step(const torch::Tensor& tokens, DecoderState& state, torch::Tensor* attn) {
-  auto emb = dropout_emb(embedding(tokens));           // [batch, emb]
+  auto emb = dropout_emb(embedding(tokens));  // [batch, emb]
   return advance(torch::addmm(bias[0], emb, w_x[0]), state, attn);
 }
 
 torch::Tensor DecoderImpl::forward(const torch::Tensor& tgt_in, DecoderState& state) {
   const auto batch = tgt_in.size(0), len = tgt_in.size(1);
-  auto emb = dropout_emb(embedding(tgt_in.t()));        // [len, batch, emb]
+  auto emb = dropout_emb(embedding(tgt_in.t()));  // [len, batch, emb]
   auto x_gates = torch::addmm(bias[0], emb.view({len * batch, -1}), w_x[0]).view({len, batch, -1});
   std::vector<torch::Tensor> outputs;
   outputs.reserve(static_cast<size_t>(len));

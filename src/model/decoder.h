@@ -16,12 +16,12 @@
 namespace s2s {
 
 struct DecoderOptions {
-  int64_t vocab_size = 0;     // target vocabulary size
-  int64_t emb_dim = 256;      // embedding size
-  int64_t hidden = 512;       // LSTM hidden size
-  int64_t layers = 2;         // LSTM layers
-  int64_t memory_dim = 512;   // encoder output size (2 * encoder hidden)
-  int64_t out_dim = 512;      // attentional vector size (= emb_dim when the output layer is tied)
+  int64_t vocab_size = 0;    // target vocabulary size
+  int64_t emb_dim = 256;     // embedding size
+  int64_t hidden = 512;      // LSTM hidden size
+  int64_t layers = 2;        // LSTM layers
+  int64_t memory_dim = 512;  // encoder output size (2 * encoder hidden)
+  int64_t out_dim = 512;     // attentional vector size (= emb_dim when the output layer is tied)
   AttentionType attention = AttentionType::kLuongGeneral;  // scoring function
   bool input_feeding = true;  // feed the previous attentional vector to the first layer
   double dropout_emb = 0;     // dropout on embeddings
@@ -53,9 +53,9 @@ class DecoderImpl : public torch::nn::Module {
 
   DecoderOptions options;
   torch::nn::Embedding embedding{nullptr};
-  std::vector<torch::Tensor> w_x;    // layer 0 only: [emb, 4H] embedding-to-gates (hoistable)
-  std::vector<torch::Tensor> w_rec;  // per layer: [feed_or_below + H, 4H] recurrent-input-to-gates
-  std::vector<torch::Tensor> bias;   // per layer: [4H]
+  std::vector<torch::Tensor> w_x;     // layer 0 only: [emb, 4H] embedding-to-gates (hoistable)
+  std::vector<torch::Tensor> w_rec;   // per layer: [feed_or_below + H, 4H] recurrent-input-to-gates
+  std::vector<torch::Tensor> bias;    // per layer: [4H]
   torch::nn::Linear bridge{nullptr};  // encoder summary -> initial (h, c) of every layer
   Attention attention{nullptr};
   torch::nn::Linear combine{nullptr};  // [context ; h_top] -> attentional vector

@@ -10,7 +10,7 @@ torch::Tensor gather_time(const torch::Tensor& x, const torch::Tensor& index) {
 
 torch::Tensor reverse_index(const torch::Tensor& lengths, int64_t max_len) {
   auto t = torch::arange(max_len, lengths.options()).unsqueeze(1);  // [len, 1]
-  auto len = lengths.unsqueeze(0);                                   // [1, batch]
+  auto len = lengths.unsqueeze(0);                                  // [1, batch]
   return torch::where(t < len, len - 1 - t, t.expand({max_len, lengths.size(0)}));
 }
 
@@ -37,14 +37,15 @@ torch::Tensor BiLSTMLayerImpl::forward(const torch::Tensor& x, const torch::Tens
     h = ifo.narrow(2, 2 * H, H) * c.tanh();
     outputs.push_back(h);
   }
-  auto out = torch::stack(outputs, 1);  // [2, len, batch, H]
+  auto out = torch::stack(outputs, 1);                             // [2, len, batch, H]
   return torch::cat({out[0], gather_time(out[1], rev_index)}, 2);  // [len, batch, 2H]
 }
 
 EncoderImpl::EncoderImpl(const EncoderOptions& opts, torch::nn::Embedding shared_embedding) : options(opts) {
-  embedding = shared_embedding ? shared_embedding
-                               : torch::nn::Embedding(torch::nn::EmbeddingOptions(opts.vocab_size, opts.emb_dim)
-                                                          .padding_idx(opts.pad_id));
+  embedding = shared_embedding
+                  ? shared_embedding
+                  : torch::nn::Embedding(
+                        torch::nn::EmbeddingOptions(opts.vocab_size, opts.emb_dim).padding_idx(opts.pad_id));
   register_module("embedding", embedding);
   dropout_emb = register_module("dropout_emb", torch::nn::Dropout(opts.dropout_emb));
   dropout_hidden = register_module("dropout_hidden", torch::nn::Dropout(opts.dropout_hidden));
@@ -57,7 +58,7 @@ EncoderImpl::EncoderImpl(const EncoderOptions& opts, torch::nn::Embedding shared
 EncoderOutput EncoderImpl::forward(const torch::Tensor& src, const torch::Tensor& lengths) {
   const auto len = src.size(1);
   auto lens = lengths.to(src.device());
-  auto rev = reverse_index(lens, len);  // [len, batch]
+  auto rev = reverse_index(lens, len);       // [len, batch]
   auto x = dropout_emb(embedding(src.t()));  // [len, batch, emb]
   for (size_t l = 0; l < layers.size(); ++l) {
     if (l > 0) x = dropout_hidden(x);
@@ -66,7 +67,7 @@ EncoderOutput EncoderImpl::forward(const torch::Tensor& src, const torch::Tensor
   }
   EncoderOutput out;
   out.mask = torch::arange(len, lens.options()).unsqueeze(0) < lens.unsqueeze(1);  // [batch, len]
-  auto memory = x.transpose(0, 1);  // [batch, len, 2H]
+  auto memory = x.transpose(0, 1);                                                 // [batch, len, 2H]
   out.memory = memory.masked_fill(~out.mask.unsqueeze(2), 0);
   // Forward direction ends at length - 1; the backward direction's summary sits at position 0.
   auto last = (lens - 1).view({-1, 1, 1}).expand({-1, 1, options.hidden});

@@ -13,14 +13,14 @@
 namespace s2s {
 
 struct EncoderOptions {
-  int64_t vocab_size = 0;   // source vocabulary size
-  int64_t emb_dim = 256;    // embedding size
-  int64_t hidden = 256;     // hidden size per direction
-  int64_t layers = 2;       // bidirectional layers
-  bool residual = false;    // add the layer input to its output (layers >= 2)
-  double dropout_emb = 0;   // dropout on embeddings
+  int64_t vocab_size = 0;     // source vocabulary size
+  int64_t emb_dim = 256;      // embedding size
+  int64_t hidden = 256;       // hidden size per direction
+  int64_t layers = 2;         // bidirectional layers
+  bool residual = false;      // add the layer input to its output (layers >= 2)
+  double dropout_emb = 0;     // dropout on embeddings
   double dropout_hidden = 0;  // dropout between layers
-  int64_t pad_id = 0;       // padding token id
+  int64_t pad_id = 0;         // padding token id
 };
 
 struct EncoderOutput {

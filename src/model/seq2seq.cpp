@@ -49,7 +49,8 @@ torch::Tensor Seq2SeqImpl::logits(const torch::Tensor& hidden) {
 std::vector<torch::Tensor> unique_parameters(const torch::nn::Module& model) {
   std::vector<torch::Tensor> unique;
   for (const auto& p : model.parameters()) {
-    const bool seen = std::any_of(unique.begin(), unique.end(), [&](const torch::Tensor& q) { return q.is_same(p); });
+    const bool seen =
+        std::any_of(unique.begin(), unique.end(), [&](const torch::Tensor& q) { return q.is_same(p); });
     if (!seen) unique.push_back(p);
   }
   return unique;

@@ -16,8 +16,12 @@ std::string brief(const c10::Error& e, size_t limit = 160) {
   return msg.substr(0, limit);
 }
 
-torch::Tensor scalar(double v) { return torch::tensor(v, torch::kDouble); }
-torch::Tensor scalar(int64_t v) { return torch::tensor(v, torch::kInt64); }
+torch::Tensor scalar(double v) {
+  return torch::tensor(v, torch::kDouble);
+}
+torch::Tensor scalar(int64_t v) {
+  return torch::tensor(v, torch::kInt64);
+}
 
 void write_state(torch::serialize::OutputArchive& ar, const TrainState& s) {
   ar.write("step", scalar(s.step)), ar.write("epoch", scalar(s.epoch));
@@ -40,7 +44,8 @@ void read_state(torch::serialize::InputArchive& ar, TrainState& s) {
   auto f64 = [&](const char* key, double& out) { out = read(key).item<double>(); };
   i64("step", s.step), i64("epoch", s.epoch), i64("batch_in_epoch", s.batch_in_epoch);
   f64("lr_scale", s.lr_scale), f64("best_metric", s.best_metric), i64("best_step", s.best_step);
-  i64("bad_validations", s.bad_validations), i64("lr_bad", s.lr_bad), f64("elapsed_seconds", s.elapsed_seconds);
+  i64("bad_validations", s.bad_validations), i64("lr_bad", s.lr_bad),
+      f64("elapsed_seconds", s.elapsed_seconds);
   f64("window_loss", s.window_loss), f64("window_nll", s.window_nll), i64("window_tokens", s.window_tokens);
   i64("total_tokens", s.total_tokens);
   torch::Tensor rng;
@@ -60,7 +65,8 @@ void save_archive(const std::filesystem::path& file, torch::serialize::OutputArc
 
 torch::serialize::InputArchive open_archive(const std::filesystem::path& file) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(file, ec)) throw Error("checkpoint '" + file.string() + "' does not exist");
+  if (!std::filesystem::is_regular_file(file, ec))
+    throw Error("checkpoint '" + file.string() + "' does not exist");
   torch::serialize::InputArchive ar;
   try {
     ar.load_from(file.string());
@@ -71,7 +77,8 @@ torch::serialize::InputArchive open_archive(const std::filesystem::path& file) {
   return ar;
 }
 
-void load_module(torch::serialize::InputArchive& ar, torch::nn::Module& model, const std::filesystem::path& file) {
+void load_module(torch::serialize::InputArchive& ar, torch::nn::Module& model,
+                 const std::filesystem::path& file) {
   // LibTorch's load() silently resizes parameters to whatever the file holds: check shapes ourselves.
   std::vector<std::pair<std::string, std::vector<int64_t>>> expected;
   for (const auto& kv : model.named_parameters()) expected.emplace_back(kv.key(), kv.value().sizes().vec());
@@ -86,8 +93,9 @@ void load_module(torch::serialize::InputArchive& ar, torch::nn::Module& model, c
   const auto loaded = model.named_parameters();
   for (const auto& [name, shape] : expected) {
     if (loaded[name].sizes().vec() != shape) {
-      throw Error("checkpoint '" + file.string() + "' does not match the model in config.yml: parameter " + name +
-                  " has shape " + c10::str(loaded[name].sizes()) + ", the config expects " + c10::str(c10::IntArrayRef(shape)));
+      throw Error("checkpoint '" + file.string() + "' does not match the model in config.yml: parameter " +
+                  name + " has shape " + c10::str(loaded[name].sizes()) + ", the config expects " +
+                  c10::str(c10::IntArrayRef(shape)));
     }
   }
 }
@@ -116,8 +124,7 @@ void load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model
     optimizer.load(optim_ar);
     read_state(state_ar, state);
   } catch (const c10::Error& e) {
-    throw Error("checkpoint '" + file.string() + "' has a damaged training state: " +
-                brief(e));
+    throw Error("checkpoint '" + file.string() + "' has a damaged training state: " + brief(e));
   }
 }
 

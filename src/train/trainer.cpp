@@ -39,10 +39,14 @@ extern "C" void on_stop_signal(int sig) {
 }
 
 // The default CPU generator (dropout), as a handle whose state can be saved and restored.
-at::Generator cpu_generator() { return at::detail::getDefaultCPUGenerator(); }
+at::Generator cpu_generator() {
+  return at::detail::getDefaultCPUGenerator();
+}
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 std::string hms(double seconds) {
   const auto s = static_cast<int64_t>(seconds);
@@ -60,9 +64,9 @@ void check_compatible(const Config& stored, const Config& given, const std::file
     if (!la.empty() && la[0] != ' ') section = la.substr(0, la.size() - 1);
     if (la != lb) {
       const std::string key(text::strip(la).substr(0, text::strip(la).find(':')));
-      throw Error("model dir '" + dir.string() + "' holds a model trained with different settings (" + section +
-                  "." + key + ": stored" + la.substr(la.find(':') + 1) + ", now" + lb.substr(lb.find(':') + 1) +
-                  "); use a new --model-dir or the stored config");
+      throw Error("model dir '" + dir.string() + "' holds a model trained with different settings (" +
+                  section + "." + key + ": stored" + la.substr(la.find(':') + 1) + ", now" +
+                  lb.substr(lb.find(':') + 1) + "); use a new --model-dir or the stored config");
     }
   }
 }
@@ -70,7 +74,10 @@ void check_compatible(const Config& stored, const Config& given, const std::file
 class TrainerRun {
  public:
   TrainerRun(const Config& config, const TrainRunOptions& options)
-      : cfg_(config), opt_(options), dir_(options.model_dir), device_(runtime::parse_device(config.train.device)) {}
+      : cfg_(config),
+        opt_(options),
+        dir_(options.model_dir),
+        device_(runtime::parse_device(config.train.device)) {}
 
   TrainSummary run();
 
@@ -127,12 +134,14 @@ void TrainerRun::load_data() {
   copt.skip_invalid_utf8 = cfg_.data.invalid_utf8 == "skip";
   train_ = load_parallel(cfg_.data.train_src, cfg_.data.train_tgt, *src_tok_, *tgt_tok_, copt);
   const auto& st = train_.stats;
-  spdlog::info("training data: {} pairs read, {} kept, dropped {} empty, {} longer than {} tokens, {} invalid UTF-8",
-               st.read, st.kept, st.empty, st.too_long, cfg_.data.max_length, st.invalid_utf8);
+  spdlog::info(
+      "training data: {} pairs read, {} kept, dropped {} empty, {} longer than {} tokens, {} invalid UTF-8",
+      st.read, st.kept, st.empty, st.too_long, cfg_.data.max_length, st.invalid_utf8);
   if (train_.size() == 0) throw Error("no usable training pairs in '" + cfg_.data.train_src + "'");
   const auto shortlist_file = dir_ / model_files::kShortlist;
   if (!std::filesystem::exists(shortlist_file)) {
-    save_shortlist(shortlist_file, build_shortlist(train_, src_tok_->vocab_size(), tgt_tok_->vocab_size(), {}));
+    save_shortlist(shortlist_file,
+                   build_shortlist(train_, src_tok_->vocab_size(), tgt_tok_->vocab_size(), {}));
   }
   for (size_t i = 0; i < train_.size(); ++i) {
     src_lens_.push_back(static_cast<int32_t>(train_.src.length(i)));
@@ -145,7 +154,8 @@ void TrainerRun::load_data() {
   valid_ = load_parallel(cfg_.data.valid_src, cfg_.data.valid_tgt, *src_tok_, *tgt_tok_, vopt);
   valid_src_lines_ = fs::read_lines(cfg_.data.valid_src);
   valid_ref_lines_ = metrics::read_lines_for_scoring(cfg_.data.valid_tgt);
-  if (cfg_.data.valid_max_sentences > 0 && static_cast<int>(valid_src_lines_.size()) > cfg_.data.valid_max_sentences) {
+  if (cfg_.data.valid_max_sentences > 0 &&
+      static_cast<int>(valid_src_lines_.size()) > cfg_.data.valid_max_sentences) {
     valid_src_lines_.resize(static_cast<size_t>(cfg_.data.valid_max_sentences));
     valid_ref_lines_.resize(static_cast<size_t>(cfg_.data.valid_max_sentences));
   }
@@ -154,7 +164,8 @@ void TrainerRun::load_data() {
 
 void TrainerRun::build() {
   torch::manual_seed(static_cast<uint64_t>(cfg_.train.seed));
-  Vocabularies v{src_tok_->vocab_size(), tgt_tok_->vocab_size(), ids_.pad, ids_.bos, ids_.eos, tgt_tok_->unk_id()};
+  Vocabularies v{src_tok_->vocab_size(), tgt_tok_->vocab_size(), ids_.pad, ids_.bos, ids_.eos,
+                 tgt_tok_->unk_id()};
   model_ = build_model(cfg_.model, v);
   model_->to(device_);
   params_ = unique_parameters(*model_);
@@ -163,14 +174,14 @@ void TrainerRun::build() {
       params_, torch::optim::AdamOptions(t.lr).betas({t.adam_beta1, t.adam_beta2}).eps(1e-8));
   int64_t params = 0;
   for (const auto& p : params_) params += p.numel();
-  spdlog::info("model: {} parameters, src vocab {}, tgt vocab {}, device {}, precision {}", params, v.src_size,
-               v.tgt_size, device_.str(), t.precision);
+  spdlog::info("model: {} parameters, src vocab {}, tgt vocab {}, device {}, precision {}", params,
+               v.src_size, v.tgt_size, device_.str(), t.precision);
   const auto last = dir_ / model_files::kLast;
   if (std::filesystem::exists(last)) {
     load_checkpoint(last, *model_, *optimizer_, state_);
     if (state_.rng_state.defined()) cpu_generator().set_state(state_.rng_state);
-    spdlog::info("resuming from {} at step {} (epoch {}, batch {})", last.string(), state_.step, state_.epoch + 1,
-                 state_.batch_in_epoch);
+    spdlog::info("resuming from {} at step {} (epoch {}, batch {})", last.string(), state_.step,
+                 state_.epoch + 1, state_.batch_in_epoch);
   }
   elapsed_at_start_ = state_.elapsed_seconds;
 }
@@ -213,7 +224,8 @@ bool TrainerRun::train_group(const std::vector<std::vector<int64_t>>& plan) {
   }
   if (cfg_.train.clip_norm > 0) torch::nn::utils::clip_grad_norm_(params_, cfg_.train.clip_norm);
   const double lr = learning_rate();
-  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+  for (auto& group : optimizer_->param_groups())
+    static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
   optimizer_->step();
   ++state_.step;
   state_.batch_in_epoch += static_cast<int64_t>(count);
@@ -232,17 +244,24 @@ void TrainerRun::log_progress(int64_t epoch_batches) {
   if (t.max_steps > 0) progress = static_cast<double>(state_.step) / static_cast<double>(t.max_steps);
   if (t.max_minutes > 0) progress = std::max(progress, elapsed / (60 * t.max_minutes));
   if (t.max_steps == 0 && t.max_minutes == 0 && t.max_epochs > 0) {
-    progress = (static_cast<double>(state_.epoch) +
-                static_cast<double>(state_.batch_in_epoch) / static_cast<double>(std::max<int64_t>(1, epoch_batches))) /
-               t.max_epochs;
+    progress =
+        (static_cast<double>(state_.epoch) + static_cast<double>(state_.batch_in_epoch) /
+                                                 static_cast<double>(std::max<int64_t>(1, epoch_batches))) /
+        t.max_epochs;
   }
   const auto eta = progress > 0 ? hms(elapsed * (1 - progress) / progress) : std::string("?");
   if (!opt_.quiet) {
-    spdlog::info("step {} | epoch {} | loss {:.4f} | ppl {:.2f} | lr {:.2e} | {:.0f} tok/s | {} elapsed | ETA {}",
-                 state_.step, state_.epoch + 1, loss, ppl, learning_rate(), tok_s, hms(elapsed), eta);
+    spdlog::info(
+        "step {} | epoch {} | loss {:.4f} | ppl {:.2f} | lr {:.2e} | {:.0f} tok/s | {} elapsed | ETA {}",
+        state_.step, state_.epoch + 1, loss, ppl, learning_rate(), tok_s, hms(elapsed), eta);
   }
-  append_metrics({{"step", state_.step}, {"epoch", state_.epoch + 1}, {"train_loss", loss}, {"train_ppl", ppl},
-                  {"lr", learning_rate()}, {"tokens_per_s", tok_s}, {"elapsed_s", elapsed},
+  append_metrics({{"step", state_.step},
+                  {"epoch", state_.epoch + 1},
+                  {"train_loss", loss},
+                  {"train_ppl", ppl},
+                  {"lr", learning_rate()},
+                  {"tokens_per_s", tok_s},
+                  {"elapsed_s", elapsed},
                   {"total_tokens", state_.total_tokens}});
   last_loss_ = loss;
   state_.window_loss = state_.window_nll = 0;
@@ -287,7 +306,8 @@ void TrainerRun::validate() {
   const double metric = cfg_.train.early_stop_metric == "bleu" ? bleu.score : -ppl;
   const bool improved = state_.best_step < 0 || metric > state_.best_metric;
   if (improved) {
-    state_.best_metric = metric, state_.best_step = state_.step, state_.bad_validations = 0, state_.lr_bad = 0;
+    state_.best_metric = metric, state_.best_step = state_.step, state_.bad_validations = 0,
+    state_.lr_bad = 0;
     save_weights(dir_ / model_files::kBest, *model_);
   } else {
     ++state_.bad_validations, ++state_.lr_bad;
@@ -298,11 +318,15 @@ void TrainerRun::validate() {
     early_stopped_ = cfg_.train.patience > 0 && state_.bad_validations >= cfg_.train.patience;
   }
   window_pause_ += seconds_since(start);
-  spdlog::info("validation at step {}: ppl {:.3f} | BLEU {:.2f} | {}{} ({:.1f} s)", state_.step, ppl, bleu.score,
-               improved ? "new best" : "no improvement x", improved ? "" : std::to_string(state_.bad_validations),
-               seconds_since(start));
-  append_metrics({{"step", state_.step}, {"epoch", state_.epoch + 1}, {"valid_ppl", ppl}, {"valid_bleu", bleu.score},
-                  {"best_step", state_.best_step}, {"lr", learning_rate()}});
+  spdlog::info("validation at step {}: ppl {:.3f} | BLEU {:.2f} | {}{} ({:.1f} s)", state_.step, ppl,
+               bleu.score, improved ? "new best" : "no improvement x",
+               improved ? "" : std::to_string(state_.bad_validations), seconds_since(start));
+  append_metrics({{"step", state_.step},
+                  {"epoch", state_.epoch + 1},
+                  {"valid_ppl", ppl},
+                  {"valid_bleu", bleu.score},
+                  {"best_step", state_.best_step},
+                  {"lr", learning_rate()}});
 }
 
 void TrainerRun::save_last() {
@@ -357,8 +381,8 @@ TrainSummary TrainerRun::run() {
   std::signal(SIGINT, prev_int), std::signal(SIGTERM, prev_term);
   TrainSummary summary{state_.step, state_.best_metric, state_.best_step, g_stop_signal != 0, last_loss_};
   if (summary.interrupted) {
-    spdlog::warn("interrupted by signal {}: checkpoint saved at step {} in {}", g_stop_signal.load(), state_.step,
-                 (dir_ / model_files::kLast).string());
+    spdlog::warn("interrupted by signal {}: checkpoint saved at step {} in {}", g_stop_signal.load(),
+                 state_.step, (dir_ / model_files::kLast).string());
   } else {
     spdlog::info("training finished at step {} ({}); best step {}", state_.step,
                  early_stopped_ ? "early stopping" : "limit reached", state_.best_step);
@@ -384,7 +408,8 @@ void prepare_vocabularies(const Config& config, const std::filesystem::path& dir
     o.vocab_size = config.vocab.size, o.model_type = config.vocab.model_type;
     o.character_coverage = config.vocab.character_coverage, o.max_sentences = config.vocab.max_sentences;
     o.seed = static_cast<uint32_t>(config.train.seed);
-    spdlog::info("training SentencePiece model {} (vocab {}, {})", target.string(), o.vocab_size, o.model_type);
+    spdlog::info("training SentencePiece model {} (vocab {}, {})", target.string(), o.vocab_size,
+                 o.model_type);
     train_sentencepiece(o);
   };
   if (config.vocab.joint) {

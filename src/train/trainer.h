@@ -15,11 +15,11 @@ struct TrainRunOptions {
 };
 
 struct TrainSummary {
-  int64_t steps = 0;              // optimizer steps done (all runs)
-  double best_metric = 0;         // best validation metric (BLEU, or -perplexity)
-  int64_t best_step = -1;         // step of the best validation
-  bool interrupted = false;       // stopped by SIGINT/SIGTERM (checkpoint saved)
-  double last_train_loss = 0;     // last logged per-token training loss
+  int64_t steps = 0;           // optimizer steps done (all runs)
+  double best_metric = 0;      // best validation metric (BLEU, or -perplexity)
+  int64_t best_step = -1;      // step of the best validation
+  bool interrupted = false;    // stopped by SIGINT/SIGTERM (checkpoint saved)
+  double last_train_loss = 0;  // last logged per-token training loss
 };
 
 // Trains (or resumes) into options.model_dir. Throws s2s::Error on bad input.

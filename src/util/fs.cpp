@@ -13,7 +13,9 @@
 namespace s2s::fs {
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 void fsync_path(const std::filesystem::path& path, int flags) {
   const int fd = ::open(path.c_str(), flags);
@@ -26,7 +28,8 @@ void fsync_path(const std::filesystem::path& path, int flags) {
 
 std::string read_file(const std::filesystem::path& path) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw Error("'" + path.string() + "' is a directory, not a file");
+  if (std::filesystem::is_directory(path, ec))
+    throw Error("'" + path.string() + "' is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot open '" + path.string() + "': " + errno_text());
   std::ostringstream ss;
@@ -77,7 +80,9 @@ void write_atomic(const std::filesystem::path& path, const std::function<void(st
 }
 
 void write_file_atomic(const std::filesystem::path& path, const std::string& contents) {
-  write_atomic(path, [&](std::ostream& out) { out.write(contents.data(), static_cast<std::streamsize>(contents.size())); });
+  write_atomic(path, [&](std::ostream& out) {
+    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+  });
 }
 
 void ensure_dir(const std::filesystem::path& dir) {

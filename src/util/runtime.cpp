@@ -37,12 +37,14 @@ c10::Device parse_device(const std::string& name) {
                   (torch::cuda::device_count() == 0 && std::string(TORCH_VERSION).empty()
                        ? std::string("no GPU is visible")
                        : "this s2s was built against a CPU-only LibTorch (" + std::string(TORCH_VERSION) +
-                             ") or no GPU is visible; rebuild with a CUDA LibTorch (see README) or use --device cpu"));
+                             ") or no GPU is visible; rebuild with a CUDA LibTorch (see README) or use "
+                             "--device cpu"));
     }
     try {
       c10::Device device(name);
       if (device.has_index() && device.index() >= static_cast<int>(torch::cuda::device_count())) {
-        throw Error("device '" + name + "': only " + std::to_string(torch::cuda::device_count()) + " GPU(s) visible");
+        throw Error("device '" + name + "': only " + std::to_string(torch::cuda::device_count()) +
+                    " GPU(s) visible");
       }
       return device;
     } catch (const c10::Error&) {
@@ -77,8 +79,12 @@ AutocastGuard::~AutocastGuard() {
   }
 }
 
-std::string torch_version() { return TORCH_VERSION; }
+std::string torch_version() {
+  return TORCH_VERSION;
+}
 
-bool cuda_available() { return torch::cuda::is_available(); }
+bool cuda_available() {
+  return torch::cuda::is_available();
+}
 
 }  // namespace s2s::runtime
