@@ -13,14 +13,12 @@
 #include "data/tokenizer.h"
 #include "data/vocab.h"
 #include "model/seq2seq.h"
+#include "test_util.h"
 
 namespace s2s_test {
 
 inline std::filesystem::path temp_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("s2s_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
+  return unique_temp_dir(name);
 }
 
 inline std::string source_path(const std::string& rel) {

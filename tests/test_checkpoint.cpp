@@ -11,6 +11,7 @@
 namespace {
 
 namespace stdfs = std::filesystem;
+using s2s_test::error_of;
 
 s2s::Seq2Seq small_model(uint64_t seed) {
   torch::manual_seed(seed);
@@ -28,15 +29,6 @@ void one_step(s2s::Seq2Seq& model, torch::optim::Adam& adam) {
                             torch::tensor({2, 7}, torch::kInt64).view({1, 2}));
   model->logits(out).sum().backward();
   adam.step();
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const s2s::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(Checkpoint, RoundTripsModelOptimizerAndState) {

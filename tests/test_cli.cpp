@@ -22,12 +22,16 @@
 #include <vector>
 
 #include "config/config.h"
+#include "test_util.h"
 
 extern char** environ;
 
 namespace {
 
 namespace stdfs = std::filesystem;
+using s2s_test::contains;
+using s2s_test::error_of;
+using s2s_test::write_bytes;
 
 const stdfs::path kSource = S2S_SOURCE_DIR;
 const std::string kDemo = (stdfs::path(S2S_SOURCE_DIR) / "configs" / "demo.yaml").string();
@@ -39,19 +43,6 @@ std::string read_bytes(const stdfs::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
-
-void write_bytes(const stdfs::path& p, const std::string& s) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(s.data(), static_cast<std::streamsize>(s.size()));
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-#define EXPECT_CONTAINS(haystack, needle)     \
-  EXPECT_TRUE(contains((haystack), (needle))) \
-      << "'" << (haystack) << "' does not contain '" << (needle) << "'"
 
 size_t count_lines(const std::string& s) {
   if (s.empty()) return 0;
@@ -73,13 +64,7 @@ struct Result {
 
 class Cli : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    dir_ = stdfs::temp_directory_path() /
-           ("s2s_test_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    stdfs::remove_all(dir_);
-    stdfs::create_directories(dir_);
-  }
+  void SetUp() override { dir_ = s2s_test::unique_temp_dir("cli"); }
   void TearDown() override {
     std::error_code ec;
     stdfs::remove_all(dir_, ec);

@@ -12,11 +12,15 @@
 #include <vector>
 
 #include "config/config.h"
+#include "test_util.h"
 #include "util/error.h"
 
 namespace {
 
 namespace stdfs = std::filesystem;
+using s2s_test::contains;
+using s2s_test::error_of;
+using s2s_test::write_bytes;
 
 // A fresh directory under the system temp dir, removed with the object.
 class TempDir {
@@ -40,44 +44,13 @@ class TempDir {
   stdfs::path path_;
 };
 
-void write_bytes(const stdfs::path& p, const std::string& s) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(s.data(), static_cast<std::streamsize>(s.size()));
-}
-
 s2s::Config parse(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
   return s2s::parse_config(yaml, "cfg.yaml", "/base", overrides);
-}
-
-// The message of the s2s::Error that `fn` throws ("" and a test failure when it throws nothing or
-// something else).
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const s2s::Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected s2s::Error, got another exception: " << e.what();
-    return "";
-  } catch (...) {
-    ADD_FAILURE() << "expected s2s::Error, got a non-standard exception";
-    return "";
-  }
-  ADD_FAILURE() << "expected s2s::Error, nothing was thrown";
-  return "";
 }
 
 std::string parse_error(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
   return error_of([&] { parse(yaml, overrides); });
 }
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-#define EXPECT_CONTAINS(haystack, needle)     \
-  EXPECT_TRUE(contains((haystack), (needle))) \
-      << "'" << (haystack) << "' does not contain '" << (needle) << "'"
 
 void expect_one_line(const std::string& msg) {
   EXPECT_FALSE(msg.empty());

@@ -15,46 +15,16 @@
 #include "data/corpus.h"
 #include "data/tokenizer.h"
 #include "data/vocab.h"
+#include "test_util.h"
 #include "util/error.h"
 
 namespace {
 
 namespace stdfs = std::filesystem;
-
-stdfs::path unique_temp_dir(const std::string& tag) {
-  static std::atomic<int> counter{0};
-  auto dir = stdfs::temp_directory_path() /
-             ("s2s_test_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-  stdfs::remove_all(dir);
-  stdfs::create_directories(dir);
-  return dir;
-}
-
-void write_bytes(const stdfs::path& p, const std::string& s) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(s.data(), static_cast<std::streamsize>(s.size()));
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const s2s::Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected s2s::Error, got another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected s2s::Error, nothing was thrown";
-  return "";
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-#define EXPECT_CONTAINS(haystack, needle)     \
-  EXPECT_TRUE(contains((haystack), (needle))) \
-      << "'" << (haystack) << "' does not contain '" << (needle) << "'"
+using s2s_test::contains;
+using s2s_test::error_of;
+using s2s_test::unique_temp_dir;
+using s2s_test::write_bytes;
 
 std::vector<int32_t> as_i32(const std::vector<int>& v) {
   return {v.begin(), v.end()};

@@ -13,53 +13,25 @@
 #include <string>
 #include <vector>
 
+#include "test_util.h"
 #include "util/error.h"
 #include "util/fs.h"
 
 namespace {
 
 namespace stdfs = std::filesystem;
+using s2s_test::contains;
+using s2s_test::error_of;
+using s2s_test::write_bytes;
 
 std::string read_bytes(const stdfs::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-void write_bytes(const stdfs::path& p, const std::string& s) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(s.data(), static_cast<std::streamsize>(s.size()));
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const s2s::Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected s2s::Error, got another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected s2s::Error, nothing was thrown";
-  return "";
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-#define EXPECT_CONTAINS(haystack, needle)     \
-  EXPECT_TRUE(contains((haystack), (needle))) \
-      << "'" << (haystack) << "' does not contain '" << (needle) << "'"
-
 class Fs : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    dir_ = stdfs::temp_directory_path() /
-           ("s2s_test_fs_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    stdfs::remove_all(dir_);
-    stdfs::create_directories(dir_);
-  }
+  void SetUp() override { dir_ = s2s_test::unique_temp_dir("fs"); }
   void TearDown() override {
     std::error_code ec;
     stdfs::remove_all(dir_, ec);
