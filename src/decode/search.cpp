@@ -144,7 +144,12 @@ std::vector<std::vector<Hypothesis>> beam_search(Seq2SeqImpl& model, const torch
     }
     if (still_active.empty()) break;
     auto long_opts = torch::TensorOptions().dtype(torch::kInt64);
-    state.index_select(torch::tensor(next_rows, long_opts).to(device));
+    bool identity = true;  // greedy, or beams that kept their order: no state copy needed
+    for (size_t r = 0; r < next_rows.size() && identity; ++r)
+      identity = next_rows[r] == static_cast<int64_t>(r);
+    if (!identity || next_rows.size() != static_cast<size_t>(A * K)) {
+      state.index_select(torch::tensor(next_rows, long_opts).to(device));
+    }
     if (static_cast<int64_t>(keep_sentences.size()) < A) {
       state.keys = state.keys.index_select(torch::tensor(keep_sentences, long_opts).to(device));
     }
