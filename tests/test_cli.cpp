@@ -62,13 +62,9 @@ struct Result {
   std::string out, err;   // captured stdout and stderr
 };
 
-class Cli : public ::testing::Test {
+class Cli : public s2s_test::TempDirTest {
  protected:
-  void SetUp() override { dir_ = s2s_test::unique_temp_dir("cli"); }
-  void TearDown() override {
-    std::error_code ec;
-    stdfs::remove_all(dir_, ec);
-  }
+  Cli() : TempDirTest("cli") {}
 
   // Runs `s2s <args>` for every entry (stdin from /dev/null, stdout and stderr captured), up to
   // kMaxParallel processes at a time; results in the same order.
@@ -130,8 +126,6 @@ class Cli : public ::testing::Test {
     return p;
   }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  stdfs::path dir_;
 
  private:
   stdfs::path out_path(size_t i) const {

@@ -29,13 +29,9 @@ std::string read_bytes(const stdfs::path& p) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-class Fs : public ::testing::Test {
+class Fs : public s2s_test::TempDirTest {
  protected:
-  void SetUp() override { dir_ = s2s_test::unique_temp_dir("fs"); }
-  void TearDown() override {
-    std::error_code ec;
-    stdfs::remove_all(dir_, ec);
-  }
+  Fs() : TempDirTest("fs") {}
 
   std::vector<std::string> names() const {
     std::vector<std::string> out;
@@ -49,8 +45,6 @@ class Fs : public ::testing::Test {
     write_bytes(f, content);
     return s2s::fs::read_lines(f);
   }
-
-  stdfs::path dir_;
 };
 
 using Lines = std::vector<std::string>;

@@ -48,6 +48,21 @@ inline std::string error_of(const std::function<void()>& fn) {
   return "";
 }
 
+// Fixture base: a fresh temp directory per test (dir_), removed afterwards.
+class TempDirTest : public ::testing::Test {
+ protected:
+  explicit TempDirTest(std::string tag) : tag_(std::move(tag)) {}
+  void SetUp() override { dir_ = unique_temp_dir(tag_); }
+  void TearDown() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  std::filesystem::path dir_;
+
+ private:
+  std::string tag_;
+};
+
 inline bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
