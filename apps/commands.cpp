@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -36,9 +37,11 @@ ModelBundle load_for_decoding(const DecodeArgs& d, DecodeConfig& decode) {
   }
   const auto config = parse_config(fs::read_file(config_file), config_file.string(), dir, d.overrides);
   decode = config.decode;
-  runtime::tune_allocator();
   runtime::configure_threads(decode.threads);
-  auto bundle = load_model_dir(dir, runtime::parse_device(decode.device));
+  auto bundle = load_model_dir(dir, runtime::parse_device(decode.device),
+                               decode.precision == "bf16" ? torch::kBFloat16 : torch::kFloat);
+  if (std::getenv("S2S_NO_TUNE") == nullptr)
+    runtime::tune_allocator();  // after loading: the float32 copies just freed go back to the system
   bundle.config.decode = decode;
   return bundle;
 }
@@ -47,6 +50,10 @@ TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d) {
   TranslateOptions o;
   o.search.beam_size = c.beam_size, o.search.n_best = c.n_best, o.search.normalize = c.normalize;
   o.search.max_length_factor = c.max_length_factor, o.search.keep_attention = !d.alignment.empty();
+  o.search.early_exit = c.early_exit;
+  const bool cpu = runtime::parse_device(c.device).is_cpu();
+  o.workers = c.workers > 0 ? c.workers : (cpu ? c.threads : 1);
+  o.threads_per_worker = std::max(1, c.threads / o.workers);
   o.batch_size = c.batch_size, o.batch_tokens = c.batch_tokens, o.max_length = c.max_length;
   o.read_ahead = c.read_ahead, o.bf16 = c.precision == "bf16", o.scores = d.scores, o.alignment = d.alignment;
   if (c.shortlist) {
@@ -67,7 +74,7 @@ double reference_perplexity(ModelBundle& b, const std::string& src, const std::s
   auto corpus = load_parallel(src, ref, *b.src_tok, *b.tgt_tok, opt);
   const SpecialIds ids{b.model->vocabs.pad_id, b.model->vocabs.bos_id, b.model->vocabs.eos_id};
   torch::NoGradGuard no_grad;
-  runtime::AutocastGuard autocast(bf16, b.device);
+  runtime::AutocastGuard autocast(bf16 && b.model->out_bias.scalar_type() == torch::kFloat, b.device);
   double nll = 0;
   int64_t tokens = 0;
   for (size_t begin = 0; begin < corpus.size(); begin += 64) {
@@ -159,6 +166,9 @@ int run_translate(const TranslateArgs& a) {
     if (fd < 0) throw Error("cannot open input '" + a.input + "'");
   }
   int64_t lines = 0;
+  // Developer hook: S2S_PROFILE=FILE writes a chrome://tracing profile of the translation loop.
+  std::optional<torch::autograd::profiler::RecordProfile> profile;
+  if (const char* trace = std::getenv("S2S_PROFILE")) profile.emplace(std::string(trace));
   if (a.output.empty()) {
     lines = translator.translate_stream(fd, std::cout);
   } else {

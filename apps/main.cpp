@@ -10,6 +10,17 @@
 
 namespace {
 
+// --set section.key=value (repeatable). Appends, so overrides from typed flags given with it are kept
+// (binding the vector directly would let CLI11 replace them).
+void add_set_option(CLI::App* cmd, std::vector<std::string>& overrides) {
+  cmd->add_option_function<std::vector<std::string>>(
+      "--set",
+      [&overrides](const std::vector<std::string>& v) {
+        overrides.insert(overrides.end(), v.begin(), v.end());
+      },
+      "Override a config value: section.key=value (repeatable)");
+}
+
 // Maps a typed CLI flag onto a "decode.key=value" override when the user gave it.
 template <class T>
 void add_decode_flag(CLI::App* cmd, s2s::app::DecodeArgs& d, const std::string& flag, const std::string& key,
@@ -34,13 +45,15 @@ void add_decode_options(CLI::App* cmd, s2s::app::DecodeArgs& d, bool require_mod
   add_decode_flag<int>(cmd, d, "--max-length", "max_length", "Crop input lines to N subword tokens");
   add_decode_flag<double>(cmd, d, "--max-length-factor", "max_length_factor", "Output length limit factor");
   add_decode_flag<int>(cmd, d, "--threads", "threads", "CPU threads");
+  add_decode_flag<int>(cmd, d, "--workers", "workers",
+                       "Batches decoded concurrently, threads/workers threads each (0 = one per thread)");
   add_decode_flag<std::string>(cmd, d, "--device", "device", "cpu | cuda | cuda:N");
   add_decode_flag<std::string>(cmd, d, "--precision", "precision", "fp32 | bf16");
   add_decode_flag<int>(cmd, d, "--read-ahead", "read_ahead", "Lines sorted by length together for batching");
   cmd->add_flag_callback(
       "--shortlist", [&d] { d.overrides.push_back("decode.shortlist=true"); },
       "Score only lexical-shortlist candidates (faster, from the model dir's shortlist.txt)");
-  cmd->add_option("--set", d.overrides, "Override a config value: section.key=value (repeatable)");
+  add_set_option(cmd, d.overrides);
 }
 
 void setup_logging(const std::string& level, bool quiet) {
@@ -70,7 +83,7 @@ int main(int argc, char** argv) {
       ->add_option("--model-dir", train.model_dir,
                    "Model directory (created; resumed when it has a checkpoint)")
       ->required();
-  train_cmd->add_option("--set", train.overrides, "Override a config value: section.key=value (repeatable)");
+  add_set_option(train_cmd, train.overrides);
   train_cmd->add_flag("--dump-config", train.dump_config, "Print the effective config and exit");
   auto train_flag = [&](const std::string& flag, const std::string& key, const std::string& help) {
     train_cmd->add_option_function<std::string>(

@@ -264,7 +264,9 @@ TEST_F(Cli, DumpConfig) {
   const auto r = run_all({{"train", "--dump-config", "-c", kDemo, "--model-dir", model, "--set",
                            "train.lr=0.123", "--set", "decode.beam_size=7"},
                           {"train", "--dump-config", "-c", kDemo, "--model-dir", model, "--threads", "3",
-                           "--seed", "77", "--max-steps", "5", "--precision", "fp32"}});
+                           "--seed", "77", "--max-steps", "5", "--precision", "fp32"},
+                          {"train", "--dump-config", "-c", kDemo, "--model-dir", model, "--threads", "3",
+                           "--set", "train.lr=0.5"}});
   expect_success(r[0]);
   EXPECT_CONTAINS(r[0].out, "lr: 0.123\n");
   EXPECT_CONTAINS(r[0].out, "beam_size: 7\n");
@@ -284,6 +286,21 @@ TEST_F(Cli, DumpConfig) {
   EXPECT_EQ(flags.train.seed, 77);
   EXPECT_EQ(flags.train.max_steps, 5);
   EXPECT_EQ(flags.train.precision, "fp32");
+
+  // --set next to typed flags keeps both.
+  expect_success(r[2]);
+  const auto both = s2s::parse_config(r[2].out, "dump", "/unused");
+  EXPECT_EQ(both.train.threads, 3);
+  EXPECT_DOUBLE_EQ(both.train.lr, 0.5);
+}
+
+TEST_F(Cli, DecodeFlagsAndSetCombine) {
+  // --beam-size 1 must survive --set: n_best 2 is then out of range and names its key.
+  const auto model = path("m");
+  stdfs::create_directories(model);
+  stdfs::copy_file(kDemo, stdfs::path(model) / "config.yml");
+  const auto r = run_all({{"translate", "--model", model, "--beam-size", "1", "--set", "decode.n_best=2"}});
+  EXPECT_CONTAINS(expect_one_line_error(r[0]), "decode.n_best");
 }
 
 // ---------------------------------------------------------------------------------------------------------

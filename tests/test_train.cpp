@@ -44,7 +44,7 @@ TEST(Train, EndToEndLossFallsThenTranslatesAndScores) {
   run.model_dir = dir, run.quiet = true;
   const auto summary = s2s::train(c, run);
   EXPECT_EQ(summary.steps, 80);
-  for (const char* f : {"config.yml", "spm.model", "last.pt", "best.pt", "metrics.jsonl", "train.log"}) {
+  for (const char* f : {"config.yml", "spm.model", "last.pt", "best.bin", "metrics.jsonl", "train.log"}) {
     EXPECT_TRUE(stdfs::exists(dir / f)) << f;
   }
   const auto rows = train_records(dir);

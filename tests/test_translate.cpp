@@ -25,7 +25,7 @@ class TranslateTest : public ::testing::Test {
     s2s::fs::write_file_atomic(dir_ / "spm.model", s2s::fs::read_file(tok->path()));
     torch::manual_seed(1);
     auto model = s2s::build_model(c.model, s2s_test::vocabs_of(*tok));
-    s2s::save_weights(dir_ / "best.pt", *model);
+    s2s::save_weights(dir_ / s2s::model_files::kBest, *model);
   }
 
   static s2s::Translator make(const s2s::TranslateOptions& opt) {

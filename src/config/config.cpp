@@ -275,6 +275,7 @@ void validate(const Config& c) {
   check(d.read_ahead > 0, "decode.read_ahead", d.read_ahead, "must be > 0");
   check_choice(d.precision, "decode.precision", {"fp32", "bf16"});
   check(d.threads > 0, "decode.threads", d.threads, "must be > 0");
+  check(d.workers >= 0, "decode.workers", d.workers, "must be >= 0 (0 = auto)");
   check(valid_device(d.device), "decode.device", d.device, "must be cpu, cuda or cuda:N");
 }
 

@@ -16,6 +16,8 @@ struct SearchOptions {
   double normalize = 0.6;          // rank finished hypotheses by score / length^normalize (0 = raw score)
   double max_length_factor = 2.0;  // at most factor * source length + 5 output tokens
   bool keep_attention = false;     // return attention weights (for --alignment)
+  bool early_exit = false;         // a sentence ends once its best candidate is finished (and n_best are);
+                                   // false: it searches on until beam_size hypotheses are finished
 };
 
 struct Hypothesis {

@@ -4,11 +4,15 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <mutex>
 #include <numeric>
 #include <ostream>
 #include <sstream>
+#include <thread>
 
 #include "data/batch.h"
 #include "train/checkpoint.h"
@@ -82,7 +86,8 @@ std::pair<std::filesystem::path, std::filesystem::path> tokenizer_paths(const st
   return {dir / model_files::kSrcSpm, dir / model_files::kTgtSpm};
 }
 
-ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device& device) {
+ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device& device,
+                           torch::Dtype weights) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))
     throw Error("model directory '" + dir.string() + "' does not exist");
@@ -90,6 +95,10 @@ ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device
   if (!std::filesystem::exists(config_file, ec)) {
     throw Error("'" + dir.string() + "' is not an s2s model directory (no " + model_files::kConfig + ")");
   }
+  const auto start = std::chrono::steady_clock::now();
+  auto ms = [&] {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  };
   ModelBundle b;
   b.config = parse_config(fs::read_file(config_file), config_file.string(), dir);
   auto [src_path, tgt_path] = tokenizer_paths(dir, b.config);
@@ -97,15 +106,23 @@ ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device
   b.tgt_tok = b.config.vocab.joint ? b.src_tok : Tokenizer::load(tgt_path);
   Vocabularies v{b.src_tok->vocab_size(), b.tgt_tok->vocab_size(), b.tgt_tok->pad_id(),
                  b.tgt_tok->bos_id(),     b.tgt_tok->eos_id(),     b.tgt_tok->unk_id()};
+  spdlog::debug("tokenizers loaded after {:.0f} ms", ms());
   b.model = Seq2Seq(b.config.model, v);
-  const auto best = dir / model_files::kBest, last = dir / model_files::kLast;
-  const auto weights = std::filesystem::exists(best, ec) ? best : last;
-  if (!std::filesystem::exists(weights, ec)) {
-    throw Error("model directory '" + dir.string() +
-                "' has no checkpoint (best.pt or last.pt): train it first");
+  spdlog::debug("model built after {:.0f} ms", ms());
+  std::filesystem::path file;
+  for (const char* name : {model_files::kBest, model_files::kLegacyBest, model_files::kLast}) {
+    if (std::filesystem::exists(dir / name, ec)) {
+      file = dir / name;
+      break;
+    }
   }
-  load_weights(weights, *b.model);
+  if (file.empty()) {
+    throw Error("model directory '" + dir.string() + "' has no checkpoint (" + model_files::kBest + " or " +
+                model_files::kLast + "): train it first");
+  }
+  load_weights(file, *b.model, weights);
   b.model->to(device);
+  spdlog::debug("weights loaded after {:.0f} ms", ms());
   b.model->eval();
   b.device = device;
   return b;
@@ -147,33 +164,65 @@ std::vector<std::vector<Hypothesis>> Translator::translate_lines(const std::vect
   }
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return sources[a].size() < sources[b].size(); });
-
-  std::vector<std::vector<Hypothesis>> results(lines.size());
-  runtime::AutocastGuard autocast(options_.bf16, device_);
-  torch::NoGradGuard no_grad;
-  const SpecialIds ids{model_->vocabs.pad_id, model_->vocabs.bos_id, model_->vocabs.eos_id};
+  // Consecutive runs of `order` (similar lengths) form the batches.
+  std::vector<std::pair<size_t, size_t>> batches;
   for (size_t begin = 0; begin < order.size();) {
-    size_t end = begin;
-    std::vector<std::vector<int32_t>> batch;
-    while (end < order.size()) {
-      const auto& s = sources[order[end]];
-      const auto n = batch.size() + 1;
-      if (!batch.empty() &&
-          (options_.batch_tokens > 0 ? static_cast<int64_t>(n * s.size()) > options_.batch_tokens
-                                     : static_cast<int>(n) > options_.batch_size)) {
-        break;
-      }
-      batch.push_back(s);
-      ++end;
+    size_t end = begin + 1;
+    for (; end < order.size(); ++end) {
+      const auto n = static_cast<int64_t>(end - begin + 1);
+      const auto len = static_cast<int64_t>(sources[order[end]].size());
+      if (options_.batch_tokens > 0 ? n * len > options_.batch_tokens : n > options_.batch_size) break;
     }
-    auto tensors = make_source_batch(batch, ids).to(device_);
-    std::vector<int64_t> subset;
-    if (options_.shortlist) subset = options_.shortlist->candidates(batch, {ids.eos, model_->vocabs.unk_id});
-    auto hyps = beam_search(*model_, tensors.src, tensors.src_lengths, options_.search, subset);
-    for (size_t k = 0; k < hyps.size(); ++k) results[order[begin + k]] = std::move(hyps[k]);
+    batches.emplace_back(begin, end);
     begin = end;
   }
+
+  std::vector<std::vector<Hypothesis>> results(lines.size());
+  auto run = [&](size_t k) {
+    const auto [begin, end] = batches[k];
+    std::vector<std::vector<int32_t>> batch;
+    for (size_t i = begin; i < end; ++i) batch.push_back(sources[order[i]]);
+    auto hyps = translate_batch(batch);
+    for (size_t i = begin; i < end; ++i) results[order[i]] = std::move(hyps[i - begin]);
+  };
+  const auto workers = std::min<size_t>(static_cast<size_t>(std::max(1, options_.workers)), batches.size());
+  if (workers <= 1) {
+    for (size_t k = 0; k < batches.size(); ++k) run(k);
+    return results;
+  }
+  // Concurrent batches: each worker takes the next batch and runs it with its own few intra-op threads;
+  // small per-step ops then scale with cores instead of waiting at OpenMP barriers.
+  std::atomic<size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  std::vector<std::thread> pool;
+  for (size_t w = 0; w < workers; ++w) {
+    pool.emplace_back([&] {
+      runtime::set_thread_intra_op_threads(options_.threads_per_worker);
+      try {
+        for (size_t k = next++; k < batches.size(); k = next++) run(k);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+        next = batches.size();
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
   return results;
+}
+
+std::vector<std::vector<Hypothesis>> Translator::translate_batch(
+    const std::vector<std::vector<int32_t>>& batch) {
+  // Autocast, grad mode and OpenMP team sizes are per thread: set them where the batch runs.
+  runtime::AutocastGuard autocast(options_.bf16 && model_->out_bias.scalar_type() == torch::kFloat, device_);
+  torch::NoGradGuard no_grad;
+  const SpecialIds ids{model_->vocabs.pad_id, model_->vocabs.bos_id, model_->vocabs.eos_id};
+  auto tensors = make_source_batch(batch, ids).to(device_);
+  std::vector<int64_t> subset;
+  if (options_.shortlist) subset = options_.shortlist->candidates(batch, {ids.eos, model_->vocabs.unk_id});
+  return beam_search(*model_, tensors.src, tensors.src_lengths, options_.search, subset);
 }
 
 std::string Translator::detokenize(const Hypothesis& h) const {

@@ -18,12 +18,14 @@
 namespace s2s {
 
 struct TranslateOptions {
-  SearchOptions search;   // beam size, n-best, normalization, length limit
-  int batch_size = 64;    // sentences per batch
-  int batch_tokens = 0;   // source tokens per batch instead (0 = use batch_size)
-  int max_length = 256;   // input tokens kept per line (longer lines are cropped with a warning)
-  int read_ahead = 1000;  // lines sorted together by length
-  bool bf16 = false;      // bf16 autocast for the matmuls
+  SearchOptions search;        // beam size, n-best, normalization, length limit
+  int batch_size = 64;         // sentences per batch
+  int batch_tokens = 0;        // source tokens per batch instead (0 = use batch_size)
+  int max_length = 256;        // input tokens kept per line (longer lines are cropped with a warning)
+  int read_ahead = 1000;       // lines sorted together by length
+  int workers = 1;             // batches translated concurrently (CPU), each on its own thread
+  int threads_per_worker = 1;  // intra-op threads of each worker (when workers > 1)
+  bool bf16 = false;      // bf16 matmuls: autocast when the weights are float32 (validation during training)
   bool scores = false;    // append " ||| F0= score ||| normalized" to 1-best lines
   std::string alignment;  // "" | hard | soft: append attention alignments
   std::shared_ptr<const Shortlist> shortlist;  // restrict the output layer to shortlist candidates (optional)
@@ -38,8 +40,10 @@ struct ModelBundle {
   torch::Device device{torch::kCPU};         // where the model lives
 };
 
-// Loads config.yml, the SentencePiece model(s) and best.pt (or last.pt) from `dir`.
-ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device& device);
+// Loads config.yml, the SentencePiece model(s) and best.bin (or last.pt) from `dir`. With
+// weights = kBFloat16 the parameters are converted once after loading (half the memory, no casts per step).
+ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device& device,
+                           torch::Dtype weights = torch::kFloat);
 
 // Tokenizer paths of a model dir for a config ({joint, joint} or {src, tgt}).
 std::pair<std::filesystem::path, std::filesystem::path> tokenizer_paths(const std::filesystem::path& dir,
@@ -65,6 +69,8 @@ class Translator {
 
  private:
   std::vector<int32_t> prepare(std::string line, int64_t line_no) const;
+  // One batch of token ids (similar lengths) -> n-best hypotheses per sentence.
+  std::vector<std::vector<Hypothesis>> translate_batch(const std::vector<std::vector<int32_t>>& batch);
 
   Seq2Seq model_;
   std::shared_ptr<const Tokenizer> src_tok_, tgt_tok_;

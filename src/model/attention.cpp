@@ -1,5 +1,10 @@
 #include "model/attention.h"
 
+#include <ATen/Parallel.h>
+#include <torch/autograd.h>
+
+#include "model/kernels.h"
+#include "model/ops.h"
 #include "util/error.h"
 
 namespace s2s {
@@ -11,8 +16,8 @@ AttentionType parse_attention(const std::string& name) {
   throw Error("unknown attention '" + name + "' (expected bahdanau | luong-dot | luong-general)");
 }
 
-AttentionKeys AttentionKeys::index_select(const torch::Tensor& rows) const {
-  return {memory.index_select(0, rows), keys.index_select(0, rows), mask.index_select(0, rows)};
+AttentionKeys AttentionKeys::index_select(const std::vector<int64_t>& rows) const {
+  return {select_rows(memory, rows), select_rows(keys, rows), select_rows(mask, rows)};
 }
 
 AttentionImpl::AttentionImpl(AttentionType t, int64_t query_dim, int64_t memory_dim) : type(t) {
@@ -36,8 +41,51 @@ AttentionKeys AttentionImpl::precompute(const torch::Tensor& memory, const torch
   return {memory, key_proj ? key_proj(memory) : memory, mask};
 }
 
+namespace {
+
+// Inference on CPU for dot-product scores: one fused pass per sentence (scores, masked softmax, context)
+// instead of bmm + masked_fill + softmax + bmm, whose oneDNN primitives are JIT-compiled (and cached, ~85 KB
+// each) for every new (sentences, source length) shape. Returns float32 context and weights.
+std::pair<torch::Tensor, torch::Tensor> fused_dot_attention(const torch::Tensor& query,
+                                                            const AttentionKeys& k) {
+  const auto batch = k.keys.size(0), S = k.keys.size(1), D = k.keys.size(2), M = k.memory.size(2);
+  const auto group = query.size(0) / batch;
+  const auto q = query.to(torch::kFloat).contiguous();  // [batch * group, D]
+  const auto keys = k.keys.contiguous(), memory = k.memory.contiguous();
+  const auto mask = k.mask.to(torch::kBool).contiguous();
+  auto weights = torch::empty({batch * group, S}, q.options());
+  auto context = torch::empty({batch * group, M}, q.options());
+  const bool bf16 = keys.scalar_type() == torch::kBFloat16;
+  at::parallel_for(0, batch, /*grain_size=*/8, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const float* qb = q.data_ptr<float>() + b * group * D;
+      const bool* mb = mask.data_ptr<bool>() + b * S;
+      float* wb = weights.data_ptr<float>() + b * group * S;
+      float* cb = context.data_ptr<float>() + b * group * M;
+      if (bf16) {
+        kernels::attention(qb, reinterpret_cast<const uint16_t*>(keys.data_ptr<at::BFloat16>()) + b * S * D,
+                           reinterpret_cast<const uint16_t*>(memory.data_ptr<at::BFloat16>()) + b * S * M, mb,
+                           group, S, D, M, wb, cb);
+      } else {
+        kernels::attention(qb, keys.data_ptr<float>() + b * S * D, memory.data_ptr<float>() + b * S * M, mb,
+                           group, S, D, M, wb, cb);
+      }
+    }
+  });
+  return {context, weights};
+}
+
+bool use_fused(AttentionType type, const torch::Tensor& query, const AttentionKeys& k) {
+  const auto dtype = k.keys.scalar_type();
+  return type != AttentionType::kBahdanau && !torch::GradMode::is_enabled() && query.device().is_cpu() &&
+         (dtype == torch::kFloat || dtype == torch::kBFloat16) && k.memory.scalar_type() == dtype;
+}
+
+}  // namespace
+
 std::pair<torch::Tensor, torch::Tensor> AttentionImpl::forward(const torch::Tensor& query,
                                                                const AttentionKeys& k) {
+  if (use_fused(type, query, k)) return fused_dot_attention(query, k);
   // Beam search passes `group` hypotheses per sentence: query rows are [sentence * group].
   const auto batch = k.keys.size(0), group = query.size(0) / batch;
   torch::Tensor scores;  // [batch, group, src_len]
@@ -49,7 +97,7 @@ std::pair<torch::Tensor, torch::Tensor> AttentionImpl::forward(const torch::Tens
     scores = torch::bmm(q, k.keys.transpose(1, 2));                    // [batch, group, src_len]
   }
   scores = scores.masked_fill(~k.mask.unsqueeze(1), -std::numeric_limits<float>::infinity());
-  auto weights = torch::softmax(scores, /*dim=*/2);                         // [batch, group, src_len]
+  auto weights = torch::softmax(scores, /*dim=*/2, torch::kFloat);          // [batch, group, src_len]
   auto context = torch::bmm(weights.to(k.memory.scalar_type()), k.memory);  // [batch, group, mem]
   return {context.view({batch * group, -1}), weights.view({batch * group, -1})};
 }

@@ -21,7 +21,7 @@ struct AttentionKeys {
   torch::Tensor mask;    // [batch, src_len] bool, true at real tokens
 
   // Selects batch rows (beam reordering / dropping finished sentences).
-  AttentionKeys index_select(const torch::Tensor& rows) const;
+  AttentionKeys index_select(const std::vector<int64_t>& rows) const;
 };
 
 class AttentionImpl : public torch::nn::Module {

@@ -1,11 +1,13 @@
 #include "model/decoder.h"
 
+#include "model/ops.h"
+
 namespace s2s {
 
-void DecoderState::index_select(const torch::Tensor& rows) {
-  for (auto& t : h) t = t.index_select(0, rows);
-  for (auto& t : c) t = t.index_select(0, rows);
-  feed = feed.index_select(0, rows);
+void DecoderState::index_select(const std::vector<int64_t>& rows) {
+  for (auto& t : h) t = select_rows(t, rows);
+  for (auto& t : c) t = select_rows(t, rows);
+  feed = select_rows(feed, rows);
 }
 
 DecoderImpl::DecoderImpl(const DecoderOptions& opts, torch::nn::Embedding shared_embedding) : options(opts) {
@@ -46,7 +48,6 @@ DecoderState DecoderImpl::initial_state(const EncoderOutput& encoded) {
 }
 
 torch::Tensor DecoderImpl::advance(const torch::Tensor& x_gates, DecoderState& state, torch::Tensor* attn) {
-  const auto H = options.hidden;
   torch::Tensor below;
   for (size_t l = 0; l < w_rec.size(); ++l) {
     torch::Tensor rec_in;
@@ -56,10 +57,7 @@ torch::Tensor DecoderImpl::advance(const torch::Tensor& x_gates, DecoderState& s
       rec_in = torch::cat({dropout_hidden(below), state.h[l]}, 1);
     }
     auto gates = l == 0 ? torch::addmm(x_gates, rec_in, w_rec[0]) : torch::addmm(bias[l], rec_in, w_rec[l]);
-    auto ifo = gates.narrow(1, 0, 3 * H).sigmoid();
-    auto g = gates.narrow(1, 3 * H, H).tanh();
-    state.c[l] = torch::addcmul(ifo.narrow(1, H, H) * state.c[l], ifo.narrow(1, 0, H), g);
-    state.h[l] = ifo.narrow(1, 2 * H, H) * state.c[l].tanh();
+    std::tie(state.h[l], state.c[l]) = lstm_update(gates, state.c[l]);
     below = state.h[l];
   }
   auto [context, weights] = attention(below, state.keys);

@@ -38,7 +38,7 @@ struct DecoderState {
   AttentionKeys keys;            // per sentence (not per hypothesis): memory, projected keys and mask
 
   // Keeps/reorders hypothesis rows (beam backpointers); keys are selected by the caller per sentence.
-  void index_select(const torch::Tensor& rows);
+  void index_select(const std::vector<int64_t>& rows);
 };
 
 class DecoderImpl : public torch::nn::Module {

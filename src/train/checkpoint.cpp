@@ -3,6 +3,10 @@
 #include <torch/serialize.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <fstream>
+#include <unordered_map>
+
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -100,6 +104,119 @@ void load_module(torch::serialize::InputArchive& ar, torch::nn::Module& model,
   }
 }
 
+// ---- Weights-only files: "S2SWEIG1", uint64 count, then per parameter: uint32 name length, name,
+// uint32 rank, int64 sizes[rank], float32 data. Little-endian (x86-64, aarch64). Read straight into the
+// parameters, converting to bf16 on the fly when asked: no second copy of the model in memory.
+constexpr char kWeightsMagic[8] = {'S', '2', 'S', 'W', 'E', 'I', 'G', '1'};
+
+bool is_weights_file(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  char magic[sizeof kWeightsMagic] = {};
+  return in.read(magic, sizeof magic) && std::memcmp(magic, kWeightsMagic, sizeof magic) == 0;
+}
+
+// float32 -> bfloat16 with round-to-nearest-even, as c10::BFloat16 does for finite values.
+void to_bf16(const float* in, uint16_t* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, in + i, sizeof u);
+    out[i] = static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+  }
+}
+
+class WeightsReader {
+ public:
+  explicit WeightsReader(const std::filesystem::path& file) : file_(file), in_(file, std::ios::binary) {
+    if (!in_) throw Error("cannot open weights '" + file.string() + "'");
+  }
+  template <class T>
+  T value() {
+    T v;
+    bytes(&v, sizeof v);
+    return v;
+  }
+  void bytes(void* dst, size_t n) {
+    if (!in_.read(static_cast<char*>(dst), static_cast<std::streamsize>(n)))
+      throw Error("weights file '" + file_.string() + "' is truncated or damaged");
+  }
+  std::string name() {
+    const auto n = value<uint32_t>();
+    if (n > 4096) throw Error("weights file '" + file_.string() + "' is damaged (parameter name length)");
+    std::string s(n, '\0');
+    bytes(s.data(), n);
+    return s;
+  }
+  // Reads `numel` floats into `dst` (float32 or bf16, contiguous CPU).
+  void tensor_data(torch::Tensor& dst, int64_t numel) {
+    if (dst.scalar_type() == torch::kFloat)
+      return bytes(dst.data_ptr<float>(), static_cast<size_t>(numel) * 4);
+    auto* out = reinterpret_cast<uint16_t*>(dst.data_ptr<at::BFloat16>());
+    std::vector<float> chunk(static_cast<size_t>(std::min<int64_t>(numel, 1 << 18)));
+    for (int64_t done = 0; done < numel;) {
+      const auto n = static_cast<size_t>(std::min<int64_t>(numel - done, static_cast<int64_t>(chunk.size())));
+      bytes(chunk.data(), n * 4);
+      to_bf16(chunk.data(), out + done, n);
+      done += static_cast<int64_t>(n);
+    }
+  }
+
+ private:
+  std::filesystem::path file_;
+  std::ifstream in_;
+};
+
+void read_weights_file(const std::filesystem::path& file, torch::nn::Module& model, torch::Dtype dtype) {
+  torch::NoGradGuard no_grad;
+  std::unordered_map<std::string, torch::Tensor> params;
+  for (auto& kv : model.named_parameters()) {
+    auto p = kv.value();
+    if (p.scalar_type() != dtype || !p.is_contiguous())
+      p.set_data(torch::empty(p.sizes(), p.options().dtype(dtype)));
+    params.emplace(kv.key(), p);
+  }
+  const auto mismatch = "weights file '" + file.string() + "' does not match the model in config.yml: ";
+  WeightsReader in(file);
+  char magic[sizeof kWeightsMagic];
+  in.bytes(magic, sizeof magic);
+  const auto count = in.value<uint64_t>();
+  if (count != params.size()) {
+    throw Error(mismatch + std::to_string(count) + " parameters, the config expects " +
+                std::to_string(params.size()));
+  }
+  for (uint64_t i = 0; i < count; ++i) {
+    const auto name = in.name();
+    const auto it = params.find(name);
+    if (it == params.end()) throw Error(mismatch + "unexpected parameter '" + name + "'");
+    const auto rank = in.value<uint32_t>();
+    if (rank > 8) throw Error("weights file '" + file.string() + "' is damaged (rank of " + name + ")");
+    std::vector<int64_t> sizes(rank);
+    for (auto& s : sizes) s = in.value<int64_t>();
+    if (it->second.sizes().vec() != sizes) {
+      throw Error(mismatch + "parameter " + name + " has shape " + c10::str(c10::IntArrayRef(sizes)) +
+                  ", the config expects " + c10::str(it->second.sizes()));
+    }
+    in.tensor_data(it->second, it->second.numel());
+  }
+}
+
+void write_weights_file(const std::filesystem::path& file, torch::nn::Module& model) {
+  const auto named = model.named_parameters();
+  fs::write_atomic(file, [&](std::ostream& out) {
+    auto put = [&](const auto& v) { out.write(reinterpret_cast<const char*>(&v), sizeof v); };
+    out.write(kWeightsMagic, sizeof kWeightsMagic);
+    put(static_cast<uint64_t>(named.size()));
+    for (const auto& kv : named) {
+      const auto data = kv.value().detach().to(torch::kCPU, torch::kFloat).contiguous();
+      put(static_cast<uint32_t>(kv.key().size()));
+      out.write(kv.key().data(), static_cast<std::streamsize>(kv.key().size()));
+      put(static_cast<uint32_t>(data.dim()));
+      for (auto s : data.sizes()) put(static_cast<int64_t>(s));
+      out.write(reinterpret_cast<const char*>(data.data_ptr<float>()),
+                static_cast<std::streamsize>(data.numel() * 4));
+    }
+  });
+}
+
 }  // namespace
 
 void save_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
@@ -114,6 +231,9 @@ void save_checkpoint(const std::filesystem::path& file, torch::nn::Module& model
 
 void load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
                      torch::optim::Optimizer& optimizer, TrainState& state) {
+  if (is_weights_file(file)) {
+    throw Error("checkpoint '" + file.string() + "' is a weights-only file: it has no training state");
+  }
   auto ar = open_archive(file);
   load_module(ar, model, file);
   torch::serialize::InputArchive optim_ar, state_ar;
@@ -129,15 +249,14 @@ void load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model
 }
 
 void save_weights(const std::filesystem::path& file, torch::nn::Module& model) {
-  torch::serialize::OutputArchive ar, model_ar;
-  model.save(model_ar);
-  ar.write("model", model_ar);
-  save_archive(file, ar);
+  write_weights_file(file, model);
 }
 
-void load_weights(const std::filesystem::path& file, torch::nn::Module& model) {
-  auto ar = open_archive(file);
+void load_weights(const std::filesystem::path& file, torch::nn::Module& model, torch::Dtype dtype) {
+  if (is_weights_file(file)) return read_weights_file(file, model, dtype);
+  auto ar = open_archive(file);  // a training checkpoint, or a LibTorch archive from s2s before 0.2
   load_module(ar, model, file);
+  model.to(dtype);
 }
 
 }  // namespace s2s

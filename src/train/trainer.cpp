@@ -296,6 +296,7 @@ void TrainerRun::validate() {
   TranslateOptions topt;
   topt.search.beam_size = cfg_.train.valid_beam_size;
   topt.search.normalize = cfg_.decode.normalize;
+  topt.search.early_exit = cfg_.decode.early_exit;
   topt.batch_size = cfg_.train.valid_batch_size;
   topt.bf16 = cfg_.train.precision == "bf16";
   Translator translator(model_, src_tok_, tgt_tok_, device_, topt);

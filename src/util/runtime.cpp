@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <malloc.h>
+#include <omp.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
@@ -13,6 +14,9 @@ namespace s2s::runtime {
 void configure_threads(int threads) {
   static bool interop_set = false;
   if (!interop_set) {
+    // Denormal floats (exp of very negative logits in softmax) cost microcode assists: flush them to zero,
+    // before the OpenMP workers start so that they inherit the mode. Halves log_softmax on real logits.
+    at::globalContext().setFlushDenormal(true);
     try {
       at::set_num_interop_threads(1);
     } catch (const std::exception&) {
@@ -21,6 +25,11 @@ void configure_threads(int threads) {
     interop_set = true;
   }
   at::set_num_threads(threads);
+}
+
+void set_thread_intra_op_threads(int threads) {
+  at::internal::lazy_init_num_threads();  // ATen sets this thread's team size once, on first use: do it now
+  omp_set_num_threads(std::max(1, threads));
 }
 
 void tune_allocator() {

@@ -11,6 +11,9 @@ namespace s2s::runtime {
 // inter-op thread: the two pools plus a pthread BLAS would oversubscribe a small machine.
 void configure_threads(int threads);
 
+// Sets the intra-op (OpenMP) team size of the calling thread only, e.g. in a translation worker thread.
+void set_thread_intra_op_threads(int threads);
+
 // Keeps glibc malloc from mmapping/unmapping the large per-step tensors (logits) every step:
 // measured page faults and kernel time vanish (see docs/BENCHMARKS.md). Call once, early.
 void tune_allocator();

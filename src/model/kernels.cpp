@@ -1,0 +1,158 @@
+#include "model/kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+// Built with -O3 -ffast-math (this file only, see CMakeLists.txt) so that GCC vectorizes the loops and
+// tanhf/expf through glibc's libmvec; target_clones compiles AVX-512 and AVX2 variants and picks one at
+// load time.
+#define S2S_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+namespace s2s::kernels {
+namespace {
+
+inline float as_float(float x) {
+  return x;
+}
+inline float as_float(uint16_t bf16) {  // bfloat16 bits are the high half of a float32
+  const uint32_t u = static_cast<uint32_t>(bf16) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+inline void store(float x, float* out) {
+  *out = x;
+}
+inline void store(float x, uint16_t* out) {  // round to nearest even, as c10::BFloat16 (finite values)
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  *out = static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+// sigmoid(x) = (1 + tanh(x / 2)) / 2: one vectorized transcendental for every gate.
+template <class T>
+__attribute__((always_inline)) inline void lstm_row(const T* __restrict gates, const float* c_prev, float* c,
+                                                    T* __restrict h, int64_t H) {
+  const T* gi = gates;
+  const T* gf = gates + H;
+  const T* go = gates + 2 * H;
+  const T* gg = gates + 3 * H;
+  for (int64_t j = 0; j < H; ++j) {
+    const float i = 0.5f + 0.5f * std::tanh(0.5f * as_float(gi[j]));
+    const float f = 0.5f + 0.5f * std::tanh(0.5f * as_float(gf[j]));
+    const float o = 0.5f + 0.5f * std::tanh(0.5f * as_float(go[j]));
+    const float cell = f * c_prev[j] + i * std::tanh(as_float(gg[j]));
+    c[j] = cell;
+    store(o * std::tanh(cell), h + j);
+  }
+}
+
+S2S_CLONES void lstm_rows_f32(const float* gates, const float* c_prev, float* c, float* h, int64_t begin,
+                              int64_t end, int64_t H) {
+  for (int64_t r = begin; r < end; ++r) lstm_row(gates + r * 4 * H, c_prev + r * H, c + r * H, h + r * H, H);
+}
+
+S2S_CLONES void lstm_rows_bf16(const uint16_t* gates, const float* c_prev, float* c, uint16_t* h,
+                               int64_t begin, int64_t end, int64_t H) {
+  for (int64_t r = begin; r < end; ++r) lstm_row(gates + r * 4 * H, c_prev + r * H, c + r * H, h + r * H, H);
+}
+
+template <class T>
+__attribute__((always_inline)) inline void logsumexp_rows(const T* __restrict x, int64_t cols, int64_t begin,
+                                                          int64_t end, float* out) {
+  for (int64_t r = begin; r < end; ++r) {
+    const T* row = x + r * cols;
+    float max = std::numeric_limits<float>::lowest();
+    for (int64_t j = 0; j < cols; ++j) max = std::max(max, as_float(row[j]));
+    float sum = 0;
+    for (int64_t j = 0; j < cols; ++j) sum += std::exp(as_float(row[j]) - max);
+    out[r] = max + std::log(sum);
+  }
+}
+
+S2S_CLONES void logsumexp_f32(const float* x, int64_t cols, int64_t begin, int64_t end, float* out) {
+  logsumexp_rows(x, cols, begin, end, out);
+}
+
+S2S_CLONES void logsumexp_bf16(const uint16_t* x, int64_t cols, int64_t begin, int64_t end, float* out) {
+  logsumexp_rows(x, cols, begin, end, out);
+}
+
+template <class T>
+__attribute__((always_inline)) inline void attend(const float* __restrict query, const T* __restrict keys,
+                                                  const T* __restrict memory, const bool* mask, int64_t group,
+                                                  int64_t S, int64_t D, int64_t M, float* __restrict weights,
+                                                  float* __restrict context) {
+  for (int64_t g = 0; g < group; ++g) {
+    const float* q = query + g * D;
+    float* w = weights + g * S;
+    float max = std::numeric_limits<float>::lowest();  // finite: this file assumes no infinities
+    for (int64_t s = 0; s < S; ++s) {
+      float dot = 0;
+      const T* k = keys + s * D;
+      for (int64_t d = 0; d < D; ++d) dot += q[d] * as_float(k[d]);
+      w[s] = dot;
+      if (mask[s] && dot > max) max = dot;
+    }
+    float sum = 0;
+    for (int64_t s = 0; s < S; ++s) {
+      w[s] = mask[s] ? std::exp(w[s] - max) : 0.0f;
+      sum += w[s];
+    }
+    const float inv = 1.0f / sum;
+    float* ctx = context + g * M;
+    for (int64_t m = 0; m < M; ++m) ctx[m] = 0;
+    for (int64_t s = 0; s < S; ++s) {
+      const float ws = (w[s] *= inv);
+      if (ws == 0) continue;
+      const T* v = memory + s * M;
+      for (int64_t m = 0; m < M; ++m) ctx[m] += ws * as_float(v[m]);
+    }
+  }
+}
+
+S2S_CLONES void attend_f32(const float* query, const float* keys, const float* memory, const bool* mask,
+                           int64_t group, int64_t S, int64_t D, int64_t M, float* weights, float* context) {
+  attend(query, keys, memory, mask, group, S, D, M, weights, context);
+}
+
+S2S_CLONES void attend_bf16(const float* query, const uint16_t* keys, const uint16_t* memory,
+                            const bool* mask, int64_t group, int64_t S, int64_t D, int64_t M, float* weights,
+                            float* context) {
+  attend(query, keys, memory, mask, group, S, D, M, weights, context);
+}
+
+}  // namespace
+
+void lstm_cell(const float* gates, const float* c_prev, float* c, float* h, int64_t begin, int64_t end,
+               int64_t hidden) {
+  lstm_rows_f32(gates, c_prev, c, h, begin, end, hidden);
+}
+
+void lstm_cell(const uint16_t* gates, const float* c_prev, float* c, uint16_t* h, int64_t begin, int64_t end,
+               int64_t hidden) {
+  lstm_rows_bf16(gates, c_prev, c, h, begin, end, hidden);
+}
+
+void row_logsumexp(const float* x, int64_t cols, int64_t begin, int64_t end, float* out) {
+  logsumexp_f32(x, cols, begin, end, out);
+}
+
+void row_logsumexp(const uint16_t* x, int64_t cols, int64_t begin, int64_t end, float* out) {
+  logsumexp_bf16(x, cols, begin, end, out);
+}
+
+void attention(const float* query, const float* keys, const float* memory, const bool* mask, int64_t group,
+               int64_t src_len, int64_t dim, int64_t mem_dim, float* weights, float* context) {
+  attend_f32(query, keys, memory, mask, group, src_len, dim, mem_dim, weights, context);
+}
+
+void attention(const float* query, const uint16_t* keys, const uint16_t* memory, const bool* mask,
+               int64_t group, int64_t src_len, int64_t dim, int64_t mem_dim, float* weights, float* context) {
+  attend_bf16(query, keys, memory, mask, group, src_len, dim, mem_dim, weights, context);
+}
+
+}  // namespace s2s::kernels

@@ -1,0 +1,30 @@
+// Fused inference kernels on plain buffers (no LibTorch): one pass instead of a chain of ATen ops with
+// their temporaries, dispatch overhead and (for small bmm shapes) a oneDNN primitive per shape.
+#pragma once
+
+#include <cstdint>
+
+namespace s2s::kernels {
+
+// LSTM cell for rows [begin, end): c = sigmoid(f) * c_prev + sigmoid(i) * tanh(g); h = sigmoid(o) * tanh(c).
+// gates: [rows, 4H] in the order [input, forget, output, cell]; c_prev, c, h: [rows, H]. c may alias c_prev.
+void lstm_cell(const float* gates, const float* c_prev, float* c, float* h, int64_t begin, int64_t end,
+               int64_t hidden);
+// The same with bf16 gates and h (bfloat16 bits); the cell state stays float32.
+void lstm_cell(const uint16_t* gates, const float* c_prev, float* c, uint16_t* h, int64_t begin, int64_t end,
+               int64_t hidden);
+
+// log(sum(exp(x))) of each row in [begin, end) of x [rows, cols] (float32 or bf16 bits) into out[row].
+void row_logsumexp(const float* x, int64_t cols, int64_t begin, int64_t end, float* out);
+void row_logsumexp(const uint16_t* x, int64_t cols, int64_t begin, int64_t end, float* out);
+
+// Dot-product attention of one sentence's `group` queries over its `src_len` positions.
+// query [group, dim]; keys [src_len, dim] and memory [src_len, mem_dim] as float32 or bf16 bits
+// (uint16_t); mask [src_len] (true = real token; at least one). Writes weights [group, src_len] (0 at
+// padding) and context [group, mem_dim].
+void attention(const float* query, const float* keys, const float* memory, const bool* mask, int64_t group,
+               int64_t src_len, int64_t dim, int64_t mem_dim, float* weights, float* context);
+void attention(const float* query, const uint16_t* keys, const uint16_t* memory, const bool* mask,
+               int64_t group, int64_t src_len, int64_t dim, int64_t mem_dim, float* weights, float* context);
+
+}  // namespace s2s::kernels

@@ -1,0 +1,24 @@
+// Tensor operations shared by the encoder, decoder and search, with fused CPU kernels for inference.
+#pragma once
+
+#include <torch/types.h>
+
+#include <utility>
+#include <vector>
+
+namespace s2s {
+
+// LSTM cell update: gates [..., 4H] pre-activations in the order [input, forget, output, cell]; c [..., H].
+// Returns {h, c}. With autograd on (training) or off the CPU, it is composed of differentiable ATen ops.
+// Otherwise it runs the fused kernel (float32 or bf16 gates): c comes back in float32 (the cell state keeps
+// full precision under bf16 weights) and h in the gates' dtype, ready for the next GEMM.
+std::pair<torch::Tensor, torch::Tensor> lstm_update(const torch::Tensor& gates, const torch::Tensor& c);
+
+// Rows `rows` of t along dim 0 (t.index_select(0, rows)); contiguous CPU tensors are copied row by row,
+// which for the small per-step states costs a fraction of index_select's dispatch.
+torch::Tensor select_rows(const torch::Tensor& t, const std::vector<int64_t>& rows);
+
+// log(sum(exp(x))) over dim 1 of x [rows, cols] (float32 or bf16), as float32 [rows].
+torch::Tensor row_logsumexp(const torch::Tensor& x);
+
+}  // namespace s2s
