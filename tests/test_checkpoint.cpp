@@ -2,6 +2,7 @@
 // one-line s2s::Error naming the file (never a crash); saving leaves no temporary files behind.
 #include <gtest/gtest.h>
 #include <torch/optim/adam.h>
+#include <torch/serialize.h>
 
 #include "nn_fixture.h"
 #include "train/checkpoint.h"
@@ -58,6 +59,47 @@ TEST(Checkpoint, RoundTripsModelOptimizerAndState) {
   one_step(b, adam_b);
   const auto pa = a->named_parameters(), pb = b->named_parameters();
   for (const auto& kv : pa) EXPECT_TRUE(torch::equal(kv.value(), pb[kv.key()])) << kv.key();
+}
+
+TEST(Checkpoint, WeightsFileRoundTripsAndConvertsToBf16) {
+  const auto dir = s2s_test::temp_dir("ckpt_weights");
+  auto model = small_model(11);
+  s2s::save_weights(dir / "w.bin", *model);
+  auto exact = small_model(12);
+  s2s::load_weights(dir / "w.bin", *exact);
+  const auto want = model->named_parameters();
+  for (const auto& kv : exact->named_parameters()) EXPECT_TRUE(torch::equal(kv.value(), want[kv.key()])) << kv.key();
+  // Converted while reading: the same bits as LibTorch's own float -> bf16 conversion.
+  auto half = small_model(13);
+  s2s::load_weights(dir / "w.bin", *half, torch::kBFloat16);
+  for (const auto& kv : half->named_parameters()) {
+    EXPECT_EQ(kv.value().scalar_type(), torch::kBFloat16) << kv.key();
+    EXPECT_TRUE(torch::equal(kv.value(), want[kv.key()].to(torch::kBFloat16))) << kv.key();
+  }
+  // The shared embedding stays one tensor.
+  EXPECT_TRUE(half->encoder->embedding->weight.is_same(half->decoder->embedding->weight));
+  // Model dirs from before best.bin: a LibTorch archive with the weights still loads.
+  torch::serialize::OutputArchive ar, model_ar;
+  model->save(model_ar);
+  ar.write("model", model_ar);
+  ar.save_to((dir / "legacy.pt").string());
+  auto legacy = small_model(14);
+  s2s::load_weights(dir / "legacy.pt", *legacy, torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(legacy->out_weight, want["out_weight"].to(torch::kBFloat16)));
+}
+
+TEST(Checkpoint, TruncatedWeightsFileIsAClearError) {
+  const auto dir = s2s_test::temp_dir("ckpt_trunc");
+  auto model = small_model(1);
+  s2s::save_weights(dir / "w.bin", *model);
+  const auto bytes = s2s::fs::read_file(dir / "w.bin");
+  for (size_t keep : {size_t{12}, bytes.size() / 2, bytes.size() - 1}) {
+    s2s::fs::write_file_atomic(dir / "cut.bin", bytes.substr(0, keep));
+    auto target = small_model(2);
+    const auto msg = error_of([&] { s2s::load_weights(dir / "cut.bin", *target); });
+    EXPECT_NE(msg.find("cut.bin"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
+  }
 }
 
 TEST(Checkpoint, DamagedOrForeignFilesAreClearErrors) {

@@ -167,6 +167,26 @@ TEST(Search, NBestIsSortedDistinctAndSized) {
 
 namespace {
 
+TEST(Search, EarlyExitKeepsTheBestHypothesisWithoutNormalization) {
+  // Without length normalization scores only fall as hypotheses grow: once the best candidate of a step
+  // is finished, nothing still searching can beat it, so stopping there keeps the 1-best.
+  for (uint64_t seed : {3, 4, 5, 6, 7}) {
+    auto model = fixed_model(seed);
+    auto src = s2s::make_source_batch({{4, 5, 1}, {2}, {5, 5}}, {});
+    s2s::SearchOptions opt;
+    opt.beam_size = 4, opt.normalize = 0;
+    auto full = s2s::beam_search(*model, src.src, src.src_lengths, opt);
+    opt.early_exit = true;
+    auto early = s2s::beam_search(*model, src.src, src.src_lengths, opt);
+    ASSERT_EQ(early.size(), full.size());
+    for (size_t b = 0; b < full.size(); ++b) {
+      ASSERT_EQ(early[b].size(), 1u);
+      EXPECT_EQ(early[b][0].tokens, full[b][0].tokens) << "seed " << seed << " sentence " << b;
+      EXPECT_NEAR(early[b][0].score, full[b][0].score, 1e-5);
+    }
+  }
+}
+
 TEST(Search, VocabularySubsetRestrictsOutputs) {
   auto model = fixed_model(7);
   auto src = s2s::make_source_batch({{4, 5}, {1, 4, 4}}, {});

@@ -104,6 +104,37 @@ TEST_F(TranslateTest, LengthSortingRestoresInputOrder) {
   EXPECT_EQ(batched[2], "");
 }
 
+TEST_F(TranslateTest, ConcurrentWorkersGiveTheSameTranslations) {
+  const std::vector<std::string> lines = {"Ein Mann.", "Eine Frau geht mit ihrem Hund.", "", "Kinder spielen.",
+                                          "Zwei Männer arbeiten.", "Hallo.", "Ein Hund läuft durch den Park."};
+  s2s::TranslateOptions opt;
+  opt.search.beam_size = 3;
+  opt.batch_size = 2;  // four batches shared by the workers
+  auto serial = make(opt).translate(lines);
+  opt.workers = 3, opt.threads_per_worker = 1;
+  EXPECT_EQ(make(opt).translate(lines), serial);
+}
+
+TEST_F(TranslateTest, Bf16WeightsTranslateLikeFloat32) {
+  std::vector<std::string> lines;
+  for (const auto* s : {"Ein Mann.", "Eine Frau geht mit ihrem Hund.", "Kinder spielen im Park.",
+                        "Zwei Männer arbeiten.", "Hallo.", "Ein Hund läuft.", "Das Haus ist groß.",
+                        "Wir gehen nach Hause.", "Er liest ein Buch.", "Sie trinkt Kaffee."}) {
+    lines.emplace_back(s);
+  }
+  s2s::TranslateOptions opt;
+  opt.search.beam_size = 1;
+  auto fp32 = make(opt).translate(lines);
+  auto b = s2s::load_model_dir(dir_, torch::kCPU, torch::kBFloat16);
+  EXPECT_EQ(b.model->out_weight.scalar_type(), torch::kBFloat16);
+  opt.bf16 = true;
+  auto bf16 = s2s::Translator(b.model, b.src_tok, b.tgt_tok, b.device, opt).translate(lines);
+  ASSERT_EQ(bf16.size(), lines.size());
+  size_t same = 0;
+  for (size_t i = 0; i < lines.size(); ++i) same += bf16[i] == fp32[i];
+  EXPECT_GE(same, lines.size() / 2) << "bf16 weights changed most greedy translations";
+}
+
 TEST_F(TranslateTest, NBestUsesMosesFormatWithZeroBasedIds) {
   s2s::TranslateOptions opt;
   opt.search.beam_size = 4, opt.search.n_best = 3;
