@@ -68,7 +68,8 @@ TEST(Checkpoint, WeightsFileRoundTripsAndConvertsToBf16) {
   auto exact = small_model(12);
   s2s::load_weights(dir / "w.bin", *exact);
   const auto want = model->named_parameters();
-  for (const auto& kv : exact->named_parameters()) EXPECT_TRUE(torch::equal(kv.value(), want[kv.key()])) << kv.key();
+  for (const auto& kv : exact->named_parameters())
+    EXPECT_TRUE(torch::equal(kv.value(), want[kv.key()])) << kv.key();
   // Converted while reading: the same bits as LibTorch's own float -> bf16 conversion.
   auto half = small_model(13);
   s2s::load_weights(dir / "w.bin", *half, torch::kBFloat16);

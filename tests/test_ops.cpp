@@ -40,7 +40,8 @@ TEST_P(FusedAttention, MatchesBmmPathWithMasksAndGroups) {
   torch::manual_seed(5);
   s2s::Attention attn(s2s::parse_attention(GetParam()), 16, 16);
   auto memory = torch::randn({3, 6, 16});
-  auto mask = torch::tensor({1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0}, torch::kBool).view({3, 6});
+  auto mask =
+      torch::tensor({1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0}, torch::kBool).view({3, 6});
   auto query = torch::randn({3 * 4, 16});  // 4 hypotheses per sentence
   auto keys = attn->precompute(memory, mask);
   auto [ctx_ref, w_ref] = attn(query, keys);  // autograd on: bmm + masked softmax

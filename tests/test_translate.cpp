@@ -105,8 +105,9 @@ TEST_F(TranslateTest, LengthSortingRestoresInputOrder) {
 }
 
 TEST_F(TranslateTest, ConcurrentWorkersGiveTheSameTranslations) {
-  const std::vector<std::string> lines = {"Ein Mann.", "Eine Frau geht mit ihrem Hund.", "", "Kinder spielen.",
-                                          "Zwei Männer arbeiten.", "Hallo.", "Ein Hund läuft durch den Park."};
+  const std::vector<std::string> lines = {
+      "Ein Mann.", "Eine Frau geht mit ihrem Hund.", "", "Kinder spielen.", "Zwei Männer arbeiten.",
+      "Hallo.",    "Ein Hund läuft durch den Park."};
   s2s::TranslateOptions opt;
   opt.search.beam_size = 3;
   opt.batch_size = 2;  // four batches shared by the workers
