@@ -62,7 +62,9 @@ TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d) {
       throw Error("--shortlist: model dir '" + d.model_dir + "' has no " + model_files::kShortlist +
                   " (written by s2s train; run train on it again to create it)");
     }
-    o.shortlist = std::make_shared<const Shortlist>(load_shortlist(file));
+    auto shortlist = load_shortlist(file);
+    shortlist.limit(c.shortlist_per_source, c.shortlist_frequent);
+    o.shortlist = std::make_shared<const Shortlist>(std::move(shortlist));
   }
   return o;
 }

@@ -34,6 +34,19 @@ TEST(Shortlist, FindsAssociatedAndFrequentTargets) {
   EXPECT_EQ(cands, (std::vector<int64_t>{3, 5, 20}));  // sorted, unique, EOS included
 }
 
+TEST(Shortlist, LimitKeepsTheBestPrefixes) {
+  s2s::Shortlist list;
+  list.frequent = {9, 4, 7};
+  list.by_source = {{12, 11, 10}, {13}, {}};
+  list.limit(/*per_source=*/2, /*frequent=*/1);
+  EXPECT_EQ(list.frequent, std::vector<int32_t>{9});
+  EXPECT_EQ(list.by_source[0], (std::vector<int32_t>{12, 11}));
+  EXPECT_EQ(list.by_source[1], std::vector<int32_t>{13});
+  EXPECT_EQ(list.candidates({{0, 2}}, {3}), (std::vector<int64_t>{3, 9, 11, 12}));
+  list.limit(50, 500);  // larger than stored: unchanged
+  EXPECT_EQ(list.by_source[0].size(), 2u);
+}
+
 TEST(Shortlist, SaveLoadRoundTripAndBadFile) {
   const auto dir = std::filesystem::temp_directory_path() / ("s2s_shortlist_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);

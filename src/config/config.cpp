@@ -276,6 +276,8 @@ void validate(const Config& c) {
   check_choice(d.precision, "decode.precision", {"fp32", "bf16"});
   check(d.threads > 0, "decode.threads", d.threads, "must be > 0");
   check(d.workers >= 0, "decode.workers", d.workers, "must be >= 0 (0 = auto)");
+  check(d.shortlist_per_source >= 1, "decode.shortlist_per_source", d.shortlist_per_source, "must be >= 1");
+  check(d.shortlist_frequent >= 0, "decode.shortlist_frequent", d.shortlist_frequent, "must be >= 0");
   check(valid_device(d.device), "decode.device", d.device, "must be cpu, cuda or cuda:N");
 }
 

@@ -120,6 +120,8 @@ struct DecodeConfig {
   int read_ahead = 1000;           // lines read ahead and sorted by length for batching
   std::string precision = "fp32";  // fp32 | bf16
   bool shortlist = false;          // score only lexical-shortlist candidates (model dir's shortlist.txt)
+  int shortlist_per_source = 10;   // shortlist: best candidates used per source token (train stores 50)
+  int shortlist_frequent = 100;    // shortlist: most frequent target tokens always scored (train stores 500)
   int threads = 2;                 // CPU threads
   int workers = 0;                 // batches decoded concurrently, threads/workers threads each (0 = auto:
                                    // one per thread on CPU, 1 on GPU)
@@ -131,7 +133,8 @@ struct DecodeConfig {
     v("batch_tokens", batch_tokens), v("normalize", normalize), v("max_length", max_length);
     v("max_length_factor", max_length_factor), v("read_ahead", read_ahead), v("precision", precision);
     v("shortlist", shortlist), v("threads", threads), v("device", device), v("early_exit", early_exit);
-    v("workers", workers);
+    v("workers", workers), v("shortlist_per_source", shortlist_per_source);
+    v("shortlist_frequent", shortlist_frequent);
   }
 };
 

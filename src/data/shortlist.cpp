@@ -37,6 +37,14 @@ std::vector<int64_t> Shortlist::candidates(const std::vector<std::vector<int32_t
   return ids;
 }
 
+void Shortlist::limit(int per_source, int frequent_count) {
+  if (static_cast<size_t>(frequent_count) < frequent.size())
+    frequent.resize(static_cast<size_t>(frequent_count));
+  for (auto& list : by_source) {
+    if (static_cast<size_t>(per_source) < list.size()) list.resize(static_cast<size_t>(per_source));
+  }
+}
+
 Shortlist build_shortlist(const ParallelCorpus& corpus, int64_t src_vocab, int64_t tgt_vocab,
                           const ShortlistOptions& options) {
   std::vector<int64_t> src_count(static_cast<size_t>(src_vocab)), tgt_count(static_cast<size_t>(tgt_vocab));

@@ -18,6 +18,8 @@ struct Shortlist {
   // Sorted unique candidate target ids for a batch of source sentences; `always` ids (EOS...) are added.
   std::vector<int64_t> candidates(const std::vector<std::vector<int32_t>>& sources,
                                   const std::vector<int64_t>& always) const;
+  // Keeps the best `per_source` candidates of each source token and the `frequent` most frequent ids.
+  void limit(int per_source, int frequent);
 };
 
 struct ShortlistOptions {

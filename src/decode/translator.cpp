@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <numeric>
 #include <ostream>
@@ -76,6 +77,53 @@ std::string format_score(double v) {
   os.precision(6);
   os << std::fixed << v;
   return os.str();
+}
+
+// Consecutive runs of `order` (indices of `sources` sorted by length) that fit one batch: [begin, end).
+std::vector<std::pair<size_t, size_t>> plan_batches(const std::vector<std::vector<int32_t>>& sources,
+                                                    const std::vector<size_t>& order, int batch_size,
+                                                    int batch_tokens) {
+  std::vector<std::pair<size_t, size_t>> batches;
+  for (size_t begin = 0; begin < order.size();) {
+    size_t end = begin + 1;
+    for (; end < order.size(); ++end) {
+      const auto n = static_cast<int64_t>(end - begin + 1);
+      const auto len = static_cast<int64_t>(sources[order[end]].size());
+      if (batch_tokens > 0 ? n * len > batch_tokens : n > batch_size) break;
+    }
+    batches.emplace_back(begin, end);
+    begin = end;
+  }
+  return batches;
+}
+
+// Runs fn(k) for every k in [0, n): inline with one worker, else on `workers` threads with `threads`
+// intra-op threads each, highest k (the longest batch) first so that no worker is left with a long one at
+// the end. Small per-step ops then scale with cores instead of waiting at OpenMP barriers. Rethrows the
+// first exception once all workers have stopped.
+void run_concurrently(size_t n, size_t workers, int threads, const std::function<void(size_t)>& fn) {
+  if (workers <= 1) {
+    for (size_t k = 0; k < n; ++k) fn(k);
+    return;
+  }
+  std::atomic<size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  std::vector<std::thread> pool;
+  for (size_t w = 0; w < workers; ++w) {
+    pool.emplace_back([&] {
+      runtime::set_thread_intra_op_threads(threads);
+      try {
+        for (size_t k = next++; k < n; k = next++) fn(n - 1 - k);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+        next = n;
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace
@@ -164,52 +212,16 @@ std::vector<std::vector<Hypothesis>> Translator::translate_lines(const std::vect
   }
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return sources[a].size() < sources[b].size(); });
-  // Consecutive runs of `order` (similar lengths) form the batches.
-  std::vector<std::pair<size_t, size_t>> batches;
-  for (size_t begin = 0; begin < order.size();) {
-    size_t end = begin + 1;
-    for (; end < order.size(); ++end) {
-      const auto n = static_cast<int64_t>(end - begin + 1);
-      const auto len = static_cast<int64_t>(sources[order[end]].size());
-      if (options_.batch_tokens > 0 ? n * len > options_.batch_tokens : n > options_.batch_size) break;
-    }
-    batches.emplace_back(begin, end);
-    begin = end;
-  }
-
+  const auto batches = plan_batches(sources, order, options_.batch_size, options_.batch_tokens);
   std::vector<std::vector<Hypothesis>> results(lines.size());
-  auto run = [&](size_t k) {
+  const auto workers = std::min<size_t>(static_cast<size_t>(std::max(1, options_.workers)), batches.size());
+  run_concurrently(batches.size(), workers, options_.threads_per_worker, [&](size_t k) {
     const auto [begin, end] = batches[k];
     std::vector<std::vector<int32_t>> batch;
     for (size_t i = begin; i < end; ++i) batch.push_back(sources[order[i]]);
     auto hyps = translate_batch(batch);
     for (size_t i = begin; i < end; ++i) results[order[i]] = std::move(hyps[i - begin]);
-  };
-  const auto workers = std::min<size_t>(static_cast<size_t>(std::max(1, options_.workers)), batches.size());
-  if (workers <= 1) {
-    for (size_t k = 0; k < batches.size(); ++k) run(k);
-    return results;
-  }
-  // Concurrent batches: each worker takes the next batch and runs it with its own few intra-op threads;
-  // small per-step ops then scale with cores instead of waiting at OpenMP barriers.
-  std::atomic<size_t> next{0};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  std::vector<std::thread> pool;
-  for (size_t w = 0; w < workers; ++w) {
-    pool.emplace_back([&] {
-      runtime::set_thread_intra_op_threads(options_.threads_per_worker);
-      try {
-        for (size_t k = next++; k < batches.size(); k = next++) run(k);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
-        next = batches.size();
-      }
-    });
-  }
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
+  });
   return results;
 }
 
