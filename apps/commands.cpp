@@ -79,9 +79,11 @@ double reference_perplexity(ModelBundle& b, const std::string& src, const std::s
   runtime::AutocastGuard autocast(bf16 && b.model->out_bias.scalar_type() == torch::kFloat, b.device);
   double nll = 0;
   int64_t tokens = 0;
-  for (size_t begin = 0; begin < corpus.size(); begin += 64) {
+  // Small batches: each one's full-vocabulary float logits (rows x vocab) are the peak of this pass.
+  constexpr size_t kSentences = 16;
+  for (size_t begin = 0; begin < corpus.size(); begin += kSentences) {
     std::vector<int64_t> idx;
-    for (size_t i = begin; i < std::min(corpus.size(), begin + 64); ++i)
+    for (size_t i = begin; i < std::min(corpus.size(), begin + kSentences); ++i)
       idx.push_back(static_cast<int64_t>(i));
     auto batch = make_batch(corpus, idx, ids).to(b.device);
     auto loss = sequence_loss(*b.model, b.model->forward(batch.src, batch.src_lengths, batch.tgt_in),
@@ -200,6 +202,7 @@ int run_eval(const EvalArgs& a) {
                 std::to_string(refs.size()));
   }
   const auto hyps = translator.translate(sources);
+  runtime::release_free_memory();  // the workers' arenas: the perplexity pass allocates on this thread
   const double ppl = reference_perplexity(bundle, a.src, a.ref, decode.precision == "bf16");
   print_scores(hyps, refs, a, ppl);
   return 0;

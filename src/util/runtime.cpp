@@ -38,6 +38,10 @@ void tune_allocator() {
   mallopt(M_TOP_PAD, 64 << 20);
 }
 
+void release_free_memory() {
+  malloc_trim(0);
+}
+
 c10::Device parse_device(const std::string& name) {
   if (name == "cpu") return c10::Device(c10::kCPU);
   if (name.rfind("cuda", 0) == 0) {

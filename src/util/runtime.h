@@ -18,6 +18,10 @@ void set_thread_intra_op_threads(int threads);
 // measured page faults and kernel time vanish (see docs/BENCHMARKS.md). Call once, early.
 void tune_allocator();
 
+// Returns free heap memory of every malloc arena to the system (malloc_trim), e.g. between two phases that
+// allocate on different threads.
+void release_free_memory();
+
 // Parses "cpu", "cuda" or "cuda:N"; throws s2s::Error when CUDA is not available in this build/machine.
 c10::Device parse_device(const std::string& name);
 
