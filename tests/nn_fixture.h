@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "data/tokenizer.h"
@@ -17,8 +18,18 @@
 
 namespace s2s_test {
 
+// A fresh directory under the system temp dir, removed with everything in it when the test process exits.
 inline std::filesystem::path temp_dir(const std::string& name) {
-  return unique_temp_dir(name);
+  struct Registry {
+    std::vector<std::filesystem::path> dirs;
+    ~Registry() {
+      std::error_code ec;
+      for (const auto& d : dirs) std::filesystem::remove_all(d, ec);
+    }
+  };
+  static Registry registry;
+  registry.dirs.push_back(unique_temp_dir(name));
+  return registry.dirs.back();
 }
 
 inline std::string source_path(const std::string& rel) {
