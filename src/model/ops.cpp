@@ -32,6 +32,8 @@ std::pair<torch::Tensor, torch::Tensor> lstm_update(const torch::Tensor& gates, 
     return composed_lstm(gates, c);
   }
   const auto H = c.size(-1);
+  TORCH_CHECK(gates.numel() == 4 * c.numel(), "lstm_update: gates ", gates.sizes(), " do not match cell ",
+              c.sizes());
   const auto g = gates.contiguous();                     // [rows..., 4H]
   const auto c_prev = c.to(torch::kFloat).contiguous();  // [rows..., H]
   auto c_new = torch::empty_like(c_prev);

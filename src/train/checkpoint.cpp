@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "util/error.h"
 #include "util/fs.h"
@@ -183,10 +184,14 @@ void read_weights_file(const std::filesystem::path& file, torch::nn::Module& mod
     throw Error(mismatch + std::to_string(count) + " parameters, the config expects " +
                 std::to_string(params.size()));
   }
+  std::unordered_set<std::string> seen;  // with count == params.size(), every parameter is read exactly once
   for (uint64_t i = 0; i < count; ++i) {
     const auto name = in.name();
     const auto it = params.find(name);
     if (it == params.end()) throw Error(mismatch + "unexpected parameter '" + name + "'");
+    if (!seen.insert(name).second) {
+      throw Error("weights file '" + file.string() + "' is damaged (parameter " + name + " appears twice)");
+    }
     const auto rank = in.value<uint32_t>();
     if (rank > 8) throw Error("weights file '" + file.string() + "' is damaged (rank of " + name + ")");
     std::vector<int64_t> sizes(rank);
