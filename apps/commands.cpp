@@ -40,8 +40,7 @@ ModelBundle load_for_decoding(const DecodeArgs& d, DecodeConfig& decode) {
   runtime::configure_threads(decode.threads);
   auto bundle = load_model_dir(dir, runtime::parse_device(decode.device),
                                decode.precision == "bf16" ? torch::kBFloat16 : torch::kFloat);
-  if (std::getenv("S2S_NO_TUNE") == nullptr)
-    runtime::tune_allocator();  // after loading: the float32 copies just freed go back to the system
+  runtime::tune_allocator();  // after loading: the float32 copies just freed go back to the system
   bundle.config.decode = decode;
   return bundle;
 }
@@ -76,7 +75,7 @@ double reference_perplexity(ModelBundle& b, const std::string& src, const std::s
   auto corpus = load_parallel(src, ref, *b.src_tok, *b.tgt_tok, opt);
   const SpecialIds ids{b.model->vocabs.pad_id, b.model->vocabs.bos_id, b.model->vocabs.eos_id};
   torch::NoGradGuard no_grad;
-  runtime::AutocastGuard autocast(bf16 && b.model->out_bias.scalar_type() == torch::kFloat, b.device);
+  runtime::AutocastGuard autocast(needs_autocast(bf16, *b.model), b.device);
   double nll = 0;
   int64_t tokens = 0;
   // Small batches: each one's full-vocabulary float logits (rows x vocab) are the peak of this pass.

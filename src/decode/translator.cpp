@@ -176,6 +176,10 @@ ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device
   return b;
 }
 
+bool needs_autocast(bool bf16, const Seq2SeqImpl& model) {
+  return bf16 && model.out_bias.scalar_type() == torch::kFloat;
+}
+
 Translator::Translator(Seq2Seq model, std::shared_ptr<const Tokenizer> src_tok,
                        std::shared_ptr<const Tokenizer> tgt_tok, torch::Device device,
                        TranslateOptions options)
@@ -228,7 +232,7 @@ std::vector<std::vector<Hypothesis>> Translator::translate_lines(const std::vect
 std::vector<std::vector<Hypothesis>> Translator::translate_batch(
     const std::vector<std::vector<int32_t>>& batch) {
   // Autocast, grad mode and OpenMP team sizes are per thread: set them where the batch runs.
-  runtime::AutocastGuard autocast(options_.bf16 && model_->out_bias.scalar_type() == torch::kFloat, device_);
+  runtime::AutocastGuard autocast(needs_autocast(options_.bf16, *model_), device_);
   torch::NoGradGuard no_grad;
   const SpecialIds ids{model_->vocabs.pad_id, model_->vocabs.bos_id, model_->vocabs.eos_id};
   auto tensors = make_source_batch(batch, ids).to(device_);

@@ -45,6 +45,10 @@ struct ModelBundle {
 ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device& device,
                            torch::Dtype weights = torch::kFloat);
 
+// Whether bf16 matmuls need CPU/GPU autocast for this model: only while its weights are still float32
+// (validation during training); weights converted at load run in bf16 natively.
+bool needs_autocast(bool bf16, const Seq2SeqImpl& model);
+
 // Tokenizer paths of a model dir for a config ({joint, joint} or {src, tgt}).
 std::pair<std::filesystem::path, std::filesystem::path> tokenizer_paths(const std::filesystem::path& dir,
                                                                         const Config& config);

@@ -63,9 +63,8 @@ std::pair<torch::Tensor, torch::Tensor> fused_dot_attention(const torch::Tensor&
       float* wb = weights.data_ptr<float>() + b * group * S;
       float* cb = context.data_ptr<float>() + b * group * M;
       if (bf16) {
-        kernels::attention(qb, reinterpret_cast<const uint16_t*>(keys.data_ptr<at::BFloat16>()) + b * S * D,
-                           reinterpret_cast<const uint16_t*>(memory.data_ptr<at::BFloat16>()) + b * S * M, mb,
-                           group, S, D, M, wb, cb);
+        kernels::attention(qb, bf16_bits(keys) + b * S * D, bf16_bits(memory) + b * S * M, mb, group, S, D, M,
+                           wb, cb);
       } else {
         kernels::attention(qb, keys.data_ptr<float>() + b * S * D, memory.data_ptr<float>() + b * S * M, mb,
                            group, S, D, M, wb, cb);

@@ -137,6 +137,14 @@ void lstm_cell(const uint16_t* gates, const float* c_prev, float* c, uint16_t* h
   lstm_rows_bf16(gates, c_prev, c, h, begin, end, hidden);
 }
 
+S2S_CLONES void to_bf16_n(const float* __restrict in, uint16_t* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) store(in[i], out + i);
+}
+
+void to_bf16(const float* in, uint16_t* out, int64_t n) {
+  to_bf16_n(in, out, n);
+}
+
 void row_logsumexp(const float* x, int64_t cols, int64_t begin, int64_t end, float* out) {
   logsumexp_f32(x, cols, begin, end, out);
 }

@@ -19,11 +19,11 @@ std::pair<torch::Tensor, torch::Tensor> composed_lstm(const torch::Tensor& gates
   return {h, c_new};
 }
 
+}  // namespace
+
 const uint16_t* bf16_bits(const torch::Tensor& t) {
   return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>());
 }
-
-}  // namespace
 
 std::pair<torch::Tensor, torch::Tensor> lstm_update(const torch::Tensor& gates, const torch::Tensor& c) {
   const bool bf16 = gates.scalar_type() == torch::kBFloat16;

@@ -18,6 +18,9 @@ std::pair<torch::Tensor, torch::Tensor> lstm_update(const torch::Tensor& gates, 
 // which for the small per-step states costs a fraction of index_select's dispatch.
 torch::Tensor select_rows(const torch::Tensor& t, const std::vector<int64_t>& rows);
 
+// The raw bfloat16 bits of a contiguous bf16 CPU tensor, for the plain-buffer kernels.
+const uint16_t* bf16_bits(const torch::Tensor& t);
+
 // log(sum(exp(x))) over dim 1 of x [rows, cols] (float32 or bf16), as float32 [rows].
 torch::Tensor row_logsumexp(const torch::Tensor& x);
 

@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "model/kernels.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -116,15 +117,6 @@ bool is_weights_file(const std::filesystem::path& file) {
   return in.read(magic, sizeof magic) && std::memcmp(magic, kWeightsMagic, sizeof magic) == 0;
 }
 
-// float32 -> bfloat16 with round-to-nearest-even, as c10::BFloat16 does for finite values.
-void to_bf16(const float* in, uint16_t* out, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    uint32_t u;
-    std::memcpy(&u, in + i, sizeof u);
-    out[i] = static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-  }
-}
-
 class WeightsReader {
  public:
   explicit WeightsReader(const std::filesystem::path& file) : file_(file), in_(file, std::ios::binary) {
@@ -156,7 +148,7 @@ class WeightsReader {
     for (int64_t done = 0; done < numel;) {
       const auto n = static_cast<size_t>(std::min<int64_t>(numel - done, static_cast<int64_t>(chunk.size())));
       bytes(chunk.data(), n * 4);
-      to_bf16(chunk.data(), out + done, n);
+      kernels::to_bf16(chunk.data(), out + done, static_cast<int64_t>(n));
       done += static_cast<int64_t>(n);
     }
   }
