@@ -49,6 +49,8 @@ void add_decode_options(CLI::App* cmd, s2s::app::DecodeArgs& d, bool require_mod
                        "Batches decoded concurrently, threads/workers threads each (0 = one per thread)");
   add_decode_flag<std::string>(cmd, d, "--device", "device", "cpu | cuda | cuda:N");
   add_decode_flag<std::string>(cmd, d, "--precision", "precision", "fp32 | bf16");
+  add_decode_flag<std::string>(cmd, d, "--engine", "engine",
+                               "auto | native (CPU, no LibTorch) | torch (LibTorch, CPU or CUDA)");
   add_decode_flag<int>(cmd, d, "--read-ahead", "read_ahead", "Lines sorted by length together for batching");
   cmd->add_flag_callback(
       "--shortlist", [&d] { d.overrides.push_back("decode.shortlist=true"); },

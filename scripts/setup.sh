@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-command setup for a fresh Debian 12 machine:
-#   1. installs the Debian packages s2s needs (LibTorch, SentencePiece, CLI11, spdlog, yaml-cpp, GoogleTest,
+#   1. installs the Debian packages s2s needs (LibTorch, oneDNN, SentencePiece, CLI11, spdlog, yaml-cpp, GoogleTest,
 #      the OpenMP build of OpenBLAS),
 #   2. makes the OpenMP OpenBLAS the system BLAS/LAPACK (reference BLAS is ~25x slower; pthread OpenBLAS
 #      oversubscribes the cores together with LibTorch's OpenMP pool),
@@ -25,7 +25,7 @@ say() { printf '\n== %s\n' "$*"; }
 
 PACKAGES=(build-essential cmake pkg-config git
   libtorch-dev libsentencepiece-dev sentencepiece libcli11-dev libspdlog-dev libyaml-cpp-dev
-  nlohmann-json3-dev libgtest-dev libopenblas0-openmp)
+  nlohmann-json3-dev libgtest-dev libopenblas0-openmp libdnnl-dev)
 
 if [[ $INSTALL == 1 ]]; then
   SUDO=""

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "decode/translator.h"
+#include "decode/torch_engine.h"
 #include "metrics/bleu.h"
 #include "nn_fixture.h"
 #include "process.h"
@@ -54,7 +54,7 @@ TEST(Train, EndToEndLossFallsThenTranslatesAndScores) {
   auto bundle = s2s::load_model_dir(dir, torch::kCPU);
   s2s::TranslateOptions topt;
   topt.search.beam_size = 3;
-  s2s::Translator translator(bundle.model, bundle.src_tok, bundle.tgt_tok, bundle.device, topt);
+  auto translator = s2s::make_translator(bundle.model, bundle.src_tok, bundle.tgt_tok, bundle.device, topt);
   auto sources = s2s::fs::read_lines(s2s_test::source_path("data/test.de"));
   auto refs = s2s::fs::read_lines(s2s_test::source_path("data/test.en"));
   sources.resize(40), refs.resize(40);

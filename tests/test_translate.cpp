@@ -5,7 +5,7 @@
 
 #include <sstream>
 
-#include "decode/translator.h"
+#include "decode/torch_engine.h"
 #include "nn_fixture.h"
 #include "process.h"
 #include "train/checkpoint.h"
@@ -30,7 +30,7 @@ class TranslateTest : public ::testing::Test {
 
   static s2s::Translator make(const s2s::TranslateOptions& opt) {
     auto b = s2s::load_model_dir(dir_, torch::kCPU);
-    return s2s::Translator(b.model, b.src_tok, b.tgt_tok, b.device, opt);
+    return s2s::make_translator(b.model, b.src_tok, b.tgt_tok, b.device, opt);
   }
 
   static std::string run_stream(s2s::Translator& t, const std::string& input) {
@@ -128,8 +128,8 @@ TEST_F(TranslateTest, Bf16WeightsTranslateLikeFloat32) {
   auto fp32 = make(opt).translate(lines);
   auto b = s2s::load_model_dir(dir_, torch::kCPU, torch::kBFloat16);
   EXPECT_EQ(b.model->out_weight.scalar_type(), torch::kBFloat16);
-  opt.bf16 = true;
-  auto bf16 = s2s::Translator(b.model, b.src_tok, b.tgt_tok, b.device, opt).translate(lines);
+  auto bf16 =
+      s2s::make_translator(b.model, b.src_tok, b.tgt_tok, b.device, opt, /*bf16=*/true).translate(lines);
   ASSERT_EQ(bf16.size(), lines.size());
   size_t same = 0;
   for (size_t i = 0; i < lines.size(); ++i) same += bf16[i] == fp32[i];

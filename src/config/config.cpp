@@ -274,6 +274,7 @@ void validate(const Config& c) {
   check(d.max_length_factor > 0, "decode.max_length_factor", d.max_length_factor, "must be > 0");
   check(d.read_ahead > 0, "decode.read_ahead", d.read_ahead, "must be > 0");
   check_choice(d.precision, "decode.precision", {"fp32", "bf16"});
+  check_choice(d.engine, "decode.engine", {"auto", "native", "torch"});
   check(d.threads > 0, "decode.threads", d.threads, "must be > 0");
   check(d.workers >= 0, "decode.workers", d.workers, "must be >= 0 (0 = auto)");
   check(d.shortlist_per_source >= 1, "decode.shortlist_per_source", d.shortlist_per_source, "must be >= 1");

@@ -126,10 +126,12 @@ struct DecodeConfig {
   int workers = 0;                 // batches decoded concurrently, threads/workers threads each (0 = auto:
                                    // one per thread on CPU, 1 on GPU)
   std::string device = "cpu";      // cpu | cuda | cuda:N
+  std::string engine = "auto";     // auto | native | torch: native = LibTorch-free CPU engine (oneDNN);
+                                   // auto picks it on CPU for Luong-attention models with best.bin
 
   template <class V>
   void visit(V&& v) {
-    v("beam_size", beam_size), v("n_best", n_best), v("batch_size", batch_size);
+    v("engine", engine), v("beam_size", beam_size), v("n_best", n_best), v("batch_size", batch_size);
     v("batch_tokens", batch_tokens), v("normalize", normalize), v("max_length", max_length);
     v("max_length_factor", max_length_factor), v("read_ahead", read_ahead), v("precision", precision);
     v("shortlist", shortlist), v("threads", threads), v("device", device), v("early_exit", early_exit);

@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -15,11 +14,7 @@
 #include <sstream>
 #include <thread>
 
-#include "data/batch.h"
-#include "train/checkpoint.h"
 #include "util/error.h"
-#include "util/fs.h"
-#include "util/runtime.h"
 #include "util/text.h"
 
 namespace s2s {
@@ -101,7 +96,8 @@ std::vector<std::pair<size_t, size_t>> plan_batches(const std::vector<std::vecto
 // intra-op threads each, highest k (the longest batch) first so that no worker is left with a long one at
 // the end. Small per-step ops then scale with cores instead of waiting at OpenMP barriers. Rethrows the
 // first exception once all workers have stopped.
-void run_concurrently(size_t n, size_t workers, int threads, const std::function<void(size_t)>& fn) {
+void run_concurrently(size_t n, size_t workers, int threads, Engine& engine,
+                      const std::function<void(size_t)>& fn) {
   if (workers <= 1) {
     for (size_t k = 0; k < n; ++k) fn(k);
     return;
@@ -112,7 +108,7 @@ void run_concurrently(size_t n, size_t workers, int threads, const std::function
   std::vector<std::thread> pool;
   for (size_t w = 0; w < workers; ++w) {
     pool.emplace_back([&] {
-      runtime::set_thread_intra_op_threads(threads);
+      engine.set_thread_threads(threads);
       try {
         for (size_t k = next++; k < n; k = next++) fn(n - 1 - k);
       } catch (...) {
@@ -128,65 +124,11 @@ void run_concurrently(size_t n, size_t workers, int threads, const std::function
 
 }  // namespace
 
-std::pair<std::filesystem::path, std::filesystem::path> tokenizer_paths(const std::filesystem::path& dir,
-                                                                        const Config& config) {
-  if (config.vocab.joint) return {dir / model_files::kJointSpm, dir / model_files::kJointSpm};
-  return {dir / model_files::kSrcSpm, dir / model_files::kTgtSpm};
-}
-
-ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device& device,
-                           torch::Dtype weights) {
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec))
-    throw Error("model directory '" + dir.string() + "' does not exist");
-  const auto config_file = dir / model_files::kConfig;
-  if (!std::filesystem::exists(config_file, ec)) {
-    throw Error("'" + dir.string() + "' is not an s2s model directory (no " + model_files::kConfig + ")");
-  }
-  const auto start = std::chrono::steady_clock::now();
-  auto ms = [&] {
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  };
-  ModelBundle b;
-  b.config = parse_config(fs::read_file(config_file), config_file.string(), dir);
-  auto [src_path, tgt_path] = tokenizer_paths(dir, b.config);
-  b.src_tok = Tokenizer::load(src_path);
-  b.tgt_tok = b.config.vocab.joint ? b.src_tok : Tokenizer::load(tgt_path);
-  Vocabularies v{b.src_tok->vocab_size(), b.tgt_tok->vocab_size(), b.tgt_tok->pad_id(),
-                 b.tgt_tok->bos_id(),     b.tgt_tok->eos_id(),     b.tgt_tok->unk_id()};
-  spdlog::debug("tokenizers loaded after {:.0f} ms", ms());
-  b.model = Seq2Seq(b.config.model, v);
-  spdlog::debug("model built after {:.0f} ms", ms());
-  std::filesystem::path file;
-  for (const char* name : {model_files::kBest, model_files::kLegacyBest, model_files::kLast}) {
-    if (std::filesystem::exists(dir / name, ec)) {
-      file = dir / name;
-      break;
-    }
-  }
-  if (file.empty()) {
-    throw Error("model directory '" + dir.string() + "' has no checkpoint (" + model_files::kBest + " or " +
-                model_files::kLast + "): train it first");
-  }
-  load_weights(file, *b.model, weights);
-  b.model->to(device);
-  spdlog::debug("weights loaded after {:.0f} ms", ms());
-  b.model->eval();
-  b.device = device;
-  return b;
-}
-
-bool needs_autocast(bool bf16, const Seq2SeqImpl& model) {
-  return bf16 && model.out_bias.scalar_type() == torch::kFloat;
-}
-
-Translator::Translator(Seq2Seq model, std::shared_ptr<const Tokenizer> src_tok,
-                       std::shared_ptr<const Tokenizer> tgt_tok, torch::Device device,
-                       TranslateOptions options)
-    : model_(std::move(model)),
+Translator::Translator(std::shared_ptr<Engine> engine, std::shared_ptr<const Tokenizer> src_tok,
+                       std::shared_ptr<const Tokenizer> tgt_tok, TranslateOptions options)
+    : engine_(std::move(engine)),
       src_tok_(std::move(src_tok)),
       tgt_tok_(std::move(tgt_tok)),
-      device_(device),
       options_(std::move(options)) {}
 
 std::vector<int32_t> Translator::prepare(std::string line, int64_t line_no) const {
@@ -218,8 +160,11 @@ std::vector<std::vector<Hypothesis>> Translator::translate_lines(const std::vect
                    [&](size_t a, size_t b) { return sources[a].size() < sources[b].size(); });
   const auto batches = plan_batches(sources, order, options_.batch_size, options_.batch_tokens);
   std::vector<std::vector<Hypothesis>> results(lines.size());
-  const auto workers = std::min<size_t>(static_cast<size_t>(std::max(1, options_.workers)), batches.size());
-  run_concurrently(batches.size(), workers, options_.threads_per_worker, [&](size_t k) {
+  const auto workers =
+      engine_->concurrent()
+          ? std::min<size_t>(static_cast<size_t>(std::max(1, options_.workers)), batches.size())
+          : 1;
+  run_concurrently(batches.size(), workers, options_.threads_per_worker, *engine_, [&](size_t k) {
     const auto [begin, end] = batches[k];
     std::vector<std::vector<int32_t>> batch;
     for (size_t i = begin; i < end; ++i) batch.push_back(sources[order[i]]);
@@ -231,14 +176,12 @@ std::vector<std::vector<Hypothesis>> Translator::translate_lines(const std::vect
 
 std::vector<std::vector<Hypothesis>> Translator::translate_batch(
     const std::vector<std::vector<int32_t>>& batch) {
-  // Autocast, grad mode and OpenMP team sizes are per thread: set them where the batch runs.
-  runtime::AutocastGuard autocast(needs_autocast(options_.bf16, *model_), device_);
-  torch::NoGradGuard no_grad;
-  const SpecialIds ids{model_->vocabs.pad_id, model_->vocabs.bos_id, model_->vocabs.eos_id};
-  auto tensors = make_source_batch(batch, ids).to(device_);
   std::vector<int64_t> subset;
-  if (options_.shortlist) subset = options_.shortlist->candidates(batch, {ids.eos, model_->vocabs.unk_id});
-  return beam_search(*model_, tensors.src, tensors.src_lengths, options_.search, subset);
+  if (options_.shortlist) {
+    const auto ids = engine_->ids();
+    subset = options_.shortlist->candidates(batch, {ids.eos, ids.unk});
+  }
+  return engine_->translate_batch(batch, subset, options_.search);
 }
 
 std::string Translator::detokenize(const Hypothesis& h) const {

@@ -1,6 +1,7 @@
 // Translator: raw text lines in, one output line per input line out, in input order, whatever the input.
 // Lines are sanitized (CR, NUL, invalid UTF-8), cropped to max_length tokens, sorted by length inside a
-// read-ahead window for batching and restored to input order.
+// read-ahead window for batching and restored to input order. The model side is an Engine (LibTorch or
+// the native CPU engine).
 #pragma once
 
 #include <filesystem>
@@ -9,11 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "config/config.h"
 #include "data/shortlist.h"
 #include "data/tokenizer.h"
-#include "decode/search.h"
-#include "model/seq2seq.h"
+#include "decode/engine.h"
 
 namespace s2s {
 
@@ -25,38 +24,15 @@ struct TranslateOptions {
   int read_ahead = 1000;       // lines sorted together by length
   int workers = 1;             // batches translated concurrently (CPU), each on its own thread
   int threads_per_worker = 1;  // intra-op threads of each worker (when workers > 1)
-  bool bf16 = false;      // bf16 matmuls: autocast when the weights are float32 (validation during training)
-  bool scores = false;    // append " ||| F0= score ||| normalized" to 1-best lines
-  std::string alignment;  // "" | hard | soft: append attention alignments
+  bool scores = false;         // append " ||| F0= score ||| normalized" to 1-best lines
+  std::string alignment;       // "" | hard | soft: append attention alignments
   std::shared_ptr<const Shortlist> shortlist;  // restrict the output layer to shortlist candidates (optional)
 };
 
-// A trained model with its tokenizers, as stored in a model directory.
-struct ModelBundle {
-  Config config;                             // the model dir's config.yml
-  Seq2Seq model{nullptr};                    // weights loaded, eval mode
-  std::shared_ptr<const Tokenizer> src_tok;  // source SentencePiece model
-  std::shared_ptr<const Tokenizer> tgt_tok;  // target SentencePiece model (same object when joint)
-  torch::Device device{torch::kCPU};         // where the model lives
-};
-
-// Loads config.yml, the SentencePiece model(s) and best.bin (or last.pt) from `dir`. With
-// weights = kBFloat16 the parameters are converted once after loading (half the memory, no casts per step).
-ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device& device,
-                           torch::Dtype weights = torch::kFloat);
-
-// Whether bf16 matmuls need CPU/GPU autocast for this model: only while its weights are still float32
-// (validation during training); weights converted at load run in bf16 natively.
-bool needs_autocast(bool bf16, const Seq2SeqImpl& model);
-
-// Tokenizer paths of a model dir for a config ({joint, joint} or {src, tgt}).
-std::pair<std::filesystem::path, std::filesystem::path> tokenizer_paths(const std::filesystem::path& dir,
-                                                                        const Config& config);
-
 class Translator {
  public:
-  Translator(Seq2Seq model, std::shared_ptr<const Tokenizer> src_tok,
-             std::shared_ptr<const Tokenizer> tgt_tok, torch::Device device, TranslateOptions options);
+  Translator(std::shared_ptr<Engine> engine, std::shared_ptr<const Tokenizer> src_tok,
+             std::shared_ptr<const Tokenizer> tgt_tok, TranslateOptions options);
 
   // N-best hypotheses per line, input order; `first_line` numbers lines in warnings (1-based).
   std::vector<std::vector<Hypothesis>> translate_lines(const std::vector<std::string>& lines,
@@ -76,9 +52,8 @@ class Translator {
   // One batch of token ids (similar lengths) -> n-best hypotheses per sentence.
   std::vector<std::vector<Hypothesis>> translate_batch(const std::vector<std::vector<int32_t>>& batch);
 
-  Seq2Seq model_;
+  std::shared_ptr<Engine> engine_;
   std::shared_ptr<const Tokenizer> src_tok_, tgt_tok_;
-  torch::Device device_;
   TranslateOptions options_;
 };
 

@@ -8,7 +8,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "model/kernels.h"
+#include "infer/weights_file.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -106,57 +106,8 @@ void load_module(torch::serialize::InputArchive& ar, torch::nn::Module& model,
   }
 }
 
-// ---- Weights-only files: "S2SWEIG1", uint64 count, then per parameter: uint32 name length, name,
-// uint32 rank, int64 sizes[rank], float32 data. Little-endian (x86-64, aarch64). Read straight into the
-// parameters, converting to bf16 on the fly when asked: no second copy of the model in memory.
-constexpr char kWeightsMagic[8] = {'S', '2', 'S', 'W', 'E', 'I', 'G', '1'};
-
-bool is_weights_file(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  char magic[sizeof kWeightsMagic] = {};
-  return in.read(magic, sizeof magic) && std::memcmp(magic, kWeightsMagic, sizeof magic) == 0;
-}
-
-class WeightsReader {
- public:
-  explicit WeightsReader(const std::filesystem::path& file) : file_(file), in_(file, std::ios::binary) {
-    if (!in_) throw Error("cannot open weights '" + file.string() + "'");
-  }
-  template <class T>
-  T value() {
-    T v;
-    bytes(&v, sizeof v);
-    return v;
-  }
-  void bytes(void* dst, size_t n) {
-    if (!in_.read(static_cast<char*>(dst), static_cast<std::streamsize>(n)))
-      throw Error("weights file '" + file_.string() + "' is truncated or damaged");
-  }
-  std::string name() {
-    const auto n = value<uint32_t>();
-    if (n > 4096) throw Error("weights file '" + file_.string() + "' is damaged (parameter name length)");
-    std::string s(n, '\0');
-    bytes(s.data(), n);
-    return s;
-  }
-  // Reads `numel` floats into `dst` (float32 or bf16, contiguous CPU).
-  void tensor_data(torch::Tensor& dst, int64_t numel) {
-    if (dst.scalar_type() == torch::kFloat)
-      return bytes(dst.data_ptr<float>(), static_cast<size_t>(numel) * 4);
-    auto* out = reinterpret_cast<uint16_t*>(dst.data_ptr<at::BFloat16>());
-    std::vector<float> chunk(static_cast<size_t>(std::min<int64_t>(numel, 1 << 18)));
-    for (int64_t done = 0; done < numel;) {
-      const auto n = static_cast<size_t>(std::min<int64_t>(numel - done, static_cast<int64_t>(chunk.size())));
-      bytes(chunk.data(), n * 4);
-      kernels::to_bf16(chunk.data(), out + done, static_cast<int64_t>(n));
-      done += static_cast<int64_t>(n);
-    }
-  }
-
- private:
-  std::filesystem::path file_;
-  std::ifstream in_;
-};
+// ---- Weights-only files (infer/weights_file.h): read straight into the parameters, converting to bf16 on
+// the fly when asked: no second copy of the model in memory.
 
 void read_weights_file(const std::filesystem::path& file, torch::nn::Module& model, torch::Dtype dtype) {
   torch::NoGradGuard no_grad;
@@ -168,31 +119,30 @@ void read_weights_file(const std::filesystem::path& file, torch::nn::Module& mod
     params.emplace(kv.key(), p);
   }
   const auto mismatch = "weights file '" + file.string() + "' does not match the model in config.yml: ";
-  WeightsReader in(file);
-  char magic[sizeof kWeightsMagic];
-  in.bytes(magic, sizeof magic);
-  const auto count = in.value<uint64_t>();
-  if (count != params.size()) {
-    throw Error(mismatch + std::to_string(count) + " parameters, the config expects " +
+  WeightsFileReader in(file);
+  if (in.count() != params.size()) {
+    throw Error(mismatch + std::to_string(in.count()) + " parameters, the config expects " +
                 std::to_string(params.size()));
   }
   std::unordered_set<std::string> seen;  // with count == params.size(), every parameter is read exactly once
-  for (uint64_t i = 0; i < count; ++i) {
-    const auto name = in.name();
-    const auto it = params.find(name);
-    if (it == params.end()) throw Error(mismatch + "unexpected parameter '" + name + "'");
-    if (!seen.insert(name).second) {
-      throw Error("weights file '" + file.string() + "' is damaged (parameter " + name + " appears twice)");
+  for (uint64_t i = 0; i < in.count(); ++i) {
+    const auto entry = in.next();
+    const auto it = params.find(entry.name);
+    if (it == params.end()) throw Error(mismatch + "unexpected parameter '" + entry.name + "'");
+    if (!seen.insert(entry.name).second) {
+      throw Error("weights file '" + file.string() + "' is damaged (parameter " + entry.name +
+                  " appears twice)");
     }
-    const auto rank = in.value<uint32_t>();
-    if (rank > 8) throw Error("weights file '" + file.string() + "' is damaged (rank of " + name + ")");
-    std::vector<int64_t> sizes(rank);
-    for (auto& s : sizes) s = in.value<int64_t>();
-    if (it->second.sizes().vec() != sizes) {
-      throw Error(mismatch + "parameter " + name + " has shape " + c10::str(c10::IntArrayRef(sizes)) +
-                  ", the config expects " + c10::str(it->second.sizes()));
+    auto& p = it->second;
+    if (p.sizes().vec() != entry.shape) {
+      throw Error(mismatch + "parameter " + entry.name + " has shape " +
+                  c10::str(c10::IntArrayRef(entry.shape)) + ", the config expects " + c10::str(p.sizes()));
     }
-    in.tensor_data(it->second, it->second.numel());
+    if (p.scalar_type() == torch::kFloat) {
+      in.read_float(p.data_ptr<float>(), p.numel());
+    } else {
+      in.read_bf16(reinterpret_cast<uint16_t*>(p.data_ptr<at::BFloat16>()), p.numel());
+    }
   }
 }
 

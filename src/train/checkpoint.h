@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "config/model_dir.h"
 #include "model/seq2seq.h"
 
 namespace s2s {
@@ -26,20 +27,6 @@ struct TrainState {
   int64_t total_tokens = 0;     // target tokens trained on, all runs
   torch::Tensor rng_state;      // CPU generator state (dropout); empty when not captured
 };
-
-// File names inside a model directory.
-namespace model_files {
-inline constexpr const char* kConfig = "config.yml";
-inline constexpr const char* kLast = "last.pt";
-inline constexpr const char* kBest = "best.bin";       // weights only (see save_weights)
-inline constexpr const char* kLegacyBest = "best.pt";  // weights only, LibTorch archive (older model dirs)
-inline constexpr const char* kMetrics = "metrics.jsonl";
-inline constexpr const char* kLog = "train.log";
-inline constexpr const char* kJointSpm = "spm.model";
-inline constexpr const char* kSrcSpm = "spm.src.model";
-inline constexpr const char* kTgtSpm = "spm.tgt.model";
-inline constexpr const char* kShortlist = "shortlist.txt";
-}  // namespace model_files
 
 // Saves model + optimizer + state atomically (temp file + rename).
 void save_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,

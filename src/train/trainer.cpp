@@ -19,7 +19,7 @@
 #include "data/shortlist.h"
 #include "data/tokenizer.h"
 #include "data/vocab.h"
-#include "decode/translator.h"
+#include "decode/torch_engine.h"
 #include "metrics/bleu.h"
 #include "train/checkpoint.h"
 #include "train/loss.h"
@@ -298,8 +298,8 @@ void TrainerRun::validate() {
   topt.search.normalize = cfg_.decode.normalize;
   topt.search.early_exit = cfg_.decode.early_exit;
   topt.batch_size = cfg_.train.valid_batch_size;
-  topt.bf16 = cfg_.train.precision == "bf16";
-  Translator translator(model_, src_tok_, tgt_tok_, device_, topt);
+  auto translator = make_translator(model_, src_tok_, tgt_tok_, device_, topt,
+                                    /*bf16=*/cfg_.train.precision == "bf16");
   const auto hyps = translator.translate(valid_src_lines_);
   const auto bleu = metrics::corpus_bleu(hyps, valid_ref_lines_);
   model_->train();

@@ -1,0 +1,27 @@
+// Helpers shared by the commands in the s2s executable and in the LibTorch plugin (both link them).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "config/config.h"
+#include "decode/translator.h"
+
+namespace s2s::app {
+
+// The model dir's stored config with decode.* overrides from the command line applied.
+Config decode_config(const DecodeArgs& d);
+
+// Translator options from the decode config and flags (loads the shortlist when asked for).
+TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d);
+
+// Prints BLEU and chrF (and the perplexity, when given) as text or JSON.
+void print_scores(const std::vector<std::string>& hyps, const std::vector<std::string>& refs,
+                  const EvalArgs& a, std::optional<double> ppl);
+
+// Runs `translator` from -i/stdin to -o/stdout (the file written atomically); returns the line count.
+int64_t translate_io(Translator& translator, const TranslateArgs& a);
+
+}  // namespace s2s::app

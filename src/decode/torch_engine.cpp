@@ -1,0 +1,84 @@
+#include "decode/torch_engine.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "data/batch.h"
+#include "decode/search.h"
+#include "train/checkpoint.h"
+#include "util/error.h"
+#include "util/runtime.h"
+
+namespace s2s {
+
+ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device& device,
+                           torch::Dtype weights) {
+  const auto start = std::chrono::steady_clock::now();
+  auto ms = [&] {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  };
+  ModelBundle b;
+  b.config = read_model_dir_config(dir);
+  auto [src_path, tgt_path] = tokenizer_paths(dir, b.config);
+  b.src_tok = Tokenizer::load(src_path);
+  b.tgt_tok = b.config.vocab.joint ? b.src_tok : Tokenizer::load(tgt_path);
+  Vocabularies v{b.src_tok->vocab_size(), b.tgt_tok->vocab_size(), b.tgt_tok->pad_id(),
+                 b.tgt_tok->bos_id(),     b.tgt_tok->eos_id(),     b.tgt_tok->unk_id()};
+  spdlog::debug("tokenizers loaded after {:.0f} ms", ms());
+  b.model = Seq2Seq(b.config.model, v);
+  std::error_code ec;
+  std::filesystem::path file;
+  for (const char* name : {model_files::kBest, model_files::kLegacyBest, model_files::kLast}) {
+    if (std::filesystem::exists(dir / name, ec)) {
+      file = dir / name;
+      break;
+    }
+  }
+  if (file.empty()) {
+    throw Error("model directory '" + dir.string() + "' has no checkpoint (" + model_files::kBest + " or " +
+                model_files::kLast + "): train it first");
+  }
+  load_weights(file, *b.model, weights);
+  b.model->to(device);
+  spdlog::debug("weights loaded after {:.0f} ms", ms());
+  b.model->eval();
+  b.device = device;
+  return b;
+}
+
+bool needs_autocast(bool bf16, const Seq2SeqImpl& model) {
+  return bf16 && model.out_bias.scalar_type() == torch::kFloat;
+}
+
+TorchEngine::TorchEngine(Seq2Seq model, torch::Device device, bool bf16)
+    : model_(std::move(model)), device_(device), bf16_(bf16) {}
+
+std::vector<std::vector<Hypothesis>> TorchEngine::translate_batch(
+    const std::vector<std::vector<int32_t>>& batch, const std::vector<int64_t>& vocab_subset,
+    const SearchOptions& options) {
+  // Autocast and grad mode are per thread: set them where the batch runs.
+  runtime::AutocastGuard autocast(needs_autocast(bf16_, *model_), device_);
+  torch::NoGradGuard no_grad;
+  const SpecialIds ids{model_->vocabs.pad_id, model_->vocabs.bos_id, model_->vocabs.eos_id};
+  auto tensors = make_source_batch(batch, ids).to(device_);
+  return beam_search(*model_, tensors.src, tensors.src_lengths, options, vocab_subset);
+}
+
+void TorchEngine::set_thread_threads(int threads) {
+  runtime::set_thread_intra_op_threads(threads);
+}
+
+TargetIds TorchEngine::ids() const {
+  const auto& v = model_->vocabs;
+  return {v.pad_id, v.bos_id, v.eos_id, v.unk_id};
+}
+
+Translator make_translator(Seq2Seq model, std::shared_ptr<const Tokenizer> src_tok,
+                           std::shared_ptr<const Tokenizer> tgt_tok, torch::Device device,
+                           const TranslateOptions& options, bool bf16) {
+  return Translator(std::make_shared<TorchEngine>(std::move(model), device, bf16), std::move(src_tok),
+                    std::move(tgt_tok), options);
+}
+
+}  // namespace s2s

@@ -1,0 +1,367 @@
+#include "infer/native_model.h"
+
+#include <omp.h>
+#if defined(__x86_64__)
+#include <pmmintrin.h>
+#include <xmmintrin.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "infer/weights_file.h"
+#include "model/kernels.h"
+#include "util/error.h"
+
+namespace s2s::infer {
+namespace {
+
+// All parameters of a weights file by name, as float32 with their shapes.
+struct Loaded {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+
+class WeightsMap {
+ public:
+  explicit WeightsMap(const std::filesystem::path& file) : file_(file) {
+    WeightsFileReader in(file);
+    for (uint64_t i = 0; i < in.count(); ++i) {
+      auto entry = in.next();
+      Loaded l{entry.shape, std::vector<float>(static_cast<size_t>(entry.numel()))};
+      in.read_float(l.data.data(), entry.numel());
+      if (!map_.emplace(entry.name, std::move(l)).second) {
+        throw Error("weights file '" + file.string() + "' is damaged (parameter " + entry.name +
+                    " appears twice)");
+      }
+    }
+  }
+  // The parameter `name`, which must have `shape`.
+  const Loaded& get(const std::string& name, const std::vector<int64_t>& shape) const {
+    const auto it = map_.find(name);
+    const auto mismatch = "weights file '" + file_.string() + "' does not match the model in config.yml: ";
+    if (it == map_.end()) throw Error(mismatch + "parameter " + name + " is missing");
+    if (it->second.shape != shape) throw Error(mismatch + "parameter " + name + " has another shape");
+    return it->second;
+  }
+
+ private:
+  std::filesystem::path file_;
+  std::map<std::string, Loaded> map_;
+};
+
+// Rows [first, first + rows) of a float32 [*, cols] block as a Matrix in the requested precision.
+Matrix make_matrix(const float* data, int64_t rows, int64_t cols, bool bf16) {
+  Matrix m;
+  m.rows = rows, m.cols = cols;
+  if (bf16) {
+    m.bf16.resize(static_cast<size_t>(rows * cols));
+    kernels::to_bf16(data, m.bf16.data(), rows * cols);
+  } else {
+    m.f32.assign(data, data + rows * cols);
+  }
+  return m;
+}
+
+Matrix make_matrix(const Loaded& l, bool bf16) {
+  return make_matrix(l.data.data(), l.shape.at(0), l.data.size() / static_cast<size_t>(l.shape.at(0)), bf16);
+}
+
+// out [rows, width] = bias broadcast over the rows.
+void fill_rows(float* out, int64_t rows, const std::vector<float>& bias) {
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy(bias.begin(), bias.end(), out + r * static_cast<int64_t>(bias.size()));
+}
+
+void tanh_inplace(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
+}
+
+// Rows `rows` of x [*, width], in that order.
+std::vector<float> gather_rows(const std::vector<float>& x, int64_t width, const std::vector<int64_t>& rows) {
+  std::vector<float> out(rows.size() * static_cast<size_t>(width));
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::memcpy(out.data() + i * width, x.data() + rows[i] * width,
+                static_cast<size_t>(width) * sizeof(float));
+  return out;
+}
+
+}  // namespace
+
+bool NativeModel::supports(const ModelConfig& config, std::string* why) {
+  if (config.attention == "bahdanau") {
+    if (why) *why = "bahdanau attention";
+    return false;
+  }
+  return true;
+}
+
+NativeModel::NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
+                         const std::filesystem::path& weights, bool bf16)
+    : config_(config) {
+  std::string why;
+  if (!supports(config, &why)) throw Error("the native CPU engine does not support " + why);
+  const WeightsMap w(weights);
+  const int64_t E = config.emb_dim, He = config.enc_hidden, M = 2 * He, H = config.dec_hidden;
+  const int64_t L = config.dec_layers, out_dim = config.tie_output ? E : H;
+  src_emb_ = make_matrix(w.get("encoder.embedding.weight", {src_vocab, E}), /*bf16=*/false);
+  tgt_emb_ = make_matrix(w.get("decoder.embedding.weight", {tgt_vocab, E}), /*bf16=*/false);
+  for (int64_t l = 0; l < config.enc_layers; ++l) {
+    const int64_t in = l == 0 ? E : M;
+    const auto p = "encoder.layer" + std::to_string(l) + ".";
+    const auto& w_ih = w.get(p + "w_ih", {2, in, 4 * He});
+    const auto& w_hh = w.get(p + "w_hh", {2, He, 4 * He});
+    const auto& bias = w.get(p + "bias", {2, 1, 4 * He});
+    BiLayer layer;
+    for (int d = 0; d < 2; ++d) {
+      layer.w_ih[d] = make_matrix(w_ih.data.data() + d * in * 4 * He, in, 4 * He, bf16);
+      layer.w_hh[d] = make_matrix(w_hh.data.data() + d * He * 4 * He, He, 4 * He, bf16);
+      layer.bias[d].assign(bias.data.begin() + d * 4 * He, bias.data.begin() + (d + 1) * 4 * He);
+    }
+    enc_layers_.push_back(std::move(layer));
+  }
+  for (int64_t l = 0; l < L; ++l) {
+    const auto name = std::to_string(l);
+    const auto rec_in = (l == 0 ? (config.input_feeding ? out_dim : 0) : H) + H;
+    const auto& rec = w.get("decoder.w_rec" + name, {rec_in, 4 * H});
+    DecLayer layer;
+    if (l == 0) {  // one GEMM for [emb ; feed ; h] instead of two
+      const auto& wx = w.get("decoder.w_x0", {E, 4 * H});
+      std::vector<float> stacked(wx.data);
+      stacked.insert(stacked.end(), rec.data.begin(), rec.data.end());
+      layer.w = make_matrix(stacked.data(), E + rec_in, 4 * H, bf16);
+    } else {
+      layer.w = make_matrix(rec, bf16);
+    }
+    layer.bias = w.get("decoder.bias" + name, {4 * H}).data;
+    dec_layers_.push_back(std::move(layer));
+  }
+  bridge_ = make_matrix(w.get("decoder.bridge.weight", {2 * L * H, M}), bf16);
+  bridge_bias_ = w.get("decoder.bridge.bias", {2 * L * H}).data;
+  if (config.attention == "luong-general") {
+    key_proj_ = make_matrix(w.get("decoder.attention.key_proj.weight", {H, M}), bf16);
+  } else if (H != M) {
+    throw Error("luong-dot attention needs decoder hidden size == encoder output size");
+  }
+  combine_ = make_matrix(w.get("decoder.combine.weight", {out_dim, M + H}), bf16);
+  out_weight_ = config.tie_output ? make_matrix(w.get("decoder.embedding.weight", {tgt_vocab, E}), bf16)
+                                  : make_matrix(w.get("out_weight", {tgt_vocab, out_dim}), bf16);
+  out_bias_ = w.get("out_bias", {tgt_vocab}).data;
+}
+
+// One bidirectional layer over x [S, B, in] (time-major) -> [S, B, 2H]; the backward direction reads each
+// sentence reversed within its length, exactly as BiLSTMLayerImpl::forward.
+std::vector<float> NativeModel::run_bilayer(const BiLayer& layer, const std::vector<float>& x, int64_t in,
+                                            const Encoded& enc) const {
+  const int64_t S = enc.src_len, B = enc.batch, H = layer.w_hh[0].rows, G = 4 * H;
+  auto rev = [&](int64_t t, int64_t b) { return t < enc.lengths[b] ? enc.lengths[b] - 1 - t : t; };
+  std::vector<float> xr(x.size());  // x reversed within lengths
+  for (int64_t t = 0; t < S; ++t)
+    for (int64_t b = 0; b < B; ++b)
+      std::memcpy(&xr[(t * B + b) * in], &x[(rev(t, b) * B + b) * in],
+                  static_cast<size_t>(in) * sizeof(float));
+  std::vector<float> out_dir[2];
+  for (int d = 0; d < 2; ++d) {
+    std::vector<float> pre(static_cast<size_t>(S * B * G));  // [S, B, 4H] input-side gate products
+    fill_rows(pre.data(), S * B, layer.bias[d]);
+    matmul(d == 0 ? x.data() : xr.data(), S * B, in, layer.w_ih[d], /*transposed=*/false, pre.data(), G,
+           /*accumulate=*/true);
+    std::vector<float> h(static_cast<size_t>(B * H), 0.f), c(h.size(), 0.f);
+    out_dir[d].resize(static_cast<size_t>(S * B * H));
+    for (int64_t t = 0; t < S; ++t) {
+      float* gates = pre.data() + t * B * G;
+      matmul(h.data(), B, H, layer.w_hh[d], /*transposed=*/false, gates, G, /*accumulate=*/true);
+      kernels::lstm_cell(gates, c.data(), c.data(), h.data(), 0, B, H);
+      std::copy(h.begin(), h.end(), out_dir[d].begin() + t * B * H);
+    }
+  }
+  std::vector<float> y(static_cast<size_t>(S * B * 2 * H));
+  for (int64_t t = 0; t < S; ++t)
+    for (int64_t b = 0; b < B; ++b) {
+      float* dst = &y[(t * B + b) * 2 * H];
+      std::memcpy(dst, &out_dir[0][(t * B + b) * H], static_cast<size_t>(H) * sizeof(float));
+      std::memcpy(dst + H, &out_dir[1][(rev(t, b) * B + b) * H], static_cast<size_t>(H) * sizeof(float));
+    }
+  return y;
+}
+
+Encoded NativeModel::encode(const std::vector<std::vector<int32_t>>& batch, int64_t pad) const {
+  Encoded enc;
+  enc.batch = static_cast<int64_t>(batch.size());
+  for (const auto& s : batch) {
+    enc.lengths.push_back(static_cast<int64_t>(s.size()));
+    enc.src_len = std::max<int64_t>(enc.src_len, static_cast<int64_t>(s.size()));
+  }
+  const int64_t S = enc.src_len, B = enc.batch, E = src_emb_.cols;
+  std::vector<float> x(static_cast<size_t>(S * B * E));  // [S, B, E]
+  for (int64_t t = 0; t < S; ++t)
+    for (int64_t b = 0; b < B; ++b) {
+      const auto& s = batch[static_cast<size_t>(b)];
+      src_emb_.row(t < static_cast<int64_t>(s.size()) ? s[static_cast<size_t>(t)] : pad, &x[(t * B + b) * E]);
+    }
+  int64_t in = E;
+  for (size_t l = 0; l < enc_layers_.size(); ++l) {
+    auto y = run_bilayer(enc_layers_[l], x, in, enc);
+    if (config_.enc_residual && l > 0)
+      for (size_t i = 0; i < y.size(); ++i) y[i] += x[i];
+    x = std::move(y);
+    in = static_cast<int64_t>(x.size()) / (S * B);
+  }
+  const int64_t M = in, Hh = M / 2;
+  enc.memory.assign(static_cast<size_t>(B * S * M), 0.f);
+  enc.mask.assign(static_cast<size_t>(B * S), 0);
+  enc.final.resize(static_cast<size_t>(B * M));
+  for (int64_t b = 0; b < B; ++b) {
+    const auto len = enc.lengths[static_cast<size_t>(b)];
+    for (int64_t t = 0; t < len; ++t) {
+      std::memcpy(&enc.memory[(b * S + t) * M], &x[(t * B + b) * M], static_cast<size_t>(M) * sizeof(float));
+      enc.mask[static_cast<size_t>(b * S + t)] = 1;
+    }
+    std::memcpy(&enc.final[b * M], &x[((len - 1) * B + b) * M], static_cast<size_t>(Hh) * sizeof(float));
+    std::memcpy(&enc.final[b * M + Hh], &x[b * M + Hh], static_cast<size_t>(Hh) * sizeof(float));
+  }
+  if (key_proj_.rows > 0) {
+    enc.keys.resize(static_cast<size_t>(B * S * key_proj_.rows));
+    matmul(enc.memory.data(), B * S, M, key_proj_, /*transposed=*/true, enc.keys.data(), key_proj_.rows,
+           /*accumulate=*/false);
+  } else {
+    enc.keys = enc.memory;
+  }
+  return enc;
+}
+
+DecoderRows NativeModel::initial_state(const Encoded& enc, int64_t group) const {
+  const int64_t B = enc.batch, L = static_cast<int64_t>(dec_layers_.size()), H = config_.dec_hidden;
+  std::vector<float> init(static_cast<size_t>(B * 2 * L * H));  // [B, 2L, H]
+  fill_rows(init.data(), B, bridge_bias_);
+  matmul(enc.final.data(), B, enc.final.size() / static_cast<size_t>(B), bridge_, /*transposed=*/true,
+         init.data(), 2 * L * H, /*accumulate=*/true);
+  tanh_inplace(init.data(), static_cast<int64_t>(init.size()));
+  DecoderRows s;
+  s.h.assign(static_cast<size_t>(L), std::vector<float>(static_cast<size_t>(B * group * H)));
+  s.c = s.h;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t k = 0; k < group; ++k)
+      for (int64_t l = 0; l < L; ++l) {
+        const float* src = &init[static_cast<size_t>((b * 2 * L + l) * H)];
+        std::copy(src, src + H, &s.h[l][(b * group + k) * H]);
+        std::copy(src + L * H, src + (L + 1) * H, &s.c[l][(b * group + k) * H]);
+      }
+  s.feed.assign(static_cast<size_t>(B * group * out_dim()), 0.f);
+  return s;
+}
+
+void NativeModel::step(const std::vector<int64_t>& tokens, DecoderRows& s, const Encoded& enc, int64_t group,
+                       std::vector<float>& out, std::vector<float>* attn) const {
+  const int64_t R = static_cast<int64_t>(tokens.size()), H = config_.dec_hidden, E = tgt_emb_.cols;
+  const int64_t G = 4 * H, F = out_dim(), S = enc.src_len,
+                M = static_cast<int64_t>(enc.final.size()) / enc.batch;
+  const int64_t D = static_cast<int64_t>(enc.keys.size()) / (enc.batch * S);
+  thread_local std::vector<float> input, gates, cat;
+  for (size_t l = 0; l < dec_layers_.size(); ++l) {
+    const auto& layer = dec_layers_[l];
+    const int64_t width = layer.w.rows;  // [emb ; feed ; h] or [h_below ; h]
+    input.resize(static_cast<size_t>(R * width));
+    for (int64_t r = 0; r < R; ++r) {
+      float* row = &input[r * width];
+      if (l == 0) {
+        tgt_emb_.row(tokens[static_cast<size_t>(r)], row);
+        if (config_.input_feeding) std::copy(&s.feed[r * F], &s.feed[(r + 1) * F], row + E), row += F;
+        row += E;
+      } else {
+        std::copy(&s.h[l - 1][r * H], &s.h[l - 1][(r + 1) * H], row), row += H;
+      }
+      std::copy(&s.h[l][r * H], &s.h[l][(r + 1) * H], row);
+    }
+    gates.resize(static_cast<size_t>(R * G));
+    fill_rows(gates.data(), R, layer.bias);
+    matmul(input.data(), R, width, layer.w, /*transposed=*/false, gates.data(), G, /*accumulate=*/true);
+    kernels::lstm_cell(gates.data(), s.c[l].data(), s.c[l].data(), s.h[l].data(), 0, R, H);
+  }
+  // Attention of each sentence's `group` rows over its memory, then [context ; h_top] -> attentional vector.
+  const auto& top = s.h.back();
+  cat.resize(static_cast<size_t>(R * (M + H)));
+  std::vector<float> context(static_cast<size_t>(R * M));
+  if (attn) attn->resize(static_cast<size_t>(R * S));
+  thread_local std::vector<float> weights;
+  weights.resize(static_cast<size_t>(R * S));
+  for (int64_t a = 0; a < enc.batch; ++a) {
+    kernels::attention(&top[a * group * H], &enc.keys[a * S * D], &enc.memory[a * S * M],
+                       reinterpret_cast<const bool*>(&enc.mask[a * S]), group, S, D, M,
+                       &weights[a * group * S], &context[a * group * M]);
+  }
+  if (attn) *attn = weights;
+  for (int64_t r = 0; r < R; ++r) {
+    std::copy(&context[r * M], &context[(r + 1) * M], &cat[r * (M + H)]);
+    std::copy(&top[r * H], &top[(r + 1) * H], &cat[r * (M + H) + M]);
+  }
+  out.resize(static_cast<size_t>(R * F));
+  matmul(cat.data(), R, M + H, combine_, /*transposed=*/true, out.data(), F, /*accumulate=*/false);
+  tanh_inplace(out.data(), R * F);
+  s.feed = out;
+}
+
+NativeScorer::NativeScorer(const NativeModel& model, const std::vector<std::vector<int32_t>>& batch,
+                           int64_t pad, const std::vector<int64_t>& vocab_subset, int64_t K)
+    : model_(model), enc_(model.encode(batch, pad)), ids_(vocab_subset) {
+  state_ = model.initial_state(enc_, K);
+  if (ids_.empty()) {
+    out_w_ = model.out_weight(), out_b_ = model.out_bias();
+  } else {
+    out_w_ = model.out_weight().select_rows(ids_);
+    for (auto id : ids_) out_b_.push_back(model.out_bias()[static_cast<size_t>(id)]);
+  }
+}
+
+StepCandidates NativeScorer::step(const std::vector<int64_t>& tokens, const std::vector<float>& scores,
+                                  int64_t A, int64_t K, bool keep_attention) {
+  const int64_t R = A * K, V = out_w_.rows;
+  model_.step(tokens, state_, enc_, K, out_, keep_attention ? &attn_ : nullptr);
+  logits_.resize(static_cast<size_t>(R * V));
+  fill_rows(logits_.data(), R, out_b_);
+  matmul(out_.data(), R, model_.out_dim(), out_w_, /*transposed=*/true, logits_.data(), V,
+         /*accumulate=*/true);
+  lse_.resize(static_cast<size_t>(R));
+  kernels::row_logsumexp(logits_.data(), V, 0, R, lse_.data());
+  auto c = select_candidates(logits_.data(), V, lse_.data(), scores, A, K, ids_);
+  if (keep_attention) c.attention = attn_, c.attention_cols = enc_.src_len;
+  return c;
+}
+
+void NativeScorer::reorder(const std::vector<int64_t>& rows, const std::vector<int64_t>& kept, int64_t A,
+                           int64_t K) {
+  const int64_t H = static_cast<int64_t>(state_.h[0].size()) / (A * K);
+  for (auto& h : state_.h) h = gather_rows(h, H, rows);
+  for (auto& c : state_.c) c = gather_rows(c, H, rows);
+  state_.feed = gather_rows(state_.feed, model_.out_dim(), rows);
+  if (static_cast<int64_t>(kept.size()) == A) return;
+  const int64_t S = enc_.src_len, M = static_cast<int64_t>(enc_.final.size()) / A;
+  const int64_t D = static_cast<int64_t>(enc_.keys.size()) / (A * S);
+  enc_.memory = gather_rows(enc_.memory, S * M, kept);
+  enc_.keys = gather_rows(enc_.keys, S * D, kept);
+  enc_.final = gather_rows(enc_.final, M, kept);
+  std::vector<uint8_t> mask;
+  std::vector<int64_t> lengths;
+  for (auto a : kept) {
+    mask.insert(mask.end(), enc_.mask.begin() + a * S, enc_.mask.begin() + (a + 1) * S);
+    lengths.push_back(enc_.lengths[static_cast<size_t>(a)]);
+  }
+  enc_.mask = std::move(mask), enc_.lengths = std::move(lengths);
+  enc_.batch = static_cast<int64_t>(kept.size());
+}
+
+std::vector<std::vector<Hypothesis>> NativeEngine::translate_batch(
+    const std::vector<std::vector<int32_t>>& batch, const std::vector<int64_t>& vocab_subset,
+    const SearchOptions& options) {
+  NativeScorer scorer(*model_, batch, ids_.pad, vocab_subset, options.beam_size);
+  const auto lengths = scorer.encoded().lengths;  // the scorer compacts its copy as sentences finish
+  return beam_search(scorer, lengths, options, ids_.bos, ids_.eos);
+}
+
+void NativeEngine::set_thread_threads(int threads) {
+  omp_set_num_threads(std::max(1, threads));
+}
+
+}  // namespace s2s::infer

@@ -1,0 +1,119 @@
+// The attentional LSTM encoder-decoder (model/seq2seq.h) re-implemented on plain buffers for CPU inference
+// without LibTorch: oneDNN GEMMs (float32 or bf16 weights), the fused kernels of model/kernels.h, and the
+// same arithmetic as the LibTorch model's eval mode. Reads best.bin directly. Supports Luong attention
+// (general and dot); Bahdanau models use the LibTorch engine.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "decode/beam.h"
+#include "decode/engine.h"
+#include "infer/gemm.h"
+
+namespace s2s::infer {
+
+// Encoder output for a batch of B sentences, padded to S positions.
+struct Encoded {
+  int64_t batch = 0, src_len = 0;  // B, S
+  std::vector<int64_t> lengths;    // [B]
+  std::vector<float> memory;       // [B, S, M] zero at padding
+  std::vector<float> keys;         // [B, S, D] attention keys (memory projected, or memory itself)
+  std::vector<uint8_t> mask;       // [B, S] 1 at real tokens (as bool for the attention kernel)
+  std::vector<float> final;        // [B, M] top-layer summary (forward at the last token ; backward at 0)
+};
+
+// Decoder state of R hypothesis rows.
+struct DecoderRows {
+  std::vector<std::vector<float>> h, c;  // per layer [R, H]
+  std::vector<float> feed;               // [R, out_dim] previous attentional vector
+};
+
+class NativeModel {
+ public:
+  // Whether this config can run natively (Luong attention); otherwise `why` says what is missing.
+  static bool supports(const ModelConfig& config, std::string* why = nullptr);
+  // Loads a weights file (best.bin) for `config`; bf16 = weights as bfloat16 (GEMMs in bf16, fp32 sums).
+  NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
+              const std::filesystem::path& weights, bool bf16);
+
+  Encoded encode(const std::vector<std::vector<int32_t>>& batch, int64_t pad) const;
+  // Initial state of every sentence, each row repeated `group` times.
+  DecoderRows initial_state(const Encoded& enc, int64_t group) const;
+  // One step for rows = sentences(enc) * group: tokens [R] -> attentional vectors out [R, out_dim]; the
+  // attention weights [R, S] go to `attn` when it is not null.
+  void step(const std::vector<int64_t>& tokens, DecoderRows& state, const Encoded& enc, int64_t group,
+            std::vector<float>& out, std::vector<float>* attn) const;
+
+  int64_t out_dim() const { return combine_.rows; }
+  const Matrix& out_weight() const { return out_weight_; }  // [tgt_vocab, out_dim]
+  const std::vector<float>& out_bias() const { return out_bias_; }
+
+ private:
+  struct BiLayer {
+    Matrix w_ih[2], w_hh[2];     // per direction [in, 4H], [H, 4H]
+    std::vector<float> bias[2];  // per direction [4H]
+  };
+  struct DecLayer {
+    Matrix w;                 // [input, 4H]: layer 0 stacks [emb ; feed ; h], others [h_below ; h]
+    std::vector<float> bias;  // [4H]
+  };
+  std::vector<float> run_bilayer(const BiLayer& layer, const std::vector<float>& x, int64_t in,
+                                 const Encoded& enc) const;
+
+  ModelConfig config_;
+  Matrix src_emb_, tgt_emb_;  // [vocab, emb]
+  std::vector<BiLayer> enc_layers_;
+  std::vector<DecLayer> dec_layers_;
+  Matrix bridge_;  // [2 * layers * H, M] (used transposed)
+  std::vector<float> bridge_bias_;
+  Matrix key_proj_;  // [H, M] (luong-general; used transposed)
+  Matrix combine_;   // [out_dim, M + H] (used transposed)
+  Matrix out_weight_;
+  std::vector<float> out_bias_;
+};
+
+// A beam-search scorer over a NativeModel for one batch.
+class NativeScorer : public StepScorer {
+ public:
+  NativeScorer(const NativeModel& model, const std::vector<std::vector<int32_t>>& batch, int64_t pad,
+               const std::vector<int64_t>& vocab_subset, int64_t K);
+  StepCandidates step(const std::vector<int64_t>& tokens, const std::vector<float>& scores, int64_t A,
+                      int64_t K, bool keep_attention) override;
+  void reorder(const std::vector<int64_t>& rows, const std::vector<int64_t>& kept, int64_t A,
+               int64_t K) override;
+  const Encoded& encoded() const { return enc_; }
+
+ private:
+  const NativeModel& model_;
+  Encoded enc_;
+  DecoderRows state_;
+  Matrix out_w_;                                  // output layer rows of the subset (or all)
+  std::vector<float> out_b_;                      // [V']
+  std::vector<int64_t> ids_;                      // local -> target id (empty: identity)
+  std::vector<float> out_, logits_, lse_, attn_;  // per-step buffers, reused
+};
+
+// Engine over a NativeModel: batches may run concurrently (the model is read-only).
+class NativeEngine : public Engine {
+ public:
+  NativeEngine(std::shared_ptr<const NativeModel> model, TargetIds ids)
+      : model_(std::move(model)), ids_(ids) {}
+  std::vector<std::vector<Hypothesis>> translate_batch(const std::vector<std::vector<int32_t>>& batch,
+                                                       const std::vector<int64_t>& vocab_subset,
+                                                       const SearchOptions& options) override;
+  // OpenMP team size of the calling thread (oneDNN's GEMMs), and denormals flushed to zero.
+  void set_thread_threads(int threads) override;
+  bool concurrent() const override { return true; }
+  TargetIds ids() const override { return ids_; }
+
+ private:
+  std::shared_ptr<const NativeModel> model_;
+  TargetIds ids_;
+};
+
+}  // namespace s2s::infer
