@@ -12,6 +12,7 @@
 #include "infer/native_model.h"
 #include "metrics/bleu.h"
 #include "torch_plugin.h"
+#include "util/allocator.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -60,6 +61,7 @@ std::shared_ptr<Engine> native_engine(const std::filesystem::path& dir, const Co
                                                           /*bf16=*/config.decode.precision == "bf16");
   TargetIds ids{tgt_tok.pad_id(), tgt_tok.bos_id(), tgt_tok.eos_id(), tgt_tok.unk_id()};
   auto engine = std::make_shared<infer::NativeEngine>(std::move(model), ids);
+  runtime::tune_allocator();  // after loading: per-batch buffers are then reused, not mmapped and faulted in
   engine->set_thread_threads(config.decode.threads);  // batches run on this thread with one worker
   return engine;
 }

@@ -3,6 +3,7 @@
 // and interactive use answers a line before EOF.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <sstream>
 
 #include "decode/torch_engine.h"
@@ -160,6 +161,53 @@ TEST_F(TranslateTest, InteractiveLineIsAnsweredBeforeEof) {
   const int status = s2s_test::wait_status(child.pid);
   ::close(child.stdout_fd);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+// The command line picks the native CPU engine by default; LibTorch's engine gives the same output
+// (n-best lines with scores included) on the hostile input, and --engine native refuses what it cannot run.
+TEST_F(TranslateTest, NativeAndLibTorchEnginesPrintTheSame) {
+  const auto input = dir_ / "engines.txt";
+  s2s::fs::write_file_atomic(input, kHostile);
+  auto run = [&](const std::string& engine, const std::string& model) {
+    auto child = s2s_test::spawn({"translate", "--model", model, "-i", input.string(), "--engine", engine,
+                                  "--n-best", "2", "--beam-size", "3", "--max-length", "40"},
+                                 (dir_ / ("stderr_" + engine + ".txt")).string());
+    auto out = s2s_test::read_all(child.stdout_fd);
+    const int status = s2s_test::wait_status(child.pid);
+    ::close(child.stdout_fd);
+    return std::make_pair(WIFEXITED(status) ? WEXITSTATUS(status) : -1, out);
+  };
+  const auto [native_rc, native] = run("native", dir_.string());
+  const auto [torch_rc, torch_out] = run("torch", dir_.string());
+  EXPECT_EQ(native_rc, 0);
+  EXPECT_EQ(torch_rc, 0);
+  EXPECT_EQ(std::count(native.begin(), native.end(), '\n'), 14);  // 6 lines x 2-best, 2 empty lines x 1
+  // Same ids and hypotheses; scores equal up to float32 summation order.
+  const auto a = split_lines(native), b = split_lines(torch_out);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    const auto cut = a[i].find(" ||| F0= ");
+    ASSERT_NE(cut, std::string::npos) << a[i];
+    EXPECT_EQ(a[i].substr(0, cut), b[i].substr(0, cut)) << "line " << i;
+    const double fa = std::stod(a[i].substr(cut + 9)), fb = std::stod(b[i].substr(cut + 9));
+    EXPECT_NEAR(fa, fb, 1e-5 * std::abs(fb) + 1e-6) << "line " << i;
+  }
+
+  const auto bahdanau = s2s_test::temp_dir("translate_bahdanau");
+  auto c = s2s_test::tiny_config();
+  c.model.attention = "bahdanau";
+  s2s::fs::write_file_atomic(bahdanau / "config.yml", s2s::dump_config(c));
+  s2s::fs::write_file_atomic(bahdanau / "spm.model", s2s::fs::read_file(dir_ / "spm.model"));
+  torch::manual_seed(1);
+  s2s::save_weights(bahdanau / s2s::model_files::kBest,
+                    *s2s::build_model(c.model, s2s_test::vocabs_of(*s2s_test::demo_tokenizer())));
+  const auto [refused_rc, refused] = run("native", bahdanau.string());
+  EXPECT_EQ(refused_rc, 1);
+  const auto err = s2s::fs::read_file(dir_ / "stderr_native.txt");
+  EXPECT_NE(err.find("bahdanau attention"), std::string::npos) << err;
+  const auto [auto_rc, fallback] = run("auto", bahdanau.string());  // auto falls back to LibTorch
+  EXPECT_EQ(auto_rc, 0);
+  EXPECT_EQ(std::count(fallback.begin(), fallback.end(), '\n'), 14);
 }
 
 }  // namespace

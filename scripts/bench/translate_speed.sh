@@ -3,6 +3,7 @@
 # test2016 (1000 lines), 2 threads, batch 64: beam 5 and greedy, wall clock including model load, with peak
 # RSS and BLEU of each run. Prints beam5_seconds=<s> greedy_seconds=<s> as its last line.
 # Usage: scripts/bench/translate_speed.sh MODEL_DIR [extra translate options, e.g. --precision bf16]
+# (the native CPU engine is the default; add --engine torch to time the LibTorch engine)
 # Env: S2S (binary, default build/bin/s2s), RUNS (repetitions, best is reported; default 3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -18,38 +18,45 @@
 namespace s2s::infer {
 namespace {
 
-// All parameters of a weights file by name, as float32 with their shapes.
+// A parameter read from the weights file, as float32.
 struct Loaded {
   std::vector<int64_t> shape;
   std::vector<float> data;
 };
 
+// The parameters of a weights file by name, read on demand: only one float32 parameter is in memory at a
+// time next to the converted model (fewer page faults and a lower peak than reading the whole file).
 class WeightsMap {
  public:
-  explicit WeightsMap(const std::filesystem::path& file) : file_(file) {
-    WeightsFileReader in(file);
-    for (uint64_t i = 0; i < in.count(); ++i) {
-      auto entry = in.next();
-      Loaded l{entry.shape, std::vector<float>(static_cast<size_t>(entry.numel()))};
-      in.read_float(l.data.data(), entry.numel());
-      if (!map_.emplace(entry.name, std::move(l)).second) {
+  explicit WeightsMap(const std::filesystem::path& file) : file_(file), in_(file) {
+    for (uint64_t i = 0; i < in_.count(); ++i) {
+      auto entry = in_.next();
+      const auto offset = in_.skip(entry.numel());
+      if (!index_.emplace(entry.name, Entry{entry.shape, offset, entry.numel()}).second) {
         throw Error("weights file '" + file.string() + "' is damaged (parameter " + entry.name +
                     " appears twice)");
       }
     }
   }
   // The parameter `name`, which must have `shape`.
-  const Loaded& get(const std::string& name, const std::vector<int64_t>& shape) const {
-    const auto it = map_.find(name);
+  Loaded get(const std::string& name, const std::vector<int64_t>& shape) {
+    const auto it = index_.find(name);
     const auto mismatch = "weights file '" + file_.string() + "' does not match the model in config.yml: ";
-    if (it == map_.end()) throw Error(mismatch + "parameter " + name + " is missing");
+    if (it == index_.end()) throw Error(mismatch + "parameter " + name + " is missing");
     if (it->second.shape != shape) throw Error(mismatch + "parameter " + name + " has another shape");
-    return it->second;
+    Loaded l{shape, std::vector<float>(static_cast<size_t>(it->second.numel))};
+    in_.read_float_at(it->second.offset, l.data.data(), it->second.numel);
+    return l;
   }
 
  private:
+  struct Entry {
+    std::vector<int64_t> shape;
+    int64_t offset = 0, numel = 0;
+  };
   std::filesystem::path file_;
-  std::map<std::string, Loaded> map_;
+  WeightsFileReader in_;
+  std::map<std::string, Entry> index_;
 };
 
 // Rows [first, first + rows) of a float32 [*, cols] block as a Matrix in the requested precision.
@@ -73,10 +80,6 @@ Matrix make_matrix(const Loaded& l, bool bf16) {
 void fill_rows(float* out, int64_t rows, const std::vector<float>& bias) {
   for (int64_t r = 0; r < rows; ++r)
     std::copy(bias.begin(), bias.end(), out + r * static_cast<int64_t>(bias.size()));
-}
-
-void tanh_inplace(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
 }
 
 // Rows `rows` of x [*, width], in that order.
@@ -103,17 +106,17 @@ NativeModel::NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t t
     : config_(config) {
   std::string why;
   if (!supports(config, &why)) throw Error("the native CPU engine does not support " + why);
-  const WeightsMap w(weights);
+  WeightsMap w(weights);
   const int64_t E = config.emb_dim, He = config.enc_hidden, M = 2 * He, H = config.dec_hidden;
   const int64_t L = config.dec_layers, out_dim = config.tie_output ? E : H;
-  src_emb_ = make_matrix(w.get("encoder.embedding.weight", {src_vocab, E}), /*bf16=*/false);
-  tgt_emb_ = make_matrix(w.get("decoder.embedding.weight", {tgt_vocab, E}), /*bf16=*/false);
+  src_emb_ = make_matrix(w.get("encoder.embedding.weight", {src_vocab, E}), bf16);
+  tgt_emb_ = make_matrix(w.get("decoder.embedding.weight", {tgt_vocab, E}), bf16);
   for (int64_t l = 0; l < config.enc_layers; ++l) {
     const int64_t in = l == 0 ? E : M;
     const auto p = "encoder.layer" + std::to_string(l) + ".";
-    const auto& w_ih = w.get(p + "w_ih", {2, in, 4 * He});
-    const auto& w_hh = w.get(p + "w_hh", {2, He, 4 * He});
-    const auto& bias = w.get(p + "bias", {2, 1, 4 * He});
+    const auto w_ih = w.get(p + "w_ih", {2, in, 4 * He});
+    const auto w_hh = w.get(p + "w_hh", {2, He, 4 * He});
+    const auto bias = w.get(p + "bias", {2, 1, 4 * He});
     BiLayer layer;
     for (int d = 0; d < 2; ++d) {
       layer.w_ih[d] = make_matrix(w_ih.data.data() + d * in * 4 * He, in, 4 * He, bf16);
@@ -125,10 +128,10 @@ NativeModel::NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t t
   for (int64_t l = 0; l < L; ++l) {
     const auto name = std::to_string(l);
     const auto rec_in = (l == 0 ? (config.input_feeding ? out_dim : 0) : H) + H;
-    const auto& rec = w.get("decoder.w_rec" + name, {rec_in, 4 * H});
+    const auto rec = w.get("decoder.w_rec" + name, {rec_in, 4 * H});
     DecLayer layer;
     if (l == 0) {  // one GEMM for [emb ; feed ; h] instead of two
-      const auto& wx = w.get("decoder.w_x0", {E, 4 * H});
+      const auto wx = w.get("decoder.w_x0", {E, 4 * H});
       std::vector<float> stacked(wx.data);
       stacked.insert(stacked.end(), rec.data.begin(), rec.data.end());
       layer.w = make_matrix(stacked.data(), E + rec_in, 4 * H, bf16);
@@ -238,7 +241,7 @@ DecoderRows NativeModel::initial_state(const Encoded& enc, int64_t group) const 
   fill_rows(init.data(), B, bridge_bias_);
   matmul(enc.final.data(), B, enc.final.size() / static_cast<size_t>(B), bridge_, /*transposed=*/true,
          init.data(), 2 * L * H, /*accumulate=*/true);
-  tanh_inplace(init.data(), static_cast<int64_t>(init.size()));
+  kernels::tanh_inplace(init.data(), static_cast<int64_t>(init.size()));
   DecoderRows s;
   s.h.assign(static_cast<size_t>(L), std::vector<float>(static_cast<size_t>(B * group * H)));
   s.c = s.h;
@@ -283,7 +286,8 @@ void NativeModel::step(const std::vector<int64_t>& tokens, DecoderRows& s, const
   // Attention of each sentence's `group` rows over its memory, then [context ; h_top] -> attentional vector.
   const auto& top = s.h.back();
   cat.resize(static_cast<size_t>(R * (M + H)));
-  std::vector<float> context(static_cast<size_t>(R * M));
+  thread_local std::vector<float> context;
+  context.resize(static_cast<size_t>(R * M));
   if (attn) attn->resize(static_cast<size_t>(R * S));
   thread_local std::vector<float> weights;
   weights.resize(static_cast<size_t>(R * S));
@@ -299,7 +303,7 @@ void NativeModel::step(const std::vector<int64_t>& tokens, DecoderRows& s, const
   }
   out.resize(static_cast<size_t>(R * F));
   matmul(cat.data(), R, M + H, combine_, /*transposed=*/true, out.data(), F, /*accumulate=*/false);
-  tanh_inplace(out.data(), R * F);
+  kernels::tanh_inplace(out.data(), R * F);
   s.feed = out;
 }
 

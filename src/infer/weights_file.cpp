@@ -28,6 +28,8 @@ WeightsFileReader::WeightsFileReader(const std::filesystem::path& file)
   if (std::memcmp(magic, kWeightsMagic, sizeof magic) != 0)
     throw Error("'" + file.string() + "' is not an s2s weights file");
   count_ = value<uint64_t>();
+  std::error_code ec;
+  size_ = static_cast<int64_t>(std::filesystem::file_size(file, ec));
 }
 
 template <class T>
@@ -61,6 +63,19 @@ WeightsFileReader::Entry WeightsFileReader::next() {
 
 void WeightsFileReader::read_float(float* dst, int64_t n) {
   bytes(dst, static_cast<size_t>(n) * 4);
+}
+
+int64_t WeightsFileReader::skip(int64_t n) {
+  const auto offset = static_cast<int64_t>(in_.tellg());
+  if (offset < 0 || offset + n * 4 > size_ || !in_.seekg(n * 4, std::ios::cur))
+    throw Error("weights file '" + file_.string() + "' is truncated or damaged");
+  return offset;
+}
+
+void WeightsFileReader::read_float_at(int64_t offset, float* dst, int64_t n) {
+  in_.clear();
+  if (!in_.seekg(offset)) throw Error("weights file '" + file_.string() + "' is truncated or damaged");
+  read_float(dst, n);
 }
 
 void WeightsFileReader::read_bf16(uint16_t* dst, int64_t n) {

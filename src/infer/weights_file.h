@@ -30,6 +30,9 @@ class WeightsFileReader {
   // Header of the next parameter; its data must be read next (read_float or read_bf16, numel values).
   Entry next();
   void read_float(float* dst, int64_t n);
+  // Skips the current parameter's data (n values) and returns its offset, for read_float_at().
+  int64_t skip(int64_t n);
+  void read_float_at(int64_t offset, float* dst, int64_t n);
   // Reads n float32 values converted to bfloat16 bits (round to nearest even).
   void read_bf16(uint16_t* dst, int64_t n);
 
@@ -41,6 +44,7 @@ class WeightsFileReader {
   std::filesystem::path file_;
   std::ifstream in_;
   uint64_t count_ = 0;
+  int64_t size_ = 0;  // file size in bytes
 };
 
 }  // namespace s2s

@@ -17,6 +17,9 @@ void lstm_cell(const uint16_t* gates, const float* c_prev, float* c, uint16_t* h
 // float32 -> bfloat16 bits, round to nearest even (as c10::BFloat16 for finite values), n values.
 void to_bf16(const float* in, uint16_t* out, int64_t n);
 
+// x = tanh(x) for n values (vectorized).
+void tanh_inplace(float* x, int64_t n);
+
 // log(sum(exp(x))) of each row in [begin, end) of x [rows, cols] (float32 or bf16 bits) into out[row].
 void row_logsumexp(const float* x, int64_t cols, int64_t begin, int64_t end, float* out);
 void row_logsumexp(const uint16_t* x, int64_t cols, int64_t begin, int64_t end, float* out);

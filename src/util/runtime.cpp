@@ -32,16 +32,6 @@ void set_thread_intra_op_threads(int threads) {
   omp_set_num_threads(std::max(1, threads));
 }
 
-void tune_allocator() {
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  mallopt(M_TOP_PAD, 64 << 20);
-}
-
-void release_free_memory() {
-  malloc_trim(0);
-}
-
 c10::Device parse_device(const std::string& name) {
   if (name == "cpu") return c10::Device(c10::kCPU);
   if (name.rfind("cuda", 0) == 0) {

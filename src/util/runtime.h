@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "util/allocator.h"
+
 namespace s2s::runtime {
 
 // Sets LibTorch's intra-op threads (and OpenMP, which the OpenMP OpenBLAS shares) to `threads`, and one
@@ -13,14 +15,6 @@ void configure_threads(int threads);
 
 // Sets the intra-op (OpenMP) team size of the calling thread only, e.g. in a translation worker thread.
 void set_thread_intra_op_threads(int threads);
-
-// Keeps glibc malloc from mmapping/unmapping the large per-step tensors (logits) every step:
-// measured page faults and kernel time vanish (see docs/BENCHMARKS.md). Call once, early.
-void tune_allocator();
-
-// Returns free heap memory of every malloc arena to the system (malloc_trim), e.g. between two phases that
-// allocate on different threads.
-void release_free_memory();
 
 // Parses "cpu", "cuda" or "cuda:N"; throws s2s::Error when CUDA is not available in this build/machine.
 c10::Device parse_device(const std::string& name);
