@@ -58,8 +58,11 @@ void matmul(const float* A, int64_t M, int64_t lda, const Matrix& W, bool transp
   } else {
     status = dnnl_sgemm('N', tb, M, N, K, 1.f, A, lda, W.f32.data(), W.cols, beta, C, ldc);
   }
-  if (status != dnnl_success)
-    throw Error("oneDNN GEMM failed (status " + std::to_string(static_cast<int>(status)) + ")");
+  if (status != dnnl_success) {
+    throw Error("oneDNN " + std::string(W.is_bf16() ? "bf16" : "float32") + " GEMM failed (status " +
+                std::to_string(static_cast<int>(status)) + ")" +
+                (W.is_bf16() ? ": bf16 needs an AVX-512 CPU; use --precision fp32 or --engine torch" : ""));
+  }
 }
 
 }  // namespace s2s::infer

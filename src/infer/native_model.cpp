@@ -106,6 +106,11 @@ NativeModel::NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t t
     : config_(config) {
   std::string why;
   if (!supports(config, &why)) throw Error("the native CPU engine does not support " + why);
+  if (bf16) {  // fail at load, not at the first batch, where this CPU has no bf16 GEMM
+    Matrix probe = make_matrix(std::vector<float>{1.f}.data(), 1, 1, /*bf16=*/true);
+    float x = 1.f, y = 0.f;
+    matmul(&x, 1, 1, probe, /*transposed=*/false, &y, 1, /*accumulate=*/false);
+  }
   WeightsMap w(weights);
   const int64_t E = config.emb_dim, He = config.enc_hidden, M = 2 * He, H = config.dec_hidden;
   const int64_t L = config.dec_layers, out_dim = config.tie_output ? E : H;
