@@ -71,7 +71,8 @@ void setup_logging(const std::string& level, bool quiet) {
 int main(int argc, char** argv) {
   CLI::App app{"s2s: LSTM encoder-attention-decoder neural machine translation (LibTorch)", "s2s"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::function<std::string()>(s2s::app::version_text));  // loads LibTorch only when asked
+  app.set_version_flag(
+      "--version", std::function<std::string()>(s2s::app::version_text));  // loads LibTorch only when asked
   std::string log_level = "info";
   bool quiet = false;
   app.add_option("--log-level", log_level, "trace | debug | info | warn | error")

@@ -10,6 +10,8 @@ void tune_allocator() {
   mallopt(M_TOP_PAD, 64 << 20);
 }
 
-void release_free_memory() { malloc_trim(0); }
+void release_free_memory() {
+  malloc_trim(0);
+}
 
 }  // namespace s2s::runtime
