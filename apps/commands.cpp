@@ -56,12 +56,12 @@ bool use_native(const Config& config, const std::filesystem::path& dir, std::str
 
 std::shared_ptr<Engine> native_engine(const std::filesystem::path& dir, const Config& config,
                                       const Tokenizer& src_tok, const Tokenizer& tgt_tok) {
+  runtime::tune_allocator();  // heap, not fresh mmaps: load temporaries and per-batch buffers are reused
   auto model = std::make_shared<const infer::NativeModel>(config.model, src_tok.vocab_size(),
                                                           tgt_tok.vocab_size(), dir / model_files::kBest,
                                                           /*bf16=*/config.decode.precision == "bf16");
   TargetIds ids{tgt_tok.pad_id(), tgt_tok.bos_id(), tgt_tok.eos_id(), tgt_tok.unk_id()};
   auto engine = std::make_shared<infer::NativeEngine>(std::move(model), ids);
-  runtime::tune_allocator();  // after loading: per-batch buffers are then reused, not mmapped and faulted in
   engine->set_thread_threads(config.decode.threads);  // batches run on this thread with one worker
   return engine;
 }
