@@ -2,7 +2,6 @@
 
 #include <dlfcn.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <memory>
 
@@ -14,7 +13,6 @@
 #include "torch_plugin.h"
 #include "util/allocator.h"
 #include "util/error.h"
-#include "util/fs.h"
 
 namespace s2s::app {
 
@@ -40,7 +38,10 @@ namespace {
 // Whether translate runs on the native CPU engine; `why` says why not when it does not.
 bool use_native(const Config& config, const std::filesystem::path& dir, std::string& why) {
   const auto& d = config.decode;
-  if (d.engine == "torch") return why = "--engine torch", false;
+  if (d.engine == "torch") {
+    why = "--engine torch";
+    return false;
+  }
   if (d.device != "cpu")
     why = "device " + d.device;
   else if (!std::filesystem::exists(dir / model_files::kBest))
