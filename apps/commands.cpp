@@ -8,10 +8,8 @@
 #include "common.h"
 #include "config/model_dir.h"
 #include "data/vocab.h"
-#include "infer/native_model.h"
 #include "metrics/bleu.h"
 #include "torch_plugin.h"
-#include "util/allocator.h"
 #include "util/error.h"
 
 namespace s2s::app {
@@ -32,42 +30,6 @@ const TorchPlugin& torch_plugin() {
   }();
   return *plugin;
 }
-
-namespace {
-
-// Whether translate runs on the native CPU engine; `why` says why not when it does not.
-bool use_native(const Config& config, const std::filesystem::path& dir, std::string& why) {
-  const auto& d = config.decode;
-  if (d.engine == "torch") {
-    why = "--engine torch";
-    return false;
-  }
-  if (d.device != "cpu")
-    why = "device " + d.device;
-  else if (!std::filesystem::exists(dir / model_files::kBest))
-    why = std::string("no ") + model_files::kBest;
-  else if (!infer::NativeModel::supports(config.model, &why))
-    why += " is not supported natively";
-  else
-    return true;
-  if (d.engine == "native")
-    throw Error("--engine native: cannot use the native CPU engine here (" + why + ")");
-  return false;
-}
-
-std::shared_ptr<Engine> native_engine(const std::filesystem::path& dir, const Config& config,
-                                      const Tokenizer& src_tok, const Tokenizer& tgt_tok) {
-  runtime::tune_allocator();  // heap, not fresh mmaps: load temporaries and per-batch buffers are reused
-  auto model = std::make_shared<const infer::NativeModel>(config.model, src_tok.vocab_size(),
-                                                          tgt_tok.vocab_size(), dir / model_files::kBest,
-                                                          /*bf16=*/config.decode.precision == "bf16");
-  TargetIds ids{tgt_tok.pad_id(), tgt_tok.bos_id(), tgt_tok.eos_id(), tgt_tok.unk_id()};
-  auto engine = std::make_shared<infer::NativeEngine>(std::move(model), ids);
-  engine->set_thread_threads(config.decode.threads);  // batches run on this thread with one worker
-  return engine;
-}
-
-}  // namespace
 
 std::string version_text() {
   std::string torch = "not loaded";
@@ -90,18 +52,13 @@ int run_translate(const TranslateArgs& a) {
   auto [src_path, tgt_path] = tokenizer_paths(dir, config);
   std::shared_ptr<const Tokenizer> src_tok = Tokenizer::load(src_path);
   auto tgt_tok = config.vocab.joint ? src_tok : std::shared_ptr<const Tokenizer>(Tokenizer::load(tgt_path));
-  std::string why;
-  std::shared_ptr<Engine> engine;
   std::shared_ptr<void> profile;
-  if (use_native(config, dir, why)) {
-    engine = native_engine(dir, config, *src_tok, *tgt_tok);
-    spdlog::debug("engine: native CPU ({})", config.decode.precision);
-  } else {
-    spdlog::debug("engine: LibTorch ({})", why);
-    engine = torch_plugin().load_engine(dir, config);
+  auto engine = make_engine(dir, config, *src_tok, *tgt_tok, [&] {
+    auto torch_engine = torch_plugin().load_engine(dir, config);
     // Developer hook: S2S_PROFILE=FILE writes a chrome://tracing profile of the translation loop.
     if (const char* trace = std::getenv("S2S_PROFILE")) profile = torch_plugin().start_profile(trace);
-  }
+    return torch_engine;
+  });
   Translator translator(engine, src_tok, tgt_tok, translate_options(config.decode, a.decode));
   const auto lines = translate_io(translator, a);
   profile.reset();

@@ -1,18 +1,68 @@
 #include "common.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "config/model_dir.h"
+#include "infer/native_model.h"
 #include "metrics/bleu.h"
 #include "metrics/chrf.h"
+#include "util/allocator.h"
 #include "util/error.h"
 #include "util/fs.h"
 
 namespace s2s::app {
+namespace {
+
+// Whether translate runs on the native CPU engine; `why` says why not when it does not.
+bool use_native(const Config& config, const std::filesystem::path& dir, std::string& why) {
+  const auto& d = config.decode;
+  if (d.engine == "torch") {
+    why = "--engine torch";
+    return false;
+  }
+  if (d.device != "cpu")
+    why = "device " + d.device;
+  else if (!std::filesystem::exists(dir / model_files::kBest))
+    why = std::string("no ") + model_files::kBest;
+  else if (!infer::NativeModel::supports(config.model, &why))
+    why += " is not supported natively";
+  else
+    return true;
+  if (d.engine == "native")
+    throw Error("--engine native: cannot use the native CPU engine here (" + why + ")");
+  return false;
+}
+
+std::shared_ptr<Engine> native_engine(const std::filesystem::path& dir, const Config& config,
+                                      const Tokenizer& src_tok, const Tokenizer& tgt_tok) {
+  runtime::tune_allocator();  // heap, not fresh mmaps: load temporaries and per-batch buffers are reused
+  auto model = std::make_shared<const infer::NativeModel>(config.model, src_tok.vocab_size(),
+                                                          tgt_tok.vocab_size(), dir / model_files::kBest,
+                                                          /*bf16=*/config.decode.precision == "bf16");
+  TargetIds ids{tgt_tok.pad_id(), tgt_tok.bos_id(), tgt_tok.eos_id(), tgt_tok.unk_id()};
+  auto engine = std::make_shared<infer::NativeEngine>(std::move(model), ids);
+  engine->set_thread_threads(config.decode.threads);  // batches run on this thread with one worker
+  return engine;
+}
+
+}  // namespace
+
+std::shared_ptr<Engine> make_engine(const std::filesystem::path& dir, const Config& config,
+                                    const Tokenizer& src_tok, const Tokenizer& tgt_tok,
+                                    const std::function<std::shared_ptr<Engine>()>& load_torch) {
+  std::string why;
+  if (use_native(config, dir, why)) {
+    spdlog::debug("engine: native CPU ({})", config.decode.precision);
+    return native_engine(dir, config, src_tok, tgt_tok);
+  }
+  spdlog::debug("engine: LibTorch ({})", why);
+  return load_torch();
+}
 
 Config decode_config(const DecodeArgs& d) {
   return read_model_dir_config(d.model_dir, d.overrides);

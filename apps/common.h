@@ -1,6 +1,9 @@
 // Helpers shared by the commands in the s2s executable and in the LibTorch plugin (both link them).
 #pragma once
 
+#include <filesystem>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +16,13 @@ namespace s2s::app {
 
 // The model dir's stored config with decode.* overrides from the command line applied.
 Config decode_config(const DecodeArgs& d);
+
+// The engine translate and eval use: the native CPU engine when decode.engine, the device and the model
+// allow it (Luong attention, best.bin), else the LibTorch engine from `load_torch`. --engine native where
+// it cannot run is a one-line error naming the reason.
+std::shared_ptr<Engine> make_engine(const std::filesystem::path& dir, const Config& config,
+                                    const Tokenizer& src_tok, const Tokenizer& tgt_tok,
+                                    const std::function<std::shared_ptr<Engine>()>& load_torch);
 
 // Translator options from the decode config and flags (loads the shortlist when asked for).
 TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d);

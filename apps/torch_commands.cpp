@@ -80,15 +80,19 @@ int eval_model_command(const EvalArgs& a) {
   const auto refs = metrics::read_lines_for_scoring(a.ref);
   const auto config = decode_config(a.decode);
   auto bundle = load_for_decoding(a.decode.model_dir, config.decode);
-  auto translator = make_translator(bundle.model, bundle.src_tok, bundle.tgt_tok, bundle.device,
-                                    translate_options(config.decode, a.decode),
-                                    /*bf16=*/config.decode.precision == "bf16");
   const auto sources = fs::read_lines(a.src);
   if (sources.size() != refs.size()) {
     throw Error("'" + a.src + "' has " + std::to_string(sources.size()) + " lines but '" + a.ref + "' has " +
                 std::to_string(refs.size()));
   }
-  const auto hyps = translator.translate(sources);
+  std::vector<std::string> hyps;
+  {  // translate with the engine `s2s translate` would use (both then report the same BLEU), then free it
+    auto engine = make_engine(a.decode.model_dir, config, *bundle.src_tok, *bundle.tgt_tok, [&] {
+      return std::make_shared<TorchEngine>(bundle.model, bundle.device, config.decode.precision == "bf16");
+    });
+    Translator translator(engine, bundle.src_tok, bundle.tgt_tok, translate_options(config.decode, a.decode));
+    hyps = translator.translate(sources);
+  }
   runtime::release_free_memory();  // the workers' arenas: the perplexity pass allocates on this thread
   const double ppl = reference_perplexity(bundle, a.src, a.ref, config.decode.precision == "bf16");
   print_scores(hyps, refs, a, ppl);
