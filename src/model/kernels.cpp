@@ -149,7 +149,9 @@ S2S_CLONES void tanh_n(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
 }
 
-void tanh_inplace(float* x, int64_t n) { tanh_n(x, n); }
+void tanh_inplace(float* x, int64_t n) {
+  tanh_n(x, n);
+}
 
 void row_logsumexp(const float* x, int64_t cols, int64_t begin, int64_t end, float* out) {
   logsumexp_f32(x, cols, begin, end, out);
