@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 namespace s2s {
 namespace {
@@ -151,7 +152,11 @@ std::vector<std::vector<Hypothesis>> beam_search(StepScorer& scorer, const std::
       }
     }
     if (still_active.empty()) break;
-    scorer.reorder(next.rows, next.kept, A, K);
+    // Greedy, or beams that kept their order and all sentences: the scorer's state is already in place.
+    bool identity = next.rows.size() == static_cast<size_t>(A * K);
+    for (size_t r = 0; r < next.rows.size() && identity; ++r)
+      identity = next.rows[r] == static_cast<int64_t>(r);
+    if (!identity) scorer.reorder(next.rows, next.kept, A, K);
     tokens = std::move(next.tokens);
     scores = std::move(next.scores);
     partials = std::move(next.partials);
@@ -175,12 +180,18 @@ StepCandidates select_candidates(const float* logits, int64_t V, const float* lo
     for (int64_t k = 0; k < K; ++k) {
       const int64_t row = a * K + k;
       const float* x = logits + row * V;
-      top_n(x, V, per_row, best);
+      const bool dead = scores[static_cast<size_t>(row)] == kNegInf;  // padding of a sentence's K rows
+      if (dead) {
+        best.resize(static_cast<size_t>(per_row));
+        std::iota(best.begin(), best.end(), 0);
+      } else {
+        top_n(x, V, per_row, best);
+      }
       const float base = scores[static_cast<size_t>(row)] - logsumexp[row];
       for (int64_t j = 0; j < per_row; ++j) {
         const auto p = static_cast<size_t>(k * per_row + j);
         const auto local = best[static_cast<size_t>(j)];
-        pool[p] = scores[static_cast<size_t>(row)] == kNegInf ? kNegInf : x[local] + base;
+        pool[p] = dead ? kNegInf : x[local] + base;
         pool_row[p] = row;
         pool_tok[p] = ids.empty() ? local : ids[static_cast<size_t>(local)];
       }

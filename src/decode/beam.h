@@ -46,6 +46,7 @@ class StepScorer {
                               int64_t K, bool keep_attention) = 0;
   // Continues from hypothesis `rows` (indices into the current A * K rows, in the new order) and keeps only
   // the sentences `kept` (indices into the A active ones, ascending).
+  // Not called when the rows stay 0..A*K-1 (then every sentence is kept).
   virtual void reorder(const std::vector<int64_t>& rows, const std::vector<int64_t>& kept, int64_t A,
                        int64_t K) = 0;
 };

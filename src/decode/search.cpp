@@ -79,9 +79,7 @@ class TorchScorer : public StepScorer {
 
   void reorder(const std::vector<int64_t>& rows, const std::vector<int64_t>& kept, int64_t A,
                int64_t K) override {
-    bool identity = rows.size() == static_cast<size_t>(A * K);  // greedy, or beams that kept their order
-    for (size_t r = 0; r < rows.size() && identity; ++r) identity = rows[r] == static_cast<int64_t>(r);
-    if (!identity) state_.index_select(rows);
+    state_.index_select(rows);
     if (static_cast<int64_t>(kept.size()) < A) state_.keys = state_.keys.index_select(kept);
   }
 
