@@ -1,5 +1,6 @@
 // Loss tests: padding contributes nothing, the NLL matches a hand computation, label smoothing matches
-// its definition, and bf16 autocast stays close to fp32.
+// its definition, bf16 autocast stays close to fp32, and the chunked output-layer loss equals the unchunked
+// composition of LibTorch ops in value (fp32) and gradient (double).
 #include <gtest/gtest.h>
 
 #include "data/batch.h"
@@ -64,6 +65,57 @@ TEST(Loss, Bf16AutocastIsCloseToFp32) {
   }
   EXPECT_NEAR(bf16.nll / bf16.tokens, fp32.nll / fp32.tokens, 0.05);
   EXPECT_FALSE(at::autocast::is_cpu_enabled());  // the guard restores the previous state
+}
+
+// The loss as plain differentiable LibTorch ops over the whole [tokens, vocab] logits.
+torch::Tensor composed_loss(const torch::Tensor& rows, const torch::Tensor& w, const torch::Tensor& b,
+                            const torch::Tensor& gold, double smoothing) {
+  auto logp = torch::log_softmax(torch::addmm(b, rows, w.t()), 1);  // [tokens, vocab]
+  auto nll = -logp.gather(1, gold.unsqueeze(1)).sum();
+  return nll * (1 - smoothing) - logp.sum() * (smoothing / static_cast<double>(w.size(0)));
+}
+
+struct LossInputs {
+  torch::Tensor rows, w, b, gold;
+};
+LossInputs loss_inputs(torch::ScalarType dtype) {
+  torch::manual_seed(11);
+  auto opt = torch::TensorOptions().dtype(dtype).requires_grad(true);
+  return {torch::randn({37, 6}, opt), torch::randn({23, 6}, opt), torch::randn({23}, opt),
+          torch::randint(0, 23, {37}, torch::kInt64)};
+}
+
+TEST(Loss, ChunkedEqualsUnchunkedInFp32) {
+  auto in = loss_inputs(torch::kFloat);
+  const double expected = composed_loss(in.rows, in.w, in.b, in.gold, 0.1).item<double>();
+  for (int64_t chunk : {1, 5, 37, 1000}) {
+    auto [loss, nll] = s2s::chunked_output_loss(in.rows, in.w, in.b, in.gold, 0.1, torch::kFloat, chunk);
+    EXPECT_NEAR(loss.item<double>() / 37, expected / 37, 1e-6) << "chunk " << chunk;
+    EXPECT_NEAR(nll.item<double>(), composed_loss(in.rows, in.w, in.b, in.gold, 0).item<double>(), 1e-4);
+  }
+}
+
+TEST(Loss, ChunkedGradientsMatchAutogradInDouble) {
+  for (double smoothing : {0.0, 0.1}) {
+    auto in = loss_inputs(torch::kDouble);
+    composed_loss(in.rows, in.w, in.b, in.gold, smoothing).mul(0.7).backward();
+    const auto g_rows = in.rows.grad().clone(), g_w = in.w.grad().clone(), g_b = in.b.grad().clone();
+    for (auto* t : {&in.rows, &in.w, &in.b}) t->mutable_grad().zero_();
+    auto [loss, nll] = s2s::chunked_output_loss(in.rows, in.w, in.b, in.gold, smoothing, torch::kDouble, 4);
+    loss.mul(0.7).backward();  // a non-unit upstream gradient
+    EXPECT_TRUE(torch::allclose(in.rows.grad(), g_rows, 1e-9, 1e-12)) << "d rows, smoothing " << smoothing;
+    EXPECT_TRUE(torch::allclose(in.w.grad(), g_w, 1e-9, 1e-12)) << "d weight, smoothing " << smoothing;
+    EXPECT_TRUE(torch::allclose(in.b.grad(), g_b, 1e-9, 1e-12)) << "d bias, smoothing " << smoothing;
+  }
+}
+
+TEST(Loss, ChunkedBf16ComputeIsCloseToFp32) {
+  auto in = loss_inputs(torch::kFloat);
+  auto [exact, n1] = s2s::chunked_output_loss(in.rows, in.w, in.b, in.gold, 0.1, torch::kFloat, 8);
+  auto [bf16, n2] = s2s::chunked_output_loss(in.rows, in.w, in.b, in.gold, 0.1, torch::kBFloat16, 8);
+  EXPECT_NEAR(bf16.item<double>() / 37, exact.item<double>() / 37, 0.05);
+  bf16.backward();
+  EXPECT_EQ(in.w.grad().scalar_type(), torch::kFloat);  // gradients come back in the parameters' dtype
 }
 
 }  // namespace

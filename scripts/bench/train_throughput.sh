@@ -2,7 +2,8 @@
 # Training throughput of the reference model (configs/multi30k-de-en.yaml: emb 256, bi-LSTM 2x256,
 # decoder LSTM 2x512, Luong general + input feeding, joint SentencePiece 8k, ~4096 target tokens/batch,
 # 2 threads) on Multi30k: WARMUP steps, then STEPS timed steps, no validation.
-# Prints train_tokens_per_s=<number> as its last line. Extra arguments go to `s2s train` (e.g.
+# Prints train_peak_rss_mb=<peak resident memory of the whole command, /usr/bin/time %M> and, as its last
+# line, train_tokens_per_s=<number>. Extra arguments go to `s2s train` (e.g.
 # --set train.precision=fp32). Env: S2S (binary), WARMUP (default 20), STEPS (default 100), WORK (scratch dir).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,9 +18,10 @@ if [[ ! -f $WORK/spm.model ]]; then
   "$S2S" -q vocab -i ../shared/data/multi30k/train.de -i ../shared/data/multi30k/train.en -o "$WORK/spm" --vocab-size 8000
 fi
 rm -rf "$WORK/run"
-"$S2S" train -c configs/multi30k-de-en.yaml --model-dir "$WORK/run" --set vocab.src_model="$WORK/spm.model" \
+/usr/bin/time -f %M -o "$WORK/peak_rss_kb" "$S2S" train -c configs/multi30k-de-en.yaml --model-dir "$WORK/run" --set vocab.src_model="$WORK/spm.model" \
   --set train.log_every="$WARMUP" --set train.valid_every=1000000 --set train.max_minutes=0 \
   --max-steps $((WARMUP + STEPS)) "$@" >&2
+echo "train_peak_rss_mb=$(($(tail -n 1 "$WORK/peak_rss_kb") / 1024))"
 python3 - "$WORK/run/metrics.jsonl" "$WARMUP" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if '"train_loss"' in l]

@@ -1,26 +1,130 @@
 #include "train/loss.h"
 
+#include <ATen/autocast_mode.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
+#include <torch/autograd.h>
+
+#include "model/ops.h"
+
 namespace s2s {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The softmax dtype: double stays double (gradient tests), everything else is float32.
+at::ScalarType softmax_type(const torch::Tensor& weight) {
+  return weight.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
+}
+
+// Logits of rows [begin, begin + n) in the compute precision: [n, vocab].
+torch::Tensor chunk_logits(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
+                           int64_t begin, int64_t n) {
+  return torch::addmm(b, x.narrow(0, begin, n), w.t());
+}
+
+class OutputLoss : public torch::autograd::Function<OutputLoss> {
+ public:
+  // Returns {loss, nll} (see chunked_output_loss).
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& rows, const torch::Tensor& weight,
+                               const torch::Tensor& bias, const torch::Tensor& gold, double smoothing,
+                               at::ScalarType compute, int64_t chunk) {
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);  // dtypes chosen here
+    const auto acc = softmax_type(weight);
+    const auto x = rows.to(compute), w = weight.to(compute), b = bias.to(compute);
+    const auto tokens = rows.size(0), vocab = weight.size(0);
+    auto lse = torch::empty({tokens}, rows.options().dtype(acc));  // [tokens] log-normalizers
+    auto nll = torch::zeros({}, lse.options()), smooth = torch::zeros({}, lse.options());
+    for (int64_t begin = 0; begin < tokens; begin += chunk) {
+      const auto n = std::min(chunk, tokens - begin);
+      auto logits = chunk_logits(x, w, b, begin, n);  // [n, vocab]
+      auto z = acc == torch::kDouble ? logits.logsumexp(1) : row_logsumexp(logits);
+      lse.narrow(0, begin, n).copy_(z);
+      auto gold_logit = logits.gather(1, gold.narrow(0, begin, n).unsqueeze(1)).squeeze(1).to(acc);
+      nll += (z - gold_logit).sum();
+      if (smoothing > 0) smooth += (z * static_cast<double>(vocab) - logits.sum(1, false, acc)).sum();
+    }
+    ctx->save_for_backward({rows, weight, bias, gold, lse});
+    ctx->saved_data["smoothing"] = smoothing;
+    ctx->saved_data["compute"] = static_cast<int64_t>(compute);
+    ctx->saved_data["chunk"] = chunk;
+    auto loss = nll * (1 - smoothing) + smooth * (smoothing / static_cast<double>(vocab));
+    ctx->mark_non_differentiable({nll});
+    return {loss, nll};
+  }
+
+  // d loss / d logit[i, j] = g * (softmax[i, j] - smoothing / vocab - (1 - smoothing) * [j == gold[i]]).
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    const auto saved = ctx->get_saved_variables();
+    const auto &rows = saved[0], &weight = saved[1], &bias = saved[2], &gold = saved[3], &lse = saved[4];
+    const double smoothing = ctx->saved_data["smoothing"].toDouble();
+    const auto compute = static_cast<at::ScalarType>(ctx->saved_data["compute"].toInt());
+    const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    const auto acc = lse.scalar_type();
+    const auto g = grad_outputs[0].to(acc);  // scalar
+    const auto x = rows.to(compute), w = weight.to(compute), b = bias.to(compute);
+    const auto tokens = rows.size(0), vocab = weight.size(0);
+    auto grad_rows = torch::empty({tokens, rows.size(1)}, rows.options());
+    auto grad_w = torch::zeros_like(weight, torch::MemoryFormat::Contiguous);
+    auto grad_b = torch::zeros({vocab}, bias.options().dtype(acc));
+    for (int64_t begin = 0; begin < tokens; begin += chunk) {
+      const auto n = std::min(chunk, tokens - begin);
+      auto d = chunk_logits(x, w, b, begin, n).to(acc);  // [n, vocab] logits
+      d.sub_(lse.narrow(0, begin, n).unsqueeze(1)).exp_().sub_(smoothing / static_cast<double>(vocab));
+      d.scatter_add_(1, gold.narrow(0, begin, n).unsqueeze(1),
+                     torch::full({n, 1}, smoothing - 1, d.options()));  // softmax - target distribution
+      d.mul_(g);
+      grad_b.add_(d.sum(0));
+      const auto dc = d.to(compute);                                // [n, vocab]
+      grad_rows.narrow(0, begin, n).copy_(torch::mm(dc, w));        // [n, dim]
+      grad_w.add_(torch::mm(dc.t(), x.narrow(0, begin, n)));        // [vocab, dim]
+    }
+    return {grad_rows,       grad_w,          grad_b.to(bias.scalar_type()), torch::Tensor(),
+            torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// The precision autocast would give the output layer's product on this device, else the weight's.
+at::ScalarType compute_type(const torch::Tensor& weight) {
+  if (weight.scalar_type() != torch::kFloat) return weight.scalar_type();
+  if (weight.is_cuda() && at::autocast::is_enabled()) return at::autocast::get_autocast_gpu_dtype();
+  if (weight.is_cpu() && at::autocast::is_cpu_enabled()) return at::autocast::get_autocast_cpu_dtype();
+  return weight.scalar_type();
+}
+
+}  // namespace
+
+int64_t loss_chunk_rows(int64_t vocab) {
+  return std::max<int64_t>(64, (int64_t{4} << 20) / std::max<int64_t>(1, vocab));
+}
+
+std::pair<torch::Tensor, torch::Tensor> chunked_output_loss(const torch::Tensor& rows, const torch::Tensor& weight,
+                                                            const torch::Tensor& bias, const torch::Tensor& gold,
+                                                            double label_smoothing, at::ScalarType compute,
+                                                            int64_t chunk_rows) {
+  TORCH_CHECK(rows.dim() == 2 && weight.dim() == 2 && rows.size(1) == weight.size(1) &&
+                  bias.size(0) == weight.size(0) && gold.size(0) == rows.size(0),
+              "chunked_output_loss: rows ", rows.sizes(), ", weight ", weight.sizes(), ", bias ", bias.sizes(),
+              ", gold ", gold.sizes(), " do not fit");
+  auto out = OutputLoss::apply(rows, weight, bias, gold, label_smoothing, compute,
+                               std::max<int64_t>(1, chunk_rows));
+  return {out[0], out[1]};
+}
 
 LossResult sequence_loss(Seq2SeqImpl& model, const torch::Tensor& hidden, const torch::Tensor& tgt_out,
                          double label_smoothing) {
-  auto gold = tgt_out.reshape({-1});                                                // [batch * tgt_len]
-  auto keep = gold.ne(model.vocabs.pad_id).nonzero().squeeze(1);                    // [tokens]
-  auto rows = hidden.reshape({-1, hidden.size(2)}).index_select(0, keep);           // [tokens, out_dim]
-  auto y = gold.index_select(0, keep);                                              // [tokens]
-  auto logp = torch::log_softmax(model.logits(rows).to(torch::kFloat), /*dim=*/1);  // [tokens, vocab]
-  auto nll = -logp.gather(1, y.unsqueeze(1)).squeeze(1);                            // [tokens]
+  auto gold = tgt_out.reshape({-1});                                       // [batch * tgt_len]
+  auto keep = gold.ne(model.vocabs.pad_id).nonzero().squeeze(1);           // [tokens]
+  auto rows = hidden.reshape({-1, hidden.size(2)}).index_select(0, keep);  // [tokens, out_dim]
+  auto y = gold.index_select(0, keep);                                     // [tokens]
+  auto [loss, nll] =
+      chunked_output_loss(rows, model.out_weight, model.out_bias, y, label_smoothing,
+                          compute_type(model.out_weight), loss_chunk_rows(model.out_weight.size(0)));
   LossResult result;
   result.tokens = y.size(0);
-  auto nll_sum = nll.sum();
-  if (label_smoothing > 0) {
-    const auto vocab = static_cast<double>(logp.size(1));
-    auto smooth = -logp.sum(1);  // [tokens]
-    result.loss = (1 - label_smoothing) * nll_sum + (label_smoothing / vocab) * smooth.sum();
-  } else {
-    result.loss = nll_sum;
-  }
-  result.nll = nll_sum.item<double>();
+  result.loss = loss;
+  result.nll = nll.item<double>();
   return result;
 }
 
