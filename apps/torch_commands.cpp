@@ -69,7 +69,6 @@ int train_command(const TrainArgs& a) {
     std::cout << dump_config(config);
     return 0;
   }
-  runtime::tune_allocator();
   TrainRunOptions opt;
   opt.model_dir = dir, opt.quiet = a.quiet;
   const auto summary = train(config, opt);

@@ -25,6 +25,7 @@
 #include "train/loss.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/cpu_allocator.h"
 #include "util/runtime.h"
 #include "util/text.h"
 
@@ -230,6 +231,7 @@ bool TrainerRun::train_group(const std::vector<std::vector<int64_t>>& plan) {
   ++state_.step;
   state_.batch_in_epoch += static_cast<int64_t>(count);
   state_.total_tokens += tokens;
+  runtime::trim_idle_cpu_blocks();  // cached blocks this step did not need go back to the kernel
   return true;
 }
 
@@ -263,6 +265,9 @@ void TrainerRun::log_progress(int64_t epoch_batches) {
                   {"tokens_per_s", tok_s},
                   {"elapsed_s", elapsed},
                   {"total_tokens", state_.total_tokens}});
+  const auto mem = runtime::caching_allocator_stats();
+  spdlog::debug("tensor memory: {} MB mapped, {} MB cached; {} maps, {} reuses so far",
+                mem.mapped_bytes >> 20, mem.cached_bytes >> 20, mem.maps, mem.reuses);
   last_loss_ = loss;
   state_.window_loss = state_.window_nll = 0;
   state_.window_tokens = 0;
@@ -351,6 +356,7 @@ bool TrainerRun::should_stop() const {
 
 TrainSummary TrainerRun::run() {
   runtime::configure_threads(cfg_.train.threads);
+  if (device_.is_cpu()) runtime::install_caching_cpu_allocator();
   prepare_dir();
   auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>((dir_ / model_files::kLog).string());
   spdlog::default_logger()->sinks().push_back(file_sink);

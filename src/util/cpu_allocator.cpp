@@ -1,0 +1,157 @@
+#include "util/cpu_allocator.h"
+
+#include <c10/core/CPUAllocator.h>
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+namespace s2s::runtime {
+namespace {
+
+constexpr size_t kHugePage = size_t{2} << 20;
+constexpr size_t kAlignment = 64;  // what LibTorch's default CPU allocator guarantees
+
+struct Block {
+  size_t size;            // the size class
+  bool used_since_trim;   // handed out since the last trim()
+  bool idle;              // in its free list
+};
+
+// Maps `size` bytes; from 2 MiB on the start is 2 MiB aligned and transparent huge pages are requested.
+void* map_block(size_t size) {
+  if (size < kHugePage) {
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+  }
+  void* raw = mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const auto addr = reinterpret_cast<uintptr_t>(raw);
+  const auto aligned = (addr + kHugePage - 1) & ~(kHugePage - 1);
+  if (aligned > addr) munmap(raw, aligned - addr);
+  munmap(reinterpret_cast<void*>(aligned + size), addr + kHugePage - aligned);
+  madvise(reinterpret_cast<void*>(aligned), size, MADV_HUGEPAGE);
+  return reinterpret_cast<void*>(aligned);
+}
+
+// Data pointer == context (LibTorch's raw_allocate requires it): big blocks are found by address.
+class CachingCpuAllocator final : public c10::Allocator {
+ public:
+  c10::DataPtr allocate(size_t n) const override {
+    void* p = n < kMinCachedBytes ? small(n) : take(caching_size_class(n));
+    return {p, p, &deallocate, c10::Device(c10::kCPU)};
+  }
+
+  c10::DeleterFnPtr raw_deleter() const override { return &deallocate; }
+
+  void trim() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& entry : free_) {
+      auto& list = entry.second;
+      size_t kept = 0;
+      for (void* p : list) {
+        auto it = blocks_.find(p);
+        if (it->second.used_since_trim) {
+          it->second.used_since_trim = false, list[kept++] = p;
+        } else {
+          munmap(p, it->second.size);
+          stats_.mapped_bytes -= static_cast<int64_t>(it->second.size);
+          stats_.cached_bytes -= static_cast<int64_t>(it->second.size);
+          blocks_.erase(it);
+        }
+      }
+      list.resize(kept);
+    }
+    for (auto& [p, block] : blocks_) {
+      if (!block.idle) block.used_since_trim = false;  // a block in use now counts from its next request
+    }
+  }
+
+  CachingAllocatorStats stats() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_;
+  }
+
+  static CachingCpuAllocator& instance() {
+    static auto* allocator = new CachingCpuAllocator();  // never destroyed: tensors may outlive main
+    return *allocator;
+  }
+
+ private:
+  static void* small(size_t n) {
+    void* p = nullptr;
+    if (posix_memalign(&p, kAlignment, std::max<size_t>(n, 1)) != 0) throw std::bad_alloc();
+    return p;
+  }
+
+  static void deallocate(void* p) {
+    if (p != nullptr && !instance().put(p)) std::free(p);
+  }
+
+  void* take(size_t size) const {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto& list = free_[size];
+      if (!list.empty()) {
+        void* p = list.back();
+        list.pop_back();
+        auto& block = blocks_.at(p);
+        block.used_since_trim = true, block.idle = false;
+        stats_.cached_bytes -= static_cast<int64_t>(size), ++stats_.reuses;
+        return p;
+      }
+    }
+    void* p = map_block(size);
+    if (p == nullptr) throw std::bad_alloc();
+    std::lock_guard<std::mutex> lock(mutex_);
+    blocks_.emplace(p, Block{size, true, false});
+    stats_.mapped_bytes += static_cast<int64_t>(size), ++stats_.maps;
+    return p;
+  }
+
+  // Returns a big block to its free list; false when p is not one (a small allocation).
+  bool put(void* p) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = blocks_.find(p);
+    if (it == blocks_.end()) return false;
+    it->second.idle = true;
+    free_[it->second.size].push_back(p);
+    stats_.cached_bytes += static_cast<int64_t>(it->second.size);
+    return true;
+  }
+
+  mutable std::mutex mutex_;
+  mutable std::unordered_map<void*, Block> blocks_;               // every big block, in use or idle
+  mutable std::unordered_map<size_t, std::vector<void*>> free_;  // size class -> idle blocks
+  mutable CachingAllocatorStats stats_;
+};
+
+bool g_installed = false;
+
+}  // namespace
+
+size_t caching_size_class(size_t n) {
+  if (n < kMinCachedBytes) return n;
+  size_t top = size_t{1} << (63 - __builtin_clzll(n));  // largest power of two <= n
+  const size_t step = top / 4;                           // four classes per octave: <= 25% rounding
+  return (n + step - 1) / step * step;
+}
+
+void install_caching_cpu_allocator() {
+  if (g_installed) return;
+  c10::SetCPUAllocator(&CachingCpuAllocator::instance(), /*priority=*/10);
+  g_installed = true;
+}
+
+void trim_idle_cpu_blocks() {
+  if (g_installed) CachingCpuAllocator::instance().trim();
+}
+
+CachingAllocatorStats caching_allocator_stats() {
+  return CachingCpuAllocator::instance().stats();
+}
+
+}  // namespace s2s::runtime

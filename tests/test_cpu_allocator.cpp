@@ -1,0 +1,57 @@
+// The caching CPU allocator used in training: size classes, reuse of freed blocks, trimming of idle
+// blocks, LibTorch's alignment, and tensors that work as usual on top of it.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "util/cpu_allocator.h"
+
+namespace {
+
+using s2s::runtime::caching_allocator_stats;
+using s2s::runtime::caching_size_class;
+
+TEST(CpuAllocator, SizeClassesRoundUpByAtMostAQuarter) {
+  EXPECT_EQ(caching_size_class(1000), 1000u);  // small requests are not rounded
+  EXPECT_EQ(caching_size_class(64 << 10), size_t{64} << 10);
+  EXPECT_EQ(caching_size_class((64 << 10) + 1), (size_t{64} << 10) + (16 << 10));
+  for (size_t n : {70000ul, 1000000ul, 3333333ul, 130000000ul}) {
+    const auto c = caching_size_class(n);
+    EXPECT_GE(c, n);
+    EXPECT_LE(static_cast<double>(c), 1.25 * static_cast<double>(n)) << n;
+  }
+}
+
+TEST(CpuAllocator, ReusesFreedBlocksAndTrimsIdleOnes) {
+  s2s::runtime::install_caching_cpu_allocator();
+  s2s::runtime::trim_idle_cpu_blocks();
+  s2s::runtime::trim_idle_cpu_blocks();  // nothing of earlier tests stays cached
+  const auto before = caching_allocator_stats();
+  void* first = nullptr;
+  {
+    auto t = torch::ones({3 << 20}, torch::kFloat);  // 12 MB: a huge-page block
+    first = t.data_ptr();
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(first) % 64, 0u);
+    EXPECT_EQ(t.sum().item<float>(), static_cast<float>(3 << 20));
+  }
+  EXPECT_EQ(caching_allocator_stats().maps, before.maps + 1);
+  {
+    auto again = torch::empty({(3 << 20) - 100}, torch::kFloat);  // same size class: the same block
+    EXPECT_EQ(again.data_ptr(), first);
+    EXPECT_EQ(caching_allocator_stats().reuses, before.reuses + 1);
+  }
+  s2s::runtime::trim_idle_cpu_blocks();  // used since the last trim: kept
+  EXPECT_GE(caching_allocator_stats().cached_bytes, 12 << 20);
+  s2s::runtime::trim_idle_cpu_blocks();  // idle through a whole step: unmapped
+  EXPECT_EQ(caching_allocator_stats().cached_bytes, 0);
+  EXPECT_EQ(caching_allocator_stats().mapped_bytes, before.mapped_bytes);
+}
+
+TEST(CpuAllocator, SmallTensorsAndResizesWork) {
+  s2s::runtime::install_caching_cpu_allocator();
+  auto t = torch::arange(10, torch::kFloat);
+  t.resize_({1 << 20});  // storage grows through the allocator: small block to cached block
+  t.fill_(2);
+  EXPECT_EQ(t.sum().item<float>(), 2.0f * (1 << 20));
+}
+
+}  // namespace
