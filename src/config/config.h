@@ -84,7 +84,8 @@ struct TrainConfig {
   double adam_beta1 = 0.9;              // Adam beta1
   double adam_beta2 = 0.999;            // Adam beta2
   int64_t seed = 1234;                  // seed for parameters, dropout and data order
-  int threads = 2;                      // CPU threads (LibTorch intra-op / OpenMP)
+  int threads = 2;                      // CPU threads (LibTorch intra-op / OpenMP), at most
+  bool share_cores = true;              // fewer threads while other processes take our cores (README)
   std::string device = "cpu";           // cpu | cuda | cuda:N
   std::string precision = "fp32";       // fp32 | bf16 (CPU autocast; master weights stay fp32)
   int log_every = 100;                  // steps between progress lines / metrics.jsonl records
@@ -101,8 +102,8 @@ struct TrainConfig {
     v("warmup_steps", warmup_steps), v("lr_schedule", lr_schedule), v("lr_decay", lr_decay);
     v("lr_patience", lr_patience), v("min_lr", min_lr), v("label_smoothing", label_smoothing);
     v("clip_norm", clip_norm), v("adam_beta1", adam_beta1), v("adam_beta2", adam_beta2);
-    v("seed", seed), v("threads", threads), v("device", device), v("precision", precision);
-    v("log_every", log_every), v("valid_every", valid_every), v("early_stop_metric", early_stop_metric);
+    v("seed", seed), v("threads", threads), v("share_cores", share_cores), v("device", device);
+    v("precision", precision), v("log_every", log_every), v("valid_every", valid_every), v("early_stop_metric", early_stop_metric);
     v("patience", patience), v("valid_beam_size", valid_beam_size);
     v("valid_batch_size", valid_batch_size);
   }

@@ -25,6 +25,7 @@
 #include "train/loss.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/core_share.h"
 #include "util/cpu_allocator.h"
 #include "util/runtime.h"
 #include "util/text.h"
@@ -92,6 +93,7 @@ class TrainerRun {
   double learning_rate() const;
   bool should_stop() const;
   void save_last();
+  void share_cores();
   void append_metrics(const nlohmann::json& record);
 
   Config cfg_;
@@ -111,6 +113,8 @@ class TrainerRun {
   double elapsed_at_start_ = 0;
   double window_pause_ = 0;  // seconds of validation inside the current log window (not training time)
   bool early_stopped_ = false;
+  int threads_ = 1;                            // OpenMP threads in use now (<= train.threads)
+  std::unique_ptr<runtime::CoreShare> core_share_;  // adapts threads_ when other jobs take our cores
   double last_loss_ = 0;
 };
 
@@ -341,6 +345,16 @@ void TrainerRun::save_last() {
   save_checkpoint(dir_ / model_files::kLast, *model_, *optimizer_, state_);
 }
 
+void TrainerRun::share_cores() {
+  if (!core_share_) return;
+  const int next = core_share_->poll(threads_);
+  if (next == threads_) return;
+  spdlog::info("{}: training on {} of {} threads", next < threads_ ? "other jobs use our cores" : "cores free again",
+               next, cfg_.train.threads);
+  threads_ = next;
+  runtime::configure_threads(threads_);
+}
+
 void TrainerRun::append_metrics(const nlohmann::json& record) {
   std::ofstream out(dir_ / model_files::kMetrics, std::ios::app);
   out << record.dump() << "\n";
@@ -355,7 +369,8 @@ bool TrainerRun::should_stop() const {
 }
 
 TrainSummary TrainerRun::run() {
-  runtime::configure_threads(cfg_.train.threads);
+  threads_ = cfg_.train.threads;
+  runtime::configure_threads(threads_);
   if (device_.is_cpu()) runtime::install_caching_cpu_allocator();
   prepare_dir();
   auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>((dir_ / model_files::kLog).string());
@@ -376,7 +391,13 @@ TrainSummary TrainerRun::run() {
       if (should_stop()) break;
       plan = plan_batches(src_lens_, tgt_lens_, bopt, static_cast<uint64_t>(cfg_.train.seed), state_.epoch);
     }
+    if (!core_share_ && cfg_.train.share_cores && device_.is_cpu() && threads_ > 1) {
+      runtime::CoreShareOptions share;  // watched from the first step on: start-up is not measured
+      share.max_threads = cfg_.train.threads;
+      core_share_ = std::make_unique<runtime::CoreShare>(share);
+    }
     train_group(plan);
+    share_cores();
     if (state_.step % cfg_.train.log_every == 0) log_progress(static_cast<int64_t>(plan.size()));
     if (state_.step % cfg_.train.valid_every == 0) {
       validate();
