@@ -1,6 +1,6 @@
-// Fused inference kernels against the differentiable ATen compositions they replace: LSTM cell (float32
-// and bf16), dot-product attention with masks and beam groups, row logsumexp, row selection. Each fused
-// path is what runs under NoGradGuard on the CPU; the reference runs with autograd on.
+// Fused kernels against the differentiable ATen compositions they replace: the LSTM cell for inference
+// (float32 and bf16) and for training (forward, and its backward against autograd in double precision),
+// dot-product attention with masks and beam groups, row logsumexp, row selection.
 #include <gtest/gtest.h>
 
 #include "model/attention.h"
@@ -8,11 +8,20 @@
 
 namespace {
 
+// The LSTM cell as differentiable ATen ops; gate order [input, forget, output, cell].
+std::pair<torch::Tensor, torch::Tensor> reference_lstm(const torch::Tensor& gates, const torch::Tensor& c) {
+  const auto H = c.size(-1);
+  auto i = gates.narrow(-1, 0, H).sigmoid(), f = gates.narrow(-1, H, H).sigmoid();
+  auto o = gates.narrow(-1, 2 * H, H).sigmoid(), g = gates.narrow(-1, 3 * H, H).tanh();
+  auto c_new = f * c + i * g;
+  return {o * c_new.tanh(), c_new};
+}
+
 TEST(Ops, FusedLstmMatchesComposedFloat32) {
   torch::manual_seed(3);
   auto gates = torch::randn({7, 4 * 24}) * 3;
   auto c = torch::randn({7, 24});
-  auto [h_ref, c_ref] = s2s::lstm_update(gates, c);  // autograd on: ATen ops
+  auto [h_ref, c_ref] = reference_lstm(gates, c);
   torch::NoGradGuard no_grad;
   auto [h, c_new] = s2s::lstm_update(gates, c);
   EXPECT_EQ(h.scalar_type(), torch::kFloat);
@@ -24,7 +33,7 @@ TEST(Ops, FusedLstmTakesBf16GatesAndKeepsAFloatCell) {
   torch::manual_seed(4);
   auto gates = (torch::randn({2, 5, 4 * 16}) * 3).to(torch::kBFloat16);  // encoder layout [dirs, batch, 4H]
   auto c = torch::randn({2, 5, 16});
-  auto [h_ref, c_ref] = s2s::lstm_update(gates.to(torch::kFloat), c);
+  auto [h_ref, c_ref] = reference_lstm(gates.to(torch::kFloat), c);
   torch::NoGradGuard no_grad;
   auto [h, c_new] = s2s::lstm_update(gates, c);
   EXPECT_EQ(h.scalar_type(), torch::kBFloat16);
@@ -32,6 +41,55 @@ TEST(Ops, FusedLstmTakesBf16GatesAndKeepsAFloatCell) {
   EXPECT_EQ(h.sizes(), c.sizes());
   EXPECT_TRUE(torch::allclose(c_new, c_ref.detach(), 1e-5, 1e-5));
   EXPECT_TRUE(torch::allclose(h.to(torch::kFloat), h_ref.detach(), 1e-2, 1e-2));  // bf16 rounding of h
+}
+
+// Two chained training cells (the second one's gates depend on the first h through W), so that the
+// backward sees gradients through h and c, and a final c without gradient.
+struct CellChain {
+  torch::Tensor g1, g2, c0, w;  // leaves
+  torch::Tensor loss(bool fused, bool use_final_c) const {
+    auto cell = [&](const torch::Tensor& g, const torch::Tensor& c) {
+      return fused ? s2s::lstm_update(g, c) : reference_lstm(g, c);
+    };
+    auto [h1, c1] = cell(g1, c0);
+    auto [h2, c2] = cell(g2 + torch::mm(h1, w), c1);
+    auto loss = (h2 * torch::linspace(-1, 2, h2.size(1), h2.options())).sum() + h1.pow(2).sum() * 0.3;
+    return use_final_c ? loss + (c2 * c2).sum() * 0.5 : loss;
+  }
+};
+
+CellChain cell_chain(torch::ScalarType dtype) {
+  torch::manual_seed(21);
+  auto leaf = [dtype](const torch::Tensor& t) { return t.to(dtype).requires_grad_(); };
+  const int64_t rows = 5, H = 7;
+  return {leaf(torch::randn({rows, 4 * H}) * 2), leaf(torch::randn({rows, 4 * H}) * 2),
+          leaf(torch::randn({rows, H})), leaf(torch::randn({H, 4 * H}) * 0.5)};
+}
+
+TEST(Ops, TrainingLstmCellGradientsMatchAutogradInDouble) {
+  for (bool use_final_c : {true, false}) {
+    auto a = cell_chain(torch::kDouble), b = cell_chain(torch::kDouble);
+    a.loss(/*fused=*/true, use_final_c).backward();
+    b.loss(/*fused=*/false, use_final_c).backward();
+    EXPECT_TRUE(torch::allclose(a.g1.grad(), b.g1.grad(), 1e-10, 1e-12)) << "d gates (first cell)";
+    EXPECT_TRUE(torch::allclose(a.g2.grad(), b.g2.grad(), 1e-10, 1e-12)) << "d gates (second cell)";
+    EXPECT_TRUE(torch::allclose(a.c0.grad(), b.c0.grad(), 1e-10, 1e-12)) << "d c_prev";
+    EXPECT_TRUE(torch::allclose(a.w.grad(), b.w.grad(), 1e-10, 1e-12)) << "d W through h";
+  }
+}
+
+TEST(Ops, TrainingLstmCellBf16StaysCloseAndKeepsAFloatCell) {
+  auto chain = cell_chain(torch::kFloat);
+  auto [h, c] = s2s::lstm_update(chain.g1.to(torch::kBFloat16), chain.c0);
+  auto [h_ref, c_ref] = reference_lstm(chain.g1, chain.c0);
+  EXPECT_EQ(h.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(c.scalar_type(), torch::kFloat);
+  EXPECT_TRUE(torch::allclose(c, c_ref, 2e-2, 2e-2));
+  (h.to(torch::kFloat).sum() + c.sum()).backward();
+  auto g_fused = chain.g1.grad().clone();
+  chain.g1.mutable_grad().zero_();
+  (h_ref.sum() + c_ref.sum()).backward();
+  EXPECT_TRUE(torch::allclose(g_fused, chain.g1.grad(), 5e-2, 5e-2));
 }
 
 class FusedAttention : public ::testing::TestWithParam<std::string> {};

@@ -16,6 +16,9 @@ namespace {
 inline float as_float(float x) {
   return x;
 }
+inline double as_float(double x) {  // double stays double (gradient tests)
+  return x;
+}
 inline float as_float(uint16_t bf16) {  // bfloat16 bits are the high half of a float32
   const uint32_t u = static_cast<uint32_t>(bf16) << 16;
   float f;
@@ -24,6 +27,9 @@ inline float as_float(uint16_t bf16) {  // bfloat16 bits are the high half of a 
 }
 
 inline void store(float x, float* out) {
+  *out = x;
+}
+inline void store(double x, double* out) {
   *out = x;
 }
 inline void store(float x, uint16_t* out) {  // round to nearest even, as c10::BFloat16 (finite values)
@@ -59,6 +65,68 @@ S2S_CLONES void lstm_rows_bf16(const uint16_t* gates, const float* c_prev, float
                                int64_t begin, int64_t end, int64_t H) {
   for (int64_t r = begin; r < end; ++r) lstm_row(gates + r * 4 * H, c_prev + r * H, c + r * H, h + r * H, H);
 }
+
+// One row of the training cell; C is the cell (and compute) type. Inlined into the row loop, the pointers
+// lose __restrict and their number exceeds GCC's alias-check budget: `ivdep` states there is no overlap.
+template <class T, class C>
+__attribute__((always_inline)) inline void lstm_train_row(const T* __restrict gates,
+                                                          const C* __restrict c_prev, C* __restrict c,
+                                                          T* __restrict h, T* __restrict act, int64_t H) {
+  const T *gi = gates, *gf = gates + H, *go = gates + 2 * H, *gg = gates + 3 * H;
+  T *ai = act, *af = act + H, *ao = act + 2 * H, *ag = act + 3 * H;
+#pragma GCC ivdep
+  for (int64_t j = 0; j < H; ++j) {
+    const C i = C(0.5) + C(0.5) * std::tanh(C(0.5) * as_float(gi[j]));
+    const C f = C(0.5) + C(0.5) * std::tanh(C(0.5) * as_float(gf[j]));
+    const C o = C(0.5) + C(0.5) * std::tanh(C(0.5) * as_float(go[j]));
+    const C g = std::tanh(C(as_float(gg[j])));
+    const C cell = f * c_prev[j] + i * g;
+    c[j] = cell;
+    store(o * std::tanh(cell), h + j);
+    store(i, ai + j), store(f, af + j), store(o, ao + j), store(g, ag + j);
+  }
+}
+
+// d/d pre-activations of one row: with tc = tanh(c) and dcc = dc + dh * o * (1 - tc^2):
+// di = dcc * g * i(1-i), df = dcc * c_prev * f(1-f), do = dh * tc * o(1-o), dg = dcc * i * (1-g^2),
+// dc_prev = dcc * f.
+template <class T, class C>
+__attribute__((always_inline)) inline void lstm_backward_row(const T* __restrict act,
+                                                             const C* __restrict c_prev,
+                                                             const C* __restrict c, const T* __restrict dh,
+                                                             const C* __restrict dc, T* __restrict dgates,
+                                                             C* __restrict dc_prev, int64_t H) {
+  const T *ai = act, *af = act + H, *ao = act + 2 * H, *ag = act + 3 * H;
+  T *di = dgates, *df = dgates + H, *d_o = dgates + 2 * H, *dg = dgates + 3 * H;
+#pragma GCC ivdep
+  for (int64_t j = 0; j < H; ++j) {
+    const C i = as_float(ai[j]), f = as_float(af[j]), o = as_float(ao[j]), g = as_float(ag[j]);
+    const C tc = std::tanh(c[j]), d_h = as_float(dh[j]);
+    const C dcc = dc[j] + d_h * o * (C(1) - tc * tc);
+    store(dcc * g * i * (C(1) - i), di + j);
+    store(dcc * c_prev[j] * f * (C(1) - f), df + j);
+    store(d_h * tc * o * (C(1) - o), d_o + j);
+    store(dcc * i * (C(1) - g * g), dg + j);
+    dc_prev[j] = dcc * f;
+  }
+}
+
+#define S2S_LSTM_TRAIN(NAME, T, C)                                                                     \
+  S2S_CLONES void NAME##_forward(const T* gates, const C* c_prev, C* c, T* h, T* act, int64_t begin,   \
+                                 int64_t end, int64_t H) {                                             \
+    for (int64_t r = begin; r < end; ++r)                                                              \
+      lstm_train_row(gates + r * 4 * H, c_prev + r * H, c + r * H, h + r * H, act + r * 4 * H, H);     \
+  }                                                                                                    \
+  S2S_CLONES void NAME##_backward(const T* act, const C* c_prev, const C* c, const T* dh, const C* dc, \
+                                  T* dgates, C* dc_prev, int64_t begin, int64_t end, int64_t H) {      \
+    for (int64_t r = begin; r < end; ++r)                                                              \
+      lstm_backward_row(act + r * 4 * H, c_prev + r * H, c + r * H, dh + r * H, dc + r * H,            \
+                        dgates + r * 4 * H, dc_prev + r * H, H);                                       \
+  }
+S2S_LSTM_TRAIN(lstm_f32, float, float)
+S2S_LSTM_TRAIN(lstm_bf16, uint16_t, float)
+S2S_LSTM_TRAIN(lstm_f64, double, double)
+#undef S2S_LSTM_TRAIN
 
 template <class T>
 __attribute__((always_inline)) inline void logsumexp_rows(const T* __restrict x, int64_t cols, int64_t begin,
@@ -135,6 +203,35 @@ void lstm_cell(const float* gates, const float* c_prev, float* c, float* h, int6
 void lstm_cell(const uint16_t* gates, const float* c_prev, float* c, uint16_t* h, int64_t begin, int64_t end,
                int64_t hidden) {
   lstm_rows_bf16(gates, c_prev, c, h, begin, end, hidden);
+}
+
+void lstm_cell_train(const float* gates, const float* c_prev, float* c, float* h, float* act, int64_t begin,
+                     int64_t end, int64_t hidden) {
+  lstm_f32_forward(gates, c_prev, c, h, act, begin, end, hidden);
+}
+void lstm_cell_train(const uint16_t* gates, const float* c_prev, float* c, uint16_t* h, uint16_t* act,
+                     int64_t begin, int64_t end, int64_t hidden) {
+  lstm_bf16_forward(gates, c_prev, c, h, act, begin, end, hidden);
+}
+void lstm_cell_train(const double* gates, const double* c_prev, double* c, double* h, double* act,
+                     int64_t begin, int64_t end, int64_t hidden) {
+  lstm_f64_forward(gates, c_prev, c, h, act, begin, end, hidden);
+}
+
+void lstm_cell_backward(const float* act, const float* c_prev, const float* c, const float* dh,
+                        const float* dc, float* dgates, float* dc_prev, int64_t begin, int64_t end,
+                        int64_t hidden) {
+  lstm_f32_backward(act, c_prev, c, dh, dc, dgates, dc_prev, begin, end, hidden);
+}
+void lstm_cell_backward(const uint16_t* act, const float* c_prev, const float* c, const uint16_t* dh,
+                        const float* dc, uint16_t* dgates, float* dc_prev, int64_t begin, int64_t end,
+                        int64_t hidden) {
+  lstm_bf16_backward(act, c_prev, c, dh, dc, dgates, dc_prev, begin, end, hidden);
+}
+void lstm_cell_backward(const double* act, const double* c_prev, const double* c, const double* dh,
+                        const double* dc, double* dgates, double* dc_prev, int64_t begin, int64_t end,
+                        int64_t hidden) {
+  lstm_f64_backward(act, c_prev, c, dh, dc, dgates, dc_prev, begin, end, hidden);
 }
 
 S2S_CLONES void to_bf16_n(const float* __restrict in, uint16_t* __restrict out, int64_t n) {

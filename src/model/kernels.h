@@ -14,6 +14,28 @@ void lstm_cell(const float* gates, const float* c_prev, float* c, float* h, int6
 void lstm_cell(const uint16_t* gates, const float* c_prev, float* c, uint16_t* h, int64_t begin, int64_t end,
                int64_t hidden);
 
+// Training LSTM cell for rows [begin, end): as lstm_cell, and also keeps the activated gates
+// act [rows, 4H] = (sigmoid(i), sigmoid(f), sigmoid(o), tanh(g)) for the backward pass. Gates, h and act
+// are float32, bf16 bits (uint16_t) or double; the cell state is float32 (double with double gates).
+void lstm_cell_train(const float* gates, const float* c_prev, float* c, float* h, float* act, int64_t begin,
+                     int64_t end, int64_t hidden);
+void lstm_cell_train(const uint16_t* gates, const float* c_prev, float* c, uint16_t* h, uint16_t* act,
+                     int64_t begin, int64_t end, int64_t hidden);
+void lstm_cell_train(const double* gates, const double* c_prev, double* c, double* h, double* act,
+                     int64_t begin, int64_t end, int64_t hidden);
+
+// Backward of lstm_cell_train for rows [begin, end): from dh [rows, H] and dc [rows, H] to dgates
+// [rows, 4H] (pre-activation) and dc_prev [rows, H].
+void lstm_cell_backward(const float* act, const float* c_prev, const float* c, const float* dh,
+                        const float* dc, float* dgates, float* dc_prev, int64_t begin, int64_t end,
+                        int64_t hidden);
+void lstm_cell_backward(const uint16_t* act, const float* c_prev, const float* c, const uint16_t* dh,
+                        const float* dc, uint16_t* dgates, float* dc_prev, int64_t begin, int64_t end,
+                        int64_t hidden);
+void lstm_cell_backward(const double* act, const double* c_prev, const double* c, const double* dh,
+                        const double* dc, double* dgates, double* dc_prev, int64_t begin, int64_t end,
+                        int64_t hidden);
+
 // float32 -> bfloat16 bits, round to nearest even (as c10::BFloat16 for finite values), n values.
 void to_bf16(const float* in, uint16_t* out, int64_t n);
 
