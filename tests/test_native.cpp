@@ -1,6 +1,7 @@
 // The native CPU engine (src/infer) against the LibTorch model it re-implements: the same weights file
 // must give the same teacher-forced logits and the same beam search results, for every architecture
-// option the native engine supports; bf16 stays close; unsupported models are refused clearly.
+// option the native engine supports; parameters handed over in memory (validation during training) give
+// exactly what the weights file gives; bf16 stays close; unsupported models are refused clearly.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -146,6 +147,33 @@ TEST_P(NativeEngineTest, BeamSearchMatchesLibTorch) {
     }
   }
   EXPECT_GE(longest, 3u) << "the hypotheses are too short to compare the engines";
+}
+
+// The model in memory (module_parameters, used by validation during training) == its best.bin.
+TEST_P(NativeEngineTest, ParametersInMemoryEqualTheWeightsFile) {
+  const auto c = config();
+  const auto dir = make_model_dir(c, GetParam().name + "_memory");
+  auto bundle = s2s::load_model_dir(dir, torch::kCPU);
+  const auto& v = bundle.model->vocabs;
+  const s2s::TargetIds ids{v.pad_id, v.bos_id, v.eos_id, v.unk_id};
+  auto params = s2s::module_parameters(*bundle.model);
+  s2s::infer::NativeEngine from_file(native_model(dir, c, /*bf16=*/true), ids);
+  s2s::infer::NativeEngine in_memory(
+      std::make_shared<s2s::infer::NativeModel>(c.model, bundle.src_tok->vocab_size(),
+                                                bundle.tgt_tok->vocab_size(), *params, /*bf16=*/true),
+      ids);
+  s2s::SearchOptions opt;
+  opt.beam_size = 3, opt.n_best = 2;
+  const auto src = encode_all(*bundle.src_tok);
+  const auto a = from_file.translate_batch(src, {}, opt), b = in_memory.translate_batch(src, {}, opt);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].size(), b[i].size());
+    for (size_t k = 0; k < a[i].size(); ++k) {
+      EXPECT_EQ(a[i][k].tokens, b[i][k].tokens) << "sentence " << i;
+      EXPECT_EQ(a[i][k].score, b[i][k].score) << "sentence " << i;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, NativeEngineTest,

@@ -103,7 +103,8 @@ struct TrainConfig {
     v("lr_patience", lr_patience), v("min_lr", min_lr), v("label_smoothing", label_smoothing);
     v("clip_norm", clip_norm), v("adam_beta1", adam_beta1), v("adam_beta2", adam_beta2);
     v("seed", seed), v("threads", threads), v("share_cores", share_cores), v("device", device);
-    v("precision", precision), v("log_every", log_every), v("valid_every", valid_every), v("early_stop_metric", early_stop_metric);
+    v("precision", precision), v("log_every", log_every), v("valid_every", valid_every),
+        v("early_stop_metric", early_stop_metric);
     v("patience", patience), v("valid_beam_size", valid_beam_size);
     v("valid_batch_size", valid_batch_size);
   }

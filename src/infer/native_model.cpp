@@ -18,15 +18,9 @@
 namespace s2s::infer {
 namespace {
 
-// A parameter read from the weights file, as float32.
-struct Loaded {
-  std::vector<int64_t> shape;
-  std::vector<float> data;
-};
-
 // The parameters of a weights file by name, read on demand: only one float32 parameter is in memory at a
 // time next to the converted model (fewer page faults and a lower peak than reading the whole file).
-class WeightsMap {
+class WeightsMap : public ParameterSource {
  public:
   explicit WeightsMap(const std::filesystem::path& file) : file_(file), in_(file) {
     for (uint64_t i = 0; i < in_.count(); ++i) {
@@ -39,12 +33,12 @@ class WeightsMap {
     }
   }
   // The parameter `name`, which must have `shape`.
-  Loaded get(const std::string& name, const std::vector<int64_t>& shape) {
+  Parameter get(const std::string& name, const std::vector<int64_t>& shape) override {
     const auto it = index_.find(name);
     const auto mismatch = "weights file '" + file_.string() + "' does not match the model in config.yml: ";
     if (it == index_.end()) throw Error(mismatch + "parameter " + name + " is missing");
     if (it->second.shape != shape) throw Error(mismatch + "parameter " + name + " has another shape");
-    Loaded l{shape, std::vector<float>(static_cast<size_t>(it->second.numel))};
+    Parameter l{shape, std::vector<float>(static_cast<size_t>(it->second.numel))};
     in_.read_float_at(it->second.offset, l.data.data(), it->second.numel);
     return l;
   }
@@ -72,7 +66,7 @@ Matrix make_matrix(const float* data, int64_t rows, int64_t cols, bool bf16) {
   return m;
 }
 
-Matrix make_matrix(const Loaded& l, bool bf16) {
+Matrix make_matrix(const Parameter& l, bool bf16) {
   return make_matrix(l.data.data(), l.shape.at(0), l.data.size() / static_cast<size_t>(l.shape.at(0)), bf16);
 }
 
@@ -104,6 +98,18 @@ bool NativeModel::supports(const ModelConfig& config, std::string* why) {
 NativeModel::NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
                          const std::filesystem::path& weights, bool bf16)
     : config_(config) {
+  WeightsMap w(weights);
+  load(w, src_vocab, tgt_vocab, bf16);
+}
+
+NativeModel::NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
+                         ParameterSource& params, bool bf16)
+    : config_(config) {
+  load(params, src_vocab, tgt_vocab, bf16);
+}
+
+void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab, bool bf16) {
+  const auto& config = config_;
   std::string why;
   if (!supports(config, &why)) throw Error("the native CPU engine does not support " + why);
   if (bf16) {  // fail at load, not at the first batch, where this CPU has no bf16 GEMM
@@ -111,7 +117,6 @@ NativeModel::NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t t
     float x = 1.f, y = 0.f;
     matmul(&x, 1, 1, probe, /*transposed=*/false, &y, 1, /*accumulate=*/false);
   }
-  WeightsMap w(weights);
   const int64_t E = config.emb_dim, He = config.enc_hidden, M = 2 * He, H = config.dec_hidden;
   const int64_t L = config.dec_layers, out_dim = config.tie_output ? E : H;
   src_emb_ = make_matrix(w.get("encoder.embedding.weight", {src_vocab, E}), bf16);

@@ -1,7 +1,8 @@
 // The attentional LSTM encoder-decoder (model/seq2seq.h) re-implemented on plain buffers for CPU inference
 // without LibTorch: oneDNN GEMMs (float32 or bf16 weights), the fused kernels of model/kernels.h, and the
-// same arithmetic as the LibTorch model's eval mode. Reads best.bin directly. Supports Luong attention
-// (general and dot); Bahdanau models use the LibTorch engine.
+// same arithmetic as the LibTorch model's eval mode. Reads best.bin directly, or parameters handed over in
+// memory (validation during training). Supports Luong attention (general and dot); Bahdanau models use the
+// LibTorch engine.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,20 @@ struct DecoderRows {
   std::vector<float> feed;               // [R, out_dim] previous attentional vector
 };
 
+// A float32 parameter by name, e.g. "decoder.w_rec0".
+struct Parameter {
+  std::vector<int64_t> shape;
+  std::vector<float> data;  // row-major
+};
+
+// Where the native model's parameters come from: a weights file (best.bin) or memory.
+class ParameterSource {
+ public:
+  virtual ~ParameterSource() = default;
+  // The parameter `name`, which must have `shape`; throws s2s::Error naming the source otherwise.
+  virtual Parameter get(const std::string& name, const std::vector<int64_t>& shape) = 0;
+};
+
 class NativeModel {
  public:
   // Whether this config can run natively (Luong attention); otherwise `why` says what is missing.
@@ -40,6 +55,9 @@ class NativeModel {
   // Loads a weights file (best.bin) for `config`; bf16 = weights as bfloat16 (GEMMs in bf16, fp32 sums).
   NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
               const std::filesystem::path& weights, bool bf16);
+  // The same from parameters in memory (e.g. a training model's, converted without a file).
+  NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab, ParameterSource& params,
+              bool bf16);
 
   Encoded encode(const std::vector<std::vector<int32_t>>& batch, int64_t pad) const;
   // Initial state of every sentence, each row repeated `group` times.
@@ -62,6 +80,7 @@ class NativeModel {
     Matrix w;                 // [input, 4H]: layer 0 stacks [emb ; feed ; h], others [h_below ; h]
     std::vector<float> bias;  // [4H]
   };
+  void load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab, bool bf16);
   std::vector<float> run_bilayer(const BiLayer& layer, const std::vector<float>& x, int64_t in,
                                  const Encoded& enc) const;
 

@@ -195,6 +195,30 @@ void load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model
   }
 }
 
+namespace {
+
+class ModuleParameters : public infer::ParameterSource {
+ public:
+  explicit ModuleParameters(const torch::nn::Module& model) : params_(model.named_parameters()) {}
+  infer::Parameter get(const std::string& name, const std::vector<int64_t>& shape) override {
+    const auto* t = params_.find(name);
+    if (t == nullptr || t->sizes().vec() != shape) {
+      throw Error("the model in memory has no parameter " + name + " of the shape the native engine expects");
+    }
+    const auto cpu = t->detach().to(torch::kCPU, torch::kFloat).contiguous();
+    return {shape, std::vector<float>(cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel())};
+  }
+
+ private:
+  torch::OrderedDict<std::string, torch::Tensor> params_;
+};
+
+}  // namespace
+
+std::unique_ptr<infer::ParameterSource> module_parameters(const torch::nn::Module& model) {
+  return std::make_unique<ModuleParameters>(model);
+}
+
 void save_weights(const std::filesystem::path& file, torch::nn::Module& model) {
   write_weights_file(file, model);
 }

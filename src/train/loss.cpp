@@ -76,12 +76,12 @@ class OutputLoss : public torch::autograd::Function<OutputLoss> {
                      torch::full({n, 1}, smoothing - 1, d.options()));  // softmax - target distribution
       d.mul_(g);
       grad_b.add_(d.sum(0));
-      const auto dc = d.to(compute);                                // [n, vocab]
-      grad_rows.narrow(0, begin, n).copy_(torch::mm(dc, w));        // [n, dim]
-      grad_w.add_(torch::mm(dc.t(), x.narrow(0, begin, n)));        // [vocab, dim]
+      const auto dc = d.to(compute);                          // [n, vocab]
+      grad_rows.narrow(0, begin, n).copy_(torch::mm(dc, w));  // [n, dim]
+      grad_w.add_(torch::mm(dc.t(), x.narrow(0, begin, n)));  // [vocab, dim]
     }
-    return {grad_rows,       grad_w,          grad_b.to(bias.scalar_type()), torch::Tensor(),
-            torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {grad_rows,       grad_w,         grad_b.to(bias.scalar_type()), torch::Tensor(), torch::Tensor(),
+            torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -99,16 +99,17 @@ int64_t loss_chunk_rows(int64_t vocab) {
   return std::max<int64_t>(64, (int64_t{4} << 20) / std::max<int64_t>(1, vocab));
 }
 
-std::pair<torch::Tensor, torch::Tensor> chunked_output_loss(const torch::Tensor& rows, const torch::Tensor& weight,
-                                                            const torch::Tensor& bias, const torch::Tensor& gold,
-                                                            double label_smoothing, at::ScalarType compute,
-                                                            int64_t chunk_rows) {
+std::pair<torch::Tensor, torch::Tensor> chunked_output_loss(const torch::Tensor& rows,
+                                                            const torch::Tensor& weight,
+                                                            const torch::Tensor& bias,
+                                                            const torch::Tensor& gold, double label_smoothing,
+                                                            at::ScalarType compute, int64_t chunk_rows) {
   TORCH_CHECK(rows.dim() == 2 && weight.dim() == 2 && rows.size(1) == weight.size(1) &&
                   bias.size(0) == weight.size(0) && gold.size(0) == rows.size(0),
-              "chunked_output_loss: rows ", rows.sizes(), ", weight ", weight.sizes(), ", bias ", bias.sizes(),
-              ", gold ", gold.sizes(), " do not fit");
-  auto out = OutputLoss::apply(rows, weight, bias, gold, label_smoothing, compute,
-                               std::max<int64_t>(1, chunk_rows));
+              "chunked_output_loss: rows ", rows.sizes(), ", weight ", weight.sizes(), ", bias ",
+              bias.sizes(), ", gold ", gold.sizes(), " do not fit");
+  auto out =
+      OutputLoss::apply(rows, weight, bias, gold, label_smoothing, compute, std::max<int64_t>(1, chunk_rows));
   return {out[0], out[1]};
 }
 

@@ -25,10 +25,11 @@ LossResult sequence_loss(Seq2SeqImpl& model, const torch::Tensor& hidden, const 
 // time. rows: [tokens, dim]; weight: [vocab, dim]; bias: [vocab]; gold: [tokens] int64.
 // The products run in `compute` precision (bf16 under autocast, else the weight's dtype), the softmax in
 // float32 (or double). Returns {loss, nll}: both summed over tokens; nll has no gradient.
-std::pair<torch::Tensor, torch::Tensor> chunked_output_loss(const torch::Tensor& rows, const torch::Tensor& weight,
-                                                            const torch::Tensor& bias, const torch::Tensor& gold,
-                                                            double label_smoothing, at::ScalarType compute,
-                                                            int64_t chunk_rows);
+std::pair<torch::Tensor, torch::Tensor> chunked_output_loss(const torch::Tensor& rows,
+                                                            const torch::Tensor& weight,
+                                                            const torch::Tensor& bias,
+                                                            const torch::Tensor& gold, double label_smoothing,
+                                                            at::ScalarType compute, int64_t chunk_rows);
 
 // Rows per chunk for a vocabulary: about 4 M logits (16 MB in float32) per chunk.
 int64_t loss_chunk_rows(int64_t vocab);

@@ -20,13 +20,14 @@
 #include "data/tokenizer.h"
 #include "data/vocab.h"
 #include "decode/torch_engine.h"
+#include "infer/native_model.h"
 #include "metrics/bleu.h"
 #include "train/checkpoint.h"
 #include "train/loss.h"
-#include "util/error.h"
-#include "util/fs.h"
 #include "util/core_share.h"
 #include "util/cpu_allocator.h"
+#include "util/error.h"
+#include "util/fs.h"
 #include "util/runtime.h"
 #include "util/text.h"
 
@@ -90,6 +91,7 @@ class TrainerRun {
   bool train_group(const std::vector<std::vector<int64_t>>& plan);
   void log_progress(int64_t epoch_batches);
   void validate();
+  std::vector<std::string> translate_valid();
   double learning_rate() const;
   bool should_stop() const;
   void save_last();
@@ -113,7 +115,7 @@ class TrainerRun {
   double elapsed_at_start_ = 0;
   double window_pause_ = 0;  // seconds of validation inside the current log window (not training time)
   bool early_stopped_ = false;
-  int threads_ = 1;                            // OpenMP threads in use now (<= train.threads)
+  int threads_ = 1;                                 // OpenMP threads in use now (<= train.threads)
   std::unique_ptr<runtime::CoreShare> core_share_;  // adapts threads_ when other jobs take our cores
   double last_loss_ = 0;
 };
@@ -302,14 +304,7 @@ void TrainerRun::validate() {
     }
   }
   const double ppl = std::exp(nll / std::max<int64_t>(1, tokens));
-  TranslateOptions topt;
-  topt.search.beam_size = cfg_.train.valid_beam_size;
-  topt.search.normalize = cfg_.decode.normalize;
-  topt.search.early_exit = cfg_.decode.early_exit;
-  topt.batch_size = cfg_.train.valid_batch_size;
-  auto translator = make_translator(model_, src_tok_, tgt_tok_, device_, topt,
-                                    /*bf16=*/cfg_.train.precision == "bf16");
-  const auto hyps = translator.translate(valid_src_lines_);
+  const auto hyps = translate_valid();
   const auto bleu = metrics::corpus_bleu(hyps, valid_ref_lines_);
   model_->train();
 
@@ -339,6 +334,35 @@ void TrainerRun::validate() {
                   {"lr", learning_rate()}});
 }
 
+// Validation translations with the engine `s2s translate` would use: the native CPU engine on the
+// current weights (converted in memory), else LibTorch (CUDA, Bahdanau attention).
+std::vector<std::string> TrainerRun::translate_valid() {
+  TranslateOptions topt;
+  topt.search.beam_size = cfg_.train.valid_beam_size;
+  topt.search.normalize = cfg_.decode.normalize;
+  topt.search.early_exit = cfg_.decode.early_exit;
+  topt.batch_size = cfg_.train.valid_batch_size;
+  const bool bf16 = cfg_.train.precision == "bf16";
+  auto on_libtorch = [&] {
+    return make_translator(model_, src_tok_, tgt_tok_, device_, topt, bf16).translate(valid_src_lines_);
+  };
+  if (!device_.is_cpu() || !infer::NativeModel::supports(cfg_.model)) return on_libtorch();
+  std::shared_ptr<const infer::NativeModel> native;
+  try {
+    auto params = module_parameters(*model_);
+    native = std::make_shared<const infer::NativeModel>(cfg_.model, src_tok_->vocab_size(),
+                                                        tgt_tok_->vocab_size(), *params, bf16);
+  } catch (const Error& e) {  // e.g. no bf16 GEMM on this CPU
+    spdlog::debug("validation on LibTorch: {}", e.what());
+    return on_libtorch();
+  }
+  auto engine = std::make_shared<infer::NativeEngine>(
+      native, TargetIds{ids_.pad, ids_.bos, ids_.eos, tgt_tok_->unk_id()});
+  topt.workers = threads_;  // one batch per thread, as `s2s translate` on the CPU
+  topt.threads_per_worker = 1;
+  return Translator(engine, src_tok_, tgt_tok_, topt).translate(valid_src_lines_);
+}
+
 void TrainerRun::save_last() {
   state_.elapsed_seconds = elapsed_at_start_ + seconds_since(run_start_);
   state_.rng_state = cpu_generator().get_state();
@@ -349,8 +373,8 @@ void TrainerRun::share_cores() {
   if (!core_share_) return;
   const int next = core_share_->poll(threads_);
   if (next == threads_) return;
-  spdlog::info("{}: training on {} of {} threads", next < threads_ ? "other jobs use our cores" : "cores free again",
-               next, cfg_.train.threads);
+  spdlog::info("{}: training on {} of {} threads",
+               next < threads_ ? "other jobs use our cores" : "cores free again", next, cfg_.train.threads);
   threads_ = next;
   runtime::configure_threads(threads_);
 }

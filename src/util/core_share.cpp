@@ -55,7 +55,7 @@ std::optional<CpuSample> read_cpu_sample() {
 int decide_threads(const CpuSample& before, const CpuSample& now, int current, const CoreShareOptions& o) {
   const double wall = now.wall_s - before.wall_s;
   if (wall <= 0) return current;
-  const double delay = (now.run_delay_s - before.run_delay_s) / wall;   // threads waiting, on average
+  const double delay = (now.run_delay_s - before.run_delay_s) / wall;       // threads waiting, on average
   const double idle = (now.machine_idle_s - before.machine_idle_s) / wall;  // CPUs idle, on average
   if (delay > o.contended_delay && current > 1) return current - 1;
   if (idle > o.idle_cores && delay < o.contended_delay / 2 && current < o.max_threads) return current + 1;

@@ -14,9 +14,9 @@ namespace s2s::runtime {
 
 // Cumulative counters read at one moment.
 struct CpuSample {
-  double wall_s = 0;         // monotonic clock
-  double run_delay_s = 0;    // summed over this process's threads: time runnable but not running
-  double machine_idle_s = 0; // summed over all CPUs: idle + iowait time
+  double wall_s = 0;          // monotonic clock
+  double run_delay_s = 0;     // summed over this process's threads: time runnable but not running
+  double machine_idle_s = 0;  // summed over all CPUs: idle + iowait time
 };
 
 // Reads the counters now; nullopt where /proc does not provide them (then nothing adapts).

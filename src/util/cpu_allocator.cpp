@@ -16,9 +16,9 @@ constexpr size_t kHugePage = size_t{2} << 20;
 constexpr size_t kAlignment = 64;  // what LibTorch's default CPU allocator guarantees
 
 struct Block {
-  size_t size;            // the size class
-  bool used_since_trim;   // handed out since the last trim()
-  bool idle;              // in its free list
+  size_t size;           // the size class
+  bool used_since_trim;  // handed out since the last trim()
+  bool idle;             // in its free list
 };
 
 // Maps `size` bytes; from 2 MiB on the start is 2 MiB aligned and transparent huge pages are requested.
@@ -124,7 +124,7 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
 
   mutable std::mutex mutex_;
-  mutable std::unordered_map<void*, Block> blocks_;               // every big block, in use or idle
+  mutable std::unordered_map<void*, Block> blocks_;              // every big block, in use or idle
   mutable std::unordered_map<size_t, std::vector<void*>> free_;  // size class -> idle blocks
   mutable CachingAllocatorStats stats_;
 };
@@ -136,7 +136,7 @@ bool g_installed = false;
 size_t caching_size_class(size_t n) {
   if (n < kMinCachedBytes) return n;
   size_t top = size_t{1} << (63 - __builtin_clzll(n));  // largest power of two <= n
-  const size_t step = top / 4;                           // four classes per octave: <= 25% rounding
+  const size_t step = top / 4;                          // four classes per octave: <= 25% rounding
   return (n + step - 1) / step * step;
 }
 
