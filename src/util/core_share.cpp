@@ -65,10 +65,9 @@ int decide_threads(const CpuSample& before, const CpuSample& now, int current, c
 CoreShare::CoreShare(const CoreShareOptions& options) : options_(options), last_(read_cpu_sample()) {}
 
 int CoreShare::poll(int current) {
-  if (!last_) return current;
+  if (!last_ || now_s() - last_->wall_s < options_.window_s) return current;  // /proc read once a window
   const auto now = read_cpu_sample();
   if (!now) return current;
-  if (now->wall_s - last_->wall_s < options_.window_s) return current;
   const int next = decide_threads(*last_, *now, current, options_);
   last_ = now;
   return next;
