@@ -46,6 +46,17 @@ TEST(CpuAllocator, ReusesFreedBlocksAndTrimsIdleOnes) {
   EXPECT_EQ(caching_allocator_stats().mapped_bytes, before.mapped_bytes);
 }
 
+TEST(CpuAllocator, ReleaseUnmapsEvenRecentlyUsedBlocks) {
+  s2s::runtime::install_caching_cpu_allocator();
+  s2s::runtime::release_cached_cpu_blocks();
+  const auto before = caching_allocator_stats();
+  { auto t = torch::zeros({1 << 20}, torch::kFloat); }  // used in this "step", now idle
+  EXPECT_GE(caching_allocator_stats().cached_bytes, 4 << 20);
+  s2s::runtime::release_cached_cpu_blocks();
+  EXPECT_EQ(caching_allocator_stats().cached_bytes, 0);
+  EXPECT_EQ(caching_allocator_stats().mapped_bytes, before.mapped_bytes);
+}
+
 TEST(CpuAllocator, SmallTensorsAndResizesWork) {
   s2s::runtime::install_caching_cpu_allocator();
   auto t = torch::arange(10, torch::kFloat);

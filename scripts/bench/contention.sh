@@ -10,7 +10,8 @@
 # Then `s2s translate` of a test set alone and beside a training (translate_beside_train_ratio).
 # The last line is contention_ratio=<worst of the two models>.
 #
-# Env: S2S (binary), RUNS (best of N for each timing, default 1), WORK (scratch dir), MODELS ("small ref").
+# Env: S2S (binary), RUNS (best of N for each timing, default 1), WORK (scratch dir), MODELS ("small ref"),
+# TRANSLATE_MODEL (a trained model dir for the translate part; default: the small model, trained here).
 # Extra arguments go to every `s2s train` (e.g. --threads 1). Run it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -81,25 +82,25 @@ for m in $MODELS; do
   if (($(echo "$ratio > $worst" | bc))); then worst=$ratio; fi
 done
 
-# Translate beside train: the small model translates the test set (Multi30k test2016 when present) alone,
-# then while the reference (or small) training runs.
-MODEL="$WORK/small-solo"
+# Translate beside train: a model translates the test set (Multi30k test2016 when present) alone, then
+# while the reference (or small) training runs.
+MODEL=${TRANSLATE_MODEL:-$WORK/small-solo}
 [[ -f $MODEL/best.bin ]] || {
   train_args small >/dev/null
   rm -rf "$MODEL"
   # shellcheck disable=SC2046
   "$S2S" -q train $(train_args small) --model-dir "$MODEL" --set train.valid_every=60 "${EXTRA[@]}"
 }
-[[ -f $MODEL/best.bin ]] || "$S2S" -q train --model-dir "$MODEL" --max-steps 61 --set train.valid_every=1
 SRC=data/test.de
 [[ -f $SHARED/test2016.de ]] && SRC=$SHARED/test2016.de
-translate_once() { "$S2S" -q translate -m "$MODEL" -i "$SRC" -o "$WORK/hyp.txt" --max-length-factor 1.5; }
+translate_once() { "$S2S" -q translate -m "$MODEL" -i "$SRC" -o "$WORK/hyp.txt" "${TRANSLATE_ARGS[@]}"; }
+TRANSLATE_ARGS=(--beam-size 5)
 t_solo=$(best_of translate_once)
 bg=small
 [[ $MODELS == *ref* ]] && bg=ref
 train_once "$bg" "$WORK/bg" &
 train_pid=$!
-sleep 3  # past start-up: the training is in its steps
+sleep 8  # past start-up (data loading, shortlist): the training is in its steps
 t_beside=$(best_of translate_once)
 wait $train_pid
 tr_ratio=$(echo "scale=3; $t_beside / $t_solo" | bc)

@@ -95,6 +95,7 @@ class TrainerRun {
   double learning_rate() const;
   bool should_stop() const;
   void save_last();
+  void validate_and_save();
   void share_cores();
   void append_metrics(const nlohmann::json& record);
 
@@ -369,6 +370,15 @@ void TrainerRun::save_last() {
   save_checkpoint(dir_ / model_files::kLast, *model_, *optimizer_, state_);
 }
 
+// Validation and the checkpoint allocate other sizes than a step: they start from an empty tensor cache, and
+// the heap memory they used goes back to the system (measured: the peak RSS of a run was set here).
+void TrainerRun::validate_and_save() {
+  runtime::release_cached_cpu_blocks();
+  validate();
+  save_last();
+  runtime::release_free_memory();
+}
+
 void TrainerRun::share_cores() {
   if (!core_share_) return;
   const int next = core_share_->poll(threads_);
@@ -423,13 +433,13 @@ TrainSummary TrainerRun::run() {
     train_group(plan);
     share_cores();
     if (state_.step % cfg_.train.log_every == 0) log_progress(static_cast<int64_t>(plan.size()));
-    if (state_.step % cfg_.train.valid_every == 0) {
-      validate();
-      save_last();
-    }
+    if (state_.step % cfg_.train.valid_every == 0) validate_and_save();
   }
-  if (g_stop_signal == 0 && state_.step % cfg_.train.valid_every != 0) validate();  // score the final weights
-  save_last();
+  if (g_stop_signal == 0 && state_.step % cfg_.train.valid_every != 0) {
+    validate_and_save();  // score the final weights
+  } else {
+    save_last();
+  }
   std::signal(SIGINT, prev_int), std::signal(SIGTERM, prev_term);
   TrainSummary summary{state_.step, state_.best_metric, state_.best_step, g_stop_signal != 0, last_loss_};
   if (summary.interrupted) {

@@ -47,14 +47,15 @@ class CachingCpuAllocator final : public c10::Allocator {
 
   c10::DeleterFnPtr raw_deleter() const override { return &deallocate; }
 
-  void trim() {
+  // Unmaps the idle blocks not handed out since the previous call (all idle blocks when `all`).
+  void trim(bool all) {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& entry : free_) {
       auto& list = entry.second;
       size_t kept = 0;
       for (void* p : list) {
         auto it = blocks_.find(p);
-        if (it->second.used_since_trim) {
+        if (it->second.used_since_trim && !all) {
           it->second.used_since_trim = false, list[kept++] = p;
         } else {
           munmap(p, it->second.size);
@@ -147,7 +148,11 @@ void install_caching_cpu_allocator() {
 }
 
 void trim_idle_cpu_blocks() {
-  if (g_installed) CachingCpuAllocator::instance().trim();
+  if (g_installed) CachingCpuAllocator::instance().trim(/*all=*/false);
+}
+
+void release_cached_cpu_blocks() {
+  if (g_installed) CachingCpuAllocator::instance().trim(/*all=*/true);
 }
 
 CachingAllocatorStats caching_allocator_stats() {

@@ -30,6 +30,10 @@ void install_caching_cpu_allocator();
 // Returns idle cached blocks to the kernel (see above). A no-op when the allocator is not installed.
 void trim_idle_cpu_blocks();
 
+// Returns every cached block to the kernel now, e.g. before validation and checkpointing, which allocate
+// other sizes than a training step and would otherwise add their blocks to a full cache.
+void release_cached_cpu_blocks();
+
 // The size class a request of n bytes is served from (n itself below kMinCachedBytes).
 size_t caching_size_class(size_t n);
 
