@@ -58,10 +58,10 @@ train_args() {
 }
 
 EXTRA=("$@")
-train_once() {  # train_once NAME DIR
+train_once() {  # train_once NAME DIR [more s2s train flags]
   rm -rf "$2"
   # shellcheck disable=SC2046
-  "$S2S" -q train $(train_args "$1") --model-dir "$2" "${EXTRA[@]}" >"$2.log" 2>&1 ||
+  "$S2S" -q train $(train_args "$1") --model-dir "$2" "${EXTRA[@]}" "${@:3}" >"$2.log" 2>&1 ||
     { cat "$2.log" >&2; exit 1; }
 }
 train_pair() {  # train_pair NAME: two at once
@@ -98,7 +98,7 @@ TRANSLATE_ARGS=(--beam-size 5)
 t_solo=$(best_of translate_once)
 bg=small
 [[ $MODELS == *ref* ]] && bg=ref
-train_once "$bg" "$WORK/bg" &
+train_once "$bg" "$WORK/bg" --set train.max_steps=250 &  # long enough to outlast the translation
 train_pid=$!
 sleep 8  # past start-up (data loading, shortlist): the training is in its steps
 t_beside=$(best_of translate_once)
