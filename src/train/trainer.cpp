@@ -419,16 +419,16 @@ TrainSummary TrainerRun::run() {
   BatchOptions bopt;
   bopt.batch_tokens = cfg_.train.batch_tokens;
   auto plan = plan_batches(src_lens_, tgt_lens_, bopt, static_cast<uint64_t>(cfg_.train.seed), state_.epoch);
+  if (cfg_.train.share_cores && device_.is_cpu() && threads_ > 1) {
+    runtime::CoreShareOptions share;  // watched from the first step on: start-up is not measured
+    share.max_threads = cfg_.train.threads;
+    core_share_ = std::make_unique<runtime::CoreShare>(share);
+  }
   while (!should_stop()) {
     if (state_.batch_in_epoch >= static_cast<int64_t>(plan.size())) {
       ++state_.epoch, state_.batch_in_epoch = 0;
       if (should_stop()) break;
       plan = plan_batches(src_lens_, tgt_lens_, bopt, static_cast<uint64_t>(cfg_.train.seed), state_.epoch);
-    }
-    if (!core_share_ && cfg_.train.share_cores && device_.is_cpu() && threads_ > 1) {
-      runtime::CoreShareOptions share;  // watched from the first step on: start-up is not measured
-      share.max_threads = cfg_.train.threads;
-      core_share_ = std::make_unique<runtime::CoreShare>(share);
     }
     train_group(plan);
     share_cores();
