@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/model_dir.h"
-#include "infer/native_model.h"
+#include "infer/rnn/native_model.h"
 #include "metrics/bleu.h"
 #include "metrics/chrf.h"
 #include "util/allocator.h"

@@ -7,16 +7,16 @@
 
 #include "common.h"
 #include "config/model_dir.h"
-#include "data/batch.h"
 #include "data/corpus.h"
-#include "decode/torch_engine.h"
+#include "libtorch/data/batch.h"
+#include "libtorch/decode/torch_engine.h"
+#include "libtorch/train/loss.h"
+#include "libtorch/train/trainer.h"
+#include "libtorch/util/runtime.h"
 #include "metrics/bleu.h"
 #include "torch_plugin.h"
-#include "train/loss.h"
-#include "train/trainer.h"
 #include "util/error.h"
 #include "util/fs.h"
-#include "util/runtime.h"
 
 namespace s2s::app {
 namespace {

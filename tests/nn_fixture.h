@@ -13,7 +13,7 @@
 #include "config/config.h"
 #include "data/tokenizer.h"
 #include "data/vocab.h"
-#include "model/seq2seq.h"
+#include "libtorch/model/rnn/seq2seq.h"
 #include "test_util.h"
 
 namespace s2s_test {

@@ -6,8 +6,8 @@
 
 #include <cstring>
 
+#include "libtorch/train/checkpoint.h"
 #include "nn_fixture.h"
-#include "train/checkpoint.h"
 #include "util/error.h"
 #include "util/fs.h"
 

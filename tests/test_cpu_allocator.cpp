@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "util/cpu_allocator.h"
+#include "libtorch/util/cpu_allocator.h"
 
 namespace {
 

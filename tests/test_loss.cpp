@@ -3,9 +3,9 @@
 // composition of LibTorch ops in value (fp32) and gradient (double).
 #include <gtest/gtest.h>
 
-#include "data/batch.h"
-#include "train/loss.h"
-#include "util/runtime.h"
+#include "libtorch/data/batch.h"
+#include "libtorch/train/loss.h"
+#include "libtorch/util/runtime.h"
 
 namespace {
 

@@ -2,8 +2,8 @@
 // step() matches teacher forcing, and beam-grouped attention equals expanded attention.
 #include <gtest/gtest.h>
 
-#include "data/batch.h"
-#include "model/seq2seq.h"
+#include "libtorch/data/batch.h"
+#include "libtorch/model/rnn/seq2seq.h"
 #include "nn_fixture.h"
 
 namespace {

@@ -6,11 +6,11 @@
 
 #include <cmath>
 
-#include "data/batch.h"
-#include "decode/torch_engine.h"
-#include "infer/native_model.h"
+#include "infer/rnn/native_model.h"
+#include "libtorch/data/batch.h"
+#include "libtorch/decode/torch_engine.h"
+#include "libtorch/train/checkpoint.h"
 #include "nn_fixture.h"
-#include "train/checkpoint.h"
 #include "util/error.h"
 #include "util/fs.h"
 

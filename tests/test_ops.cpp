@@ -3,8 +3,8 @@
 // dot-product attention with masks and beam groups, row logsumexp, row selection.
 #include <gtest/gtest.h>
 
-#include "model/attention.h"
-#include "model/ops.h"
+#include "libtorch/model/ops.h"
+#include "libtorch/model/rnn/attention.h"
 
 namespace {
 

@@ -7,8 +7,8 @@
 #include <cmath>
 #include <functional>
 
-#include "data/batch.h"
-#include "decode/search.h"
+#include "libtorch/data/batch.h"
+#include "libtorch/decode/search.h"
 
 namespace {
 

@@ -7,12 +7,12 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "decode/torch_engine.h"
+#include "libtorch/decode/torch_engine.h"
+#include "libtorch/train/checkpoint.h"
+#include "libtorch/train/trainer.h"
 #include "metrics/bleu.h"
 #include "nn_fixture.h"
 #include "process.h"
-#include "train/checkpoint.h"
-#include "train/trainer.h"
 #include "util/fs.h"
 
 namespace {

@@ -6,10 +6,10 @@
 #include <cmath>
 #include <sstream>
 
-#include "decode/torch_engine.h"
+#include "libtorch/decode/torch_engine.h"
+#include "libtorch/train/checkpoint.h"
 #include "nn_fixture.h"
 #include "process.h"
-#include "train/checkpoint.h"
 #include "util/fs.h"
 
 namespace {

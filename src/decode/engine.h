@@ -1,5 +1,6 @@
 // What the Translator needs from a model: translate one batch of source token ids. Implemented by the
-// LibTorch model (CPU or CUDA; decode/torch_engine.h) and by the native CPU engine (infer/native_model.h).
+// LibTorch model (CPU or CUDA; libtorch/decode/torch_engine.h) and by the native CPU engine
+// (infer/rnn/native_model.h).
 #pragma once
 
 #include <cstdint>

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <string>
 
-#include "model/kernels.h"
+#include "kernels/kernels.h"
 #include "util/error.h"
 
 // oneDNN exports its bf16 GEMM (row-major, like dnnl_sgemm) but 2.x leaves it out of the public header.

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "model/kernels.h"
+#include "kernels/kernels.h"
 #include "util/error.h"
 
 namespace s2s {

@@ -1,4 +1,4 @@
-#include "train/trainer.h"
+#include "libtorch/train/trainer.h"
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
@@ -13,22 +13,23 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "data/batch.h"
+#include "config/model_dir.h"
 #include "data/batcher.h"
 #include "data/corpus.h"
 #include "data/shortlist.h"
 #include "data/tokenizer.h"
 #include "data/vocab.h"
-#include "decode/torch_engine.h"
-#include "infer/native_model.h"
+#include "infer/rnn/native_model.h"
+#include "libtorch/data/batch.h"
+#include "libtorch/decode/torch_engine.h"
+#include "libtorch/train/checkpoint.h"
+#include "libtorch/train/loss.h"
+#include "libtorch/util/cpu_allocator.h"
+#include "libtorch/util/runtime.h"
 #include "metrics/bleu.h"
-#include "train/checkpoint.h"
-#include "train/loss.h"
 #include "util/core_share.h"
-#include "util/cpu_allocator.h"
 #include "util/error.h"
 #include "util/fs.h"
-#include "util/runtime.h"
 #include "util/text.h"
 
 namespace s2s {

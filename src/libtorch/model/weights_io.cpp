@@ -1,10 +1,6 @@
-#include "train/checkpoint.h"
+#include "libtorch/model/weights_io.h"
 
-#include <torch/serialize.h>
-#include <unistd.h>
-
-#include <cstring>
-#include <fstream>
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -13,63 +9,15 @@
 #include "util/fs.h"
 
 namespace s2s {
-namespace {
 
 // First `limit` characters of a LibTorch message, on one line.
-std::string brief(const c10::Error& e, size_t limit = 160) {
+std::string brief_error(const c10::Error& e, size_t limit) {
   std::string msg = e.what_without_backtrace();
   std::replace(msg.begin(), msg.end(), '\n', ' ');
   return msg.substr(0, limit);
 }
 
-torch::Tensor scalar(double v) {
-  return torch::tensor(v, torch::kDouble);
-}
-torch::Tensor scalar(int64_t v) {
-  return torch::tensor(v, torch::kInt64);
-}
-
-void write_state(torch::serialize::OutputArchive& ar, const TrainState& s) {
-  ar.write("step", scalar(s.step)), ar.write("epoch", scalar(s.epoch));
-  ar.write("batch_in_epoch", scalar(s.batch_in_epoch)), ar.write("lr_scale", scalar(s.lr_scale));
-  ar.write("best_metric", scalar(s.best_metric)), ar.write("best_step", scalar(s.best_step));
-  ar.write("bad_validations", scalar(s.bad_validations)), ar.write("lr_bad", scalar(s.lr_bad));
-  ar.write("elapsed_seconds", scalar(s.elapsed_seconds)), ar.write("window_loss", scalar(s.window_loss));
-  ar.write("window_nll", scalar(s.window_nll)), ar.write("window_tokens", scalar(s.window_tokens));
-  ar.write("total_tokens", scalar(s.total_tokens));
-  if (s.rng_state.defined()) ar.write("rng_state", s.rng_state);
-}
-
-void read_state(torch::serialize::InputArchive& ar, TrainState& s) {
-  auto read = [&](const char* key) {
-    torch::Tensor t;  // fresh each time: read() into a defined tensor would set_() its storage
-    ar.read(key, t);
-    return t;
-  };
-  auto i64 = [&](const char* key, int64_t& out) { out = read(key).item<int64_t>(); };
-  auto f64 = [&](const char* key, double& out) { out = read(key).item<double>(); };
-  i64("step", s.step), i64("epoch", s.epoch), i64("batch_in_epoch", s.batch_in_epoch);
-  f64("lr_scale", s.lr_scale), f64("best_metric", s.best_metric), i64("best_step", s.best_step);
-  i64("bad_validations", s.bad_validations), i64("lr_bad", s.lr_bad),
-      f64("elapsed_seconds", s.elapsed_seconds);
-  f64("window_loss", s.window_loss), f64("window_nll", s.window_nll), i64("window_tokens", s.window_tokens);
-  i64("total_tokens", s.total_tokens);
-  torch::Tensor rng;
-  if (ar.try_read("rng_state", rng)) s.rng_state = rng;
-}
-
-void save_archive(const std::filesystem::path& file, torch::serialize::OutputArchive& ar) {
-  const auto tmp = file.string() + ".tmp." + std::to_string(::getpid());
-  try {
-    ar.save_to(tmp);
-  } catch (const c10::Error& e) {
-    std::remove(tmp.c_str());
-    throw Error("cannot write checkpoint '" + tmp + "': " + brief(e));
-  }
-  fs::rename_atomic(tmp, file);
-}
-
-torch::serialize::InputArchive open_archive(const std::filesystem::path& file) {
+torch::serialize::InputArchive open_model_archive(const std::filesystem::path& file) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec))
     throw Error("checkpoint '" + file.string() + "' does not exist");
@@ -78,13 +26,13 @@ torch::serialize::InputArchive open_archive(const std::filesystem::path& file) {
     ar.load_from(file.string());
   } catch (const c10::Error& e) {
     throw Error("cannot read checkpoint '" + file.string() + "': not a valid s2s checkpoint (" +
-                brief(e, 120) + ")");
+                brief_error(e, 120) + ")");
   }
   return ar;
 }
 
-void load_module(torch::serialize::InputArchive& ar, torch::nn::Module& model,
-                 const std::filesystem::path& file) {
+void load_module_archive(torch::serialize::InputArchive& ar, torch::nn::Module& model,
+                         const std::filesystem::path& file) {
   // LibTorch's load() silently resizes parameters to whatever the file holds: check shapes ourselves.
   std::vector<std::pair<std::string, std::vector<int64_t>>> expected;
   for (const auto& kv : model.named_parameters()) expected.emplace_back(kv.key(), kv.value().sizes().vec());
@@ -94,7 +42,8 @@ void load_module(torch::serialize::InputArchive& ar, torch::nn::Module& model,
     torch::NoGradGuard no_grad;
     model.load(sub);
   } catch (const c10::Error& e) {
-    throw Error("checkpoint '" + file.string() + "' does not match the model in config.yml: " + brief(e));
+    throw Error("checkpoint '" + file.string() +
+                "' does not match the model in config.yml: " + brief_error(e));
   }
   const auto loaded = model.named_parameters();
   for (const auto& [name, shape] : expected) {
@@ -105,6 +54,8 @@ void load_module(torch::serialize::InputArchive& ar, torch::nn::Module& model,
     }
   }
 }
+
+namespace {
 
 // ---- Weights-only files (infer/weights_file.h): read straight into the parameters, converting to bf16 on
 // the fly when asked: no second copy of the model in memory.
@@ -166,35 +117,6 @@ void write_weights_file(const std::filesystem::path& file, torch::nn::Module& mo
 
 }  // namespace
 
-void save_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
-                     const torch::optim::Optimizer& optimizer, const TrainState& state) {
-  torch::serialize::OutputArchive ar, model_ar, optim_ar, state_ar;
-  model.save(model_ar);
-  optimizer.save(optim_ar);
-  write_state(state_ar, state);
-  ar.write("model", model_ar), ar.write("optimizer", optim_ar), ar.write("state", state_ar);
-  save_archive(file, ar);
-}
-
-void load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
-                     torch::optim::Optimizer& optimizer, TrainState& state) {
-  if (is_weights_file(file)) {
-    throw Error("checkpoint '" + file.string() + "' is a weights-only file: it has no training state");
-  }
-  auto ar = open_archive(file);
-  load_module(ar, model, file);
-  torch::serialize::InputArchive optim_ar, state_ar;
-  try {
-    if (!ar.try_read("optimizer", optim_ar) || !ar.try_read("state", state_ar)) {
-      throw Error("checkpoint '" + file.string() + "' has no training state (a weights-only file?)");
-    }
-    optimizer.load(optim_ar);
-    read_state(state_ar, state);
-  } catch (const c10::Error& e) {
-    throw Error("checkpoint '" + file.string() + "' has a damaged training state: " + brief(e));
-  }
-}
-
 namespace {
 
 class ModuleParameters : public infer::ParameterSource {
@@ -225,8 +147,8 @@ void save_weights(const std::filesystem::path& file, torch::nn::Module& model) {
 
 void load_weights(const std::filesystem::path& file, torch::nn::Module& model, torch::Dtype dtype) {
   if (is_weights_file(file)) return read_weights_file(file, model, dtype);
-  auto ar = open_archive(file);  // a training checkpoint, or a LibTorch archive from s2s before 0.2
-  load_module(ar, model, file);
+  auto ar = open_model_archive(file);  // a training checkpoint, or a LibTorch archive from s2s before 0.2
+  load_module_archive(ar, model, file);
   model.to(dtype);
 }
 

@@ -1,10 +1,10 @@
-#include "train/loss.h"
+#include "libtorch/train/loss.h"
 
 #include <ATen/autocast_mode.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/autograd.h>
 
-#include "model/ops.h"
+#include "libtorch/model/ops.h"
 
 namespace s2s {
 namespace {

@@ -7,7 +7,7 @@
 #include "config/model_dir.h"
 #include "decode/engine.h"
 #include "decode/translator.h"
-#include "model/seq2seq.h"
+#include "libtorch/model/rnn/seq2seq.h"
 
 namespace s2s {
 

@@ -1,4 +1,4 @@
-#include "model/ops.h"
+#include "libtorch/model/ops.h"
 
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
@@ -6,7 +6,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "model/kernels.h"
+#include "kernels/kernels.h"
 
 namespace s2s {
 namespace {

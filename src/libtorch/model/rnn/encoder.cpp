@@ -1,8 +1,8 @@
-#include "model/encoder.h"
+#include "libtorch/model/rnn/encoder.h"
 
 #include <torch/nn/init.h>
 
-#include "model/ops.h"
+#include "libtorch/model/ops.h"
 
 namespace s2s {
 

@@ -1,8 +1,8 @@
-#include "decode/search.h"
+#include "libtorch/decode/search.h"
 
 #include <ATen/autocast_mode.h>
 
-#include "model/ops.h"
+#include "libtorch/model/ops.h"
 
 namespace s2s {
 namespace {

@@ -6,9 +6,7 @@
 
 #include <filesystem>
 
-#include "config/model_dir.h"
-#include "infer/native_model.h"
-#include "model/seq2seq.h"
+#include "libtorch/model/weights_io.h"
 
 namespace s2s {
 
@@ -36,18 +34,5 @@ void save_checkpoint(const std::filesystem::path& file, torch::nn::Module& model
 // Loads a checkpoint written by save_checkpoint; throws s2s::Error naming the file on any problem.
 void load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
                      torch::optim::Optimizer& optimizer, TrainState& state);
-
-// Model parameters only (the best checkpoint), atomically, as raw float32 with names and shapes: loading
-// needs no LibTorch archive machinery (4x faster) and no second copy of the model.
-void save_weights(const std::filesystem::path& file, torch::nn::Module& model);
-
-// The module's parameters as the native engine reads them from a weights file, copied to float32 in memory
-// (validation during training converts the current weights without a best.bin round trip).
-std::unique_ptr<infer::ParameterSource> module_parameters(const torch::nn::Module& model);
-
-// Loads parameters from a file written by save_weights or save_checkpoint into CPU `model`, converting
-// them to `dtype` (float32 or bf16) as they are read. Names and shapes must match the model.
-void load_weights(const std::filesystem::path& file, torch::nn::Module& model,
-                  torch::Dtype dtype = torch::kFloat);
 
 }  // namespace s2s

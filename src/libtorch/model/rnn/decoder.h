@@ -10,8 +10,8 @@
 
 #include <vector>
 
-#include "model/attention.h"
-#include "model/encoder.h"
+#include "libtorch/model/rnn/attention.h"
+#include "libtorch/model/rnn/encoder.h"
 
 namespace s2s {
 

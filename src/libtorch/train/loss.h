@@ -7,7 +7,7 @@
 
 #include <torch/types.h>
 
-#include "model/seq2seq.h"
+#include "libtorch/model/rnn/seq2seq.h"
 
 namespace s2s {
 

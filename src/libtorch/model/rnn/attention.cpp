@@ -1,10 +1,10 @@
-#include "model/attention.h"
+#include "libtorch/model/rnn/attention.h"
 
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
-#include "model/kernels.h"
-#include "model/ops.h"
+#include "kernels/kernels.h"
+#include "libtorch/model/ops.h"
 #include "util/error.h"
 
 namespace s2s {

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "decode/beam.h"
-#include "model/seq2seq.h"
+#include "libtorch/model/rnn/seq2seq.h"
 
 namespace s2s {
 

@@ -1,4 +1,4 @@
-#include "model/seq2seq.h"
+#include "libtorch/model/rnn/seq2seq.h"
 
 #include <torch/nn/init.h>
 

@@ -6,8 +6,8 @@
 #include <torch/nn/pimpl.h>
 
 #include "config/config.h"
-#include "model/decoder.h"
-#include "model/encoder.h"
+#include "libtorch/model/rnn/decoder.h"
+#include "libtorch/model/rnn/encoder.h"
 
 namespace s2s {
 

@@ -1,4 +1,4 @@
-#include "data/batch.h"
+#include "libtorch/data/batch.h"
 
 namespace s2s {
 namespace {

@@ -1,4 +1,4 @@
-#include "infer/native_model.h"
+#include "infer/rnn/native_model.h"
 
 #include <omp.h>
 #if defined(__x86_64__)
@@ -9,49 +9,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <map>
 
-#include "infer/weights_file.h"
-#include "model/kernels.h"
+#include "kernels/kernels.h"
 #include "util/error.h"
 
 namespace s2s::infer {
 namespace {
-
-// The parameters of a weights file by name, read on demand: only one float32 parameter is in memory at a
-// time next to the converted model (fewer page faults and a lower peak than reading the whole file).
-class WeightsMap : public ParameterSource {
- public:
-  explicit WeightsMap(const std::filesystem::path& file) : file_(file), in_(file) {
-    for (uint64_t i = 0; i < in_.count(); ++i) {
-      auto entry = in_.next();
-      const auto offset = in_.skip(entry.numel());
-      if (!index_.emplace(entry.name, Entry{entry.shape, offset, entry.numel()}).second) {
-        throw Error("weights file '" + file.string() + "' is damaged (parameter " + entry.name +
-                    " appears twice)");
-      }
-    }
-  }
-  // The parameter `name`, which must have `shape`.
-  Parameter get(const std::string& name, const std::vector<int64_t>& shape) override {
-    const auto it = index_.find(name);
-    const auto mismatch = "weights file '" + file_.string() + "' does not match the model in config.yml: ";
-    if (it == index_.end()) throw Error(mismatch + "parameter " + name + " is missing");
-    if (it->second.shape != shape) throw Error(mismatch + "parameter " + name + " has another shape");
-    Parameter l{shape, std::vector<float>(static_cast<size_t>(it->second.numel))};
-    in_.read_float_at(it->second.offset, l.data.data(), it->second.numel);
-    return l;
-  }
-
- private:
-  struct Entry {
-    std::vector<int64_t> shape;
-    int64_t offset = 0, numel = 0;
-  };
-  std::filesystem::path file_;
-  WeightsFileReader in_;
-  std::map<std::string, Entry> index_;
-};
 
 // Rows [first, first + rows) of a float32 [*, cols] block as a Matrix in the requested precision.
 Matrix make_matrix(const float* data, int64_t rows, int64_t cols, bool bf16) {
@@ -98,8 +61,7 @@ bool NativeModel::supports(const ModelConfig& config, std::string* why) {
 NativeModel::NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
                          const std::filesystem::path& weights, bool bf16)
     : config_(config) {
-  WeightsMap w(weights);
-  load(w, src_vocab, tgt_vocab, bf16);
+  load(*open_weights_file(weights), src_vocab, tgt_vocab, bf16);
 }
 
 NativeModel::NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,

@@ -1,4 +1,4 @@
-#include "model/kernels.h"
+#include "kernels/kernels.h"
 
 #include <algorithm>
 #include <cmath>

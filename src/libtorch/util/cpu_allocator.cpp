@@ -1,4 +1,4 @@
-#include "util/cpu_allocator.h"
+#include "libtorch/util/cpu_allocator.h"
 
 #include <c10/core/CPUAllocator.h>
 #include <sys/mman.h>

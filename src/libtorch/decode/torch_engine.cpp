@@ -1,14 +1,15 @@
-#include "decode/torch_engine.h"
+#include "libtorch/decode/torch_engine.h"
 
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 
-#include "data/batch.h"
-#include "decode/search.h"
-#include "train/checkpoint.h"
+#include "config/model_dir.h"
+#include "libtorch/data/batch.h"
+#include "libtorch/decode/search.h"
+#include "libtorch/model/weights_io.h"
+#include "libtorch/util/runtime.h"
 #include "util/error.h"
-#include "util/runtime.h"
 
 namespace s2s {
 

@@ -1,8 +1,8 @@
-// The attentional LSTM encoder-decoder (model/seq2seq.h) re-implemented on plain buffers for CPU inference
-// without LibTorch: oneDNN GEMMs (float32 or bf16 weights), the fused kernels of model/kernels.h, and the
-// same arithmetic as the LibTorch model's eval mode. Reads best.bin directly, or parameters handed over in
-// memory (validation during training). Supports Luong attention (general and dot); Bahdanau models use the
-// LibTorch engine.
+// The attentional LSTM encoder-decoder (libtorch/model/rnn/seq2seq.h) re-implemented on plain buffers for CPU
+// inference without LibTorch: oneDNN GEMMs (float32 or bf16 weights), the fused kernels of kernels/kernels.h,
+// and the same arithmetic as the LibTorch model's eval mode. Reads best.bin directly, or parameters handed
+// over in memory (validation during training). Supports Luong attention (general and dot); Bahdanau models
+// use the LibTorch engine.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,7 @@
 #include "decode/beam.h"
 #include "decode/engine.h"
 #include "infer/gemm.h"
+#include "infer/parameters.h"
 
 namespace s2s::infer {
 
@@ -32,20 +33,6 @@ struct Encoded {
 struct DecoderRows {
   std::vector<std::vector<float>> h, c;  // per layer [R, H]
   std::vector<float> feed;               // [R, out_dim] previous attentional vector
-};
-
-// A float32 parameter by name, e.g. "decoder.w_rec0".
-struct Parameter {
-  std::vector<int64_t> shape;
-  std::vector<float> data;  // row-major
-};
-
-// Where the native model's parameters come from: a weights file (best.bin) or memory.
-class ParameterSource {
- public:
-  virtual ~ParameterSource() = default;
-  // The parameter `name`, which must have `shape`; throws s2s::Error naming the source otherwise.
-  virtual Parameter get(const std::string& name, const std::vector<int64_t>& shape) = 0;
 };
 
 class NativeModel {

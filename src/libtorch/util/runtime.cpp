@@ -1,4 +1,4 @@
-#include "util/runtime.h"
+#include "libtorch/util/runtime.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>

@@ -1,6 +1,6 @@
-#include "model/decoder.h"
+#include "libtorch/model/rnn/decoder.h"
 
-#include "model/ops.h"
+#include "libtorch/model/ops.h"
 
 namespace s2s {
 
