@@ -81,7 +81,8 @@ int run_eval(const EvalArgs& a) {
 int run_vocab(const VocabArgs& a) {
   SpmTrainOptions o;
   for (const auto& i : a.inputs) o.inputs.emplace_back(i);
-  o.model_prefix = a.model_prefix, o.vocab_size = a.vocab_size, o.model_type = a.model_type;
+  o.model_prefix = a.model_prefix, o.vocab_size = a.vocab_size,
+  o.model_type = parse_enum<SubwordModel>(a.model_type, "--model-type");
   o.character_coverage = a.character_coverage, o.seed = static_cast<uint32_t>(a.seed);
   o.max_sentences = a.max_sentences, o.num_threads = a.threads;
   train_sentencepiece(o);

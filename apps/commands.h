@@ -19,7 +19,7 @@ struct DecodeArgs {
   std::string model_dir;               // --model (model directory)
   std::vector<std::string> overrides;  // --set decode.key=value, and the flags below mapped onto decode.*
   bool scores = false;                 // --scores
-  std::string alignment;               // --alignment hard|soft
+  std::string alignment = "none";      // --alignment none|hard|soft
 };
 
 struct TranslateArgs {

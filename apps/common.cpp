@@ -21,19 +21,19 @@ namespace {
 // Whether translate runs on the native CPU engine; `why` says why not when it does not.
 bool use_native(const Config& config, const std::filesystem::path& dir, std::string& why) {
   const auto& d = config.decode;
-  if (d.engine == "torch") {
+  if (d.engine == EngineKind::kTorch) {
     why = "--engine torch";
     return false;
   }
-  if (d.device != "cpu")
-    why = "device " + d.device;
+  if (!d.device.is_cpu())
+    why = "device " + to_string(d.device);
   else if (!std::filesystem::exists(dir / model_files::kBest))
     why = std::string("no ") + model_files::kBest;
   else if (!infer::NativeModel::supports(config.model, &why))
     why += " is not supported natively";
   else
     return true;
-  if (d.engine == "native")
+  if (d.engine == EngineKind::kNative)
     throw Error("--engine native: cannot use the native CPU engine here (" + why + ")");
   return false;
 }
@@ -41,9 +41,9 @@ bool use_native(const Config& config, const std::filesystem::path& dir, std::str
 std::shared_ptr<Engine> native_engine(const std::filesystem::path& dir, const Config& config,
                                       const Tokenizer& src_tok, const Tokenizer& tgt_tok) {
   runtime::tune_allocator();  // heap, not fresh mmaps: load temporaries and per-batch buffers are reused
-  auto model = std::make_shared<const infer::NativeModel>(config.model, src_tok.vocab_size(),
-                                                          tgt_tok.vocab_size(), dir / model_files::kBest,
-                                                          /*bf16=*/config.decode.precision == "bf16");
+  auto model = std::make_shared<const infer::NativeModel>(
+      config.model, src_tok.vocab_size(), tgt_tok.vocab_size(), dir / model_files::kBest,
+      /*bf16=*/config.decode.precision == Precision::kBf16);
   TargetIds ids{tgt_tok.pad_id(), tgt_tok.bos_id(), tgt_tok.eos_id(), tgt_tok.unk_id()};
   auto engine = std::make_shared<infer::NativeEngine>(std::move(model), ids);
   engine->set_thread_threads(config.decode.threads);  // batches run on this thread with one worker
@@ -57,7 +57,7 @@ std::shared_ptr<Engine> make_engine(const std::filesystem::path& dir, const Conf
                                     const std::function<std::shared_ptr<Engine>()>& load_torch) {
   std::string why;
   if (use_native(config, dir, why)) {
-    spdlog::debug("engine: native CPU ({})", config.decode.precision);
+    spdlog::debug("engine: native CPU ({})", to_string(config.decode.precision));
     return native_engine(dir, config, src_tok, tgt_tok);
   }
   spdlog::debug("engine: LibTorch ({})", why);
@@ -71,13 +71,15 @@ Config decode_config(const DecodeArgs& d) {
 TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d) {
   TranslateOptions o;
   o.search.beam_size = c.beam_size, o.search.n_best = c.n_best, o.search.normalize = c.normalize;
-  o.search.max_length_factor = c.max_length_factor, o.search.keep_attention = !d.alignment.empty();
+  o.search.max_length_factor = c.max_length_factor,
+  o.alignment = parse_enum<Alignment>(d.alignment, "--alignment");
+  o.search.keep_attention = o.alignment != Alignment::kNone;
   o.search.early_exit = c.early_exit;
-  const bool cpu = c.device == "cpu";
+  const bool cpu = c.device.is_cpu();
   o.workers = c.workers > 0 ? c.workers : (cpu ? c.threads : 1);
   o.threads_per_worker = std::max(1, c.threads / o.workers);
   o.batch_size = c.batch_size, o.batch_tokens = c.batch_tokens, o.max_length = c.max_length;
-  o.read_ahead = c.read_ahead, o.scores = d.scores, o.alignment = d.alignment;
+  o.read_ahead = c.read_ahead, o.scores = d.scores;
   if (c.shortlist) {
     const auto file = std::filesystem::path(d.model_dir) / model_files::kShortlist;
     if (!std::filesystem::exists(file)) {

@@ -107,8 +107,9 @@ int main(int argc, char** argv) {
   translate_cmd->add_flag("--scores", translate.decode.scores,
                           "Append ' ||| F0= score ||| normalized score'");
   translate_cmd
-      ->add_option("--alignment", translate.decode.alignment, "Append attention alignments: hard | soft")
-      ->check(CLI::IsMember({"hard", "soft"}));
+      ->add_option("--alignment", translate.decode.alignment,
+                   "Append attention alignments: none | hard | soft")
+      ->check(CLI::IsMember({"none", "hard", "soft"}));
 
   s2s::app::EvalArgs eval;
   auto* eval_cmd =

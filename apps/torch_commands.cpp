@@ -24,8 +24,8 @@ namespace {
 // Loads the model for decoding with the config's device, threads, precision and allocator settings.
 ModelBundle load_for_decoding(const std::filesystem::path& dir, const DecodeConfig& decode) {
   runtime::configure_threads(decode.threads);
-  auto bundle = load_model_dir(dir, runtime::parse_device(decode.device),
-                               decode.precision == "bf16" ? torch::kBFloat16 : torch::kFloat);
+  auto bundle = load_model_dir(dir, runtime::to_torch(decode.device),
+                               decode.precision == Precision::kBf16 ? torch::kBFloat16 : torch::kFloat);
   runtime::tune_allocator();  // after loading: the float32 copies just freed go back to the system
   bundle.config.decode = decode;
   return bundle;
@@ -87,20 +87,22 @@ int eval_model_command(const EvalArgs& a) {
   std::vector<std::string> hyps;
   {  // translate with the engine `s2s translate` would use (both then report the same BLEU), then free it
     auto engine = make_engine(a.decode.model_dir, config, *bundle.src_tok, *bundle.tgt_tok, [&] {
-      return std::make_shared<TorchEngine>(bundle.model, bundle.device, config.decode.precision == "bf16");
+      return std::make_shared<TorchEngine>(bundle.model, bundle.device,
+                                           config.decode.precision == Precision::kBf16);
     });
     Translator translator(engine, bundle.src_tok, bundle.tgt_tok, translate_options(config.decode, a.decode));
     hyps = translator.translate(sources);
   }
   runtime::release_free_memory();  // the workers' arenas: the perplexity pass allocates on this thread
-  const double ppl = reference_perplexity(bundle, a.src, a.ref, config.decode.precision == "bf16");
+  const double ppl = reference_perplexity(bundle, a.src, a.ref, config.decode.precision == Precision::kBf16);
   print_scores(hyps, refs, a, ppl);
   return 0;
 }
 
 std::shared_ptr<Engine> load_engine(const std::filesystem::path& dir, const Config& config) {
   auto bundle = load_for_decoding(dir, config.decode);
-  return std::make_shared<TorchEngine>(bundle.model, bundle.device, config.decode.precision == "bf16");
+  return std::make_shared<TorchEngine>(bundle.model, bundle.device,
+                                       config.decode.precision == Precision::kBf16);
 }
 
 std::shared_ptr<void> start_profile(const std::string& trace_file) {

@@ -285,7 +285,7 @@ TEST_F(Cli, DumpConfig) {
   EXPECT_EQ(flags.train.threads, 3);
   EXPECT_EQ(flags.train.seed, 77);
   EXPECT_EQ(flags.train.max_steps, 5);
-  EXPECT_EQ(flags.train.precision, "fp32");
+  EXPECT_EQ(flags.train.precision, s2s::Precision::kFp32);
 
   // --set next to typed flags keeps both.
   expect_success(r[2]);

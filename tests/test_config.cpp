@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "test_util.h"
 #include "util/error.h"
+#include "util/text.h"
 
 namespace {
 
@@ -65,13 +66,13 @@ TEST(Config, EmptyTextGivesDefaults) {
   const s2s::Config d;
   EXPECT_EQ(s2s::dump_config(c), s2s::dump_config(d));
   EXPECT_EQ(c.model.emb_dim, 256);
-  EXPECT_EQ(c.model.attention, "luong-general");
+  EXPECT_EQ(c.model.attention, s2s::AttentionType::kLuongGeneral);
   EXPECT_DOUBLE_EQ(c.train.lr, 0.001);
-  EXPECT_EQ(c.train.device, "cpu");
-  EXPECT_EQ(c.train.precision, "fp32");
+  EXPECT_EQ(c.train.device, s2s::Device{});
+  EXPECT_EQ(c.train.precision, s2s::Precision::kFp32);
   EXPECT_EQ(c.decode.beam_size, 5);
   EXPECT_EQ(c.decode.n_best, 1);
-  EXPECT_EQ(c.data.invalid_utf8, "skip");
+  EXPECT_EQ(c.data.invalid_utf8, s2s::InvalidUtf8::kSkip);
   EXPECT_TRUE(c.vocab.joint);
   EXPECT_EQ(c.vocab.size, 8000);
   EXPECT_TRUE(c.data.train_src.empty());  // empty paths stay empty (not resolved to the base dir)
@@ -98,7 +99,7 @@ TEST(Config, ShippedDemoConfigLoads) {
   const stdfs::path demo = stdfs::path(S2S_SOURCE_DIR) / "configs" / "demo.yaml";
   const auto c = s2s::load_config(demo);
   EXPECT_EQ(c.model.emb_dim, 128);
-  EXPECT_EQ(c.train.precision, "bf16");
+  EXPECT_EQ(c.train.precision, s2s::Precision::kBf16);
   EXPECT_EQ(stdfs::path(c.data.train_src),
             (stdfs::path(S2S_SOURCE_DIR) / "data" / "train.de").lexically_normal());
   EXPECT_TRUE(stdfs::exists(c.data.train_src));
@@ -121,11 +122,11 @@ TEST(Config, EverySectionRoundTrips) {
   c.data.valid_src = "/corpus/valid: x.de";    // YAML key separator
   c.data.valid_tgt = "/corpus/'quoted' \"v\".en";
   c.data.max_length = 77;
-  c.data.invalid_utf8 = "error";
+  c.data.invalid_utf8 = s2s::InvalidUtf8::kError;
   c.data.valid_max_sentences = 123;
   c.vocab.joint = false;
   c.vocab.size = 1234;
-  c.vocab.model_type = "bpe";
+  c.vocab.model_type = s2s::SubwordModel::kBpe;
   c.vocab.character_coverage = 0.9995;
   c.vocab.src_model = "/m/src.model";
   c.vocab.tgt_model = "/m/tgt.model";
@@ -138,7 +139,7 @@ TEST(Config, EverySectionRoundTrips) {
   c.model.enc_residual = true;
   c.model.dec_layers = 4;
   c.model.dec_hidden = 200;
-  c.model.attention = "luong-dot";
+  c.model.attention = s2s::AttentionType::kLuongDot;
   c.model.input_feeding = false;
   c.model.dropout_emb = 0.05;
   c.model.dropout_hidden = 1.0 / 3.0;  // needs all 17 digits to round-trip
@@ -150,7 +151,7 @@ TEST(Config, EverySectionRoundTrips) {
   c.train.max_minutes = 12.5;
   c.train.lr = 3e-4;
   c.train.warmup_steps = 17;
-  c.train.lr_schedule = "inverse-sqrt";
+  c.train.lr_schedule = s2s::LrSchedule::kInverseSqrt;
   c.train.lr_decay = 0.7;
   c.train.lr_patience = 2;
   c.train.min_lr = 1e-7;
@@ -160,11 +161,11 @@ TEST(Config, EverySectionRoundTrips) {
   c.train.adam_beta2 = 0.98;
   c.train.seed = 987654321;
   c.train.threads = 7;
-  c.train.device = "cuda:1";
-  c.train.precision = "bf16";
+  c.train.device = s2s::Device{s2s::Device::Kind::kCuda, 1};
+  c.train.precision = s2s::Precision::kBf16;
   c.train.log_every = 11;
   c.train.valid_every = 22;
-  c.train.early_stop_metric = "ppl";
+  c.train.early_stop_metric = s2s::EarlyStopMetric::kPpl;
   c.train.patience = 0;
   c.train.valid_beam_size = 4;
   c.train.valid_batch_size = 32;
@@ -176,9 +177,9 @@ TEST(Config, EverySectionRoundTrips) {
   c.decode.max_length = 300;
   c.decode.max_length_factor = 1.5;
   c.decode.read_ahead = 50;
-  c.decode.precision = "bf16";
+  c.decode.precision = s2s::Precision::kBf16;
   c.decode.threads = 5;
-  c.decode.device = "cuda";
+  c.decode.device = s2s::Device{s2s::Device::Kind::kCuda, -1};
   ASSERT_NO_THROW(s2s::validate(c));
 
   const auto text = s2s::dump_config(c);
@@ -189,20 +190,20 @@ TEST(Config, EverySectionRoundTrips) {
   EXPECT_EQ(back.data.train_tgt, c.data.train_tgt);
   EXPECT_EQ(back.data.valid_src, c.data.valid_src);
   EXPECT_EQ(back.data.valid_tgt, c.data.valid_tgt);
-  EXPECT_EQ(back.data.invalid_utf8, "error");
+  EXPECT_EQ(back.data.invalid_utf8, s2s::InvalidUtf8::kError);
   EXPECT_EQ(back.vocab.max_sentences, 5000000000LL);
   EXPECT_FALSE(back.vocab.joint);
   EXPECT_DOUBLE_EQ(back.vocab.character_coverage, 0.9995);
   EXPECT_EQ(back.model.dropout_hidden, 1.0 / 3.0);  // bit-exact
-  EXPECT_EQ(back.model.attention, "luong-dot");
+  EXPECT_EQ(back.model.attention, s2s::AttentionType::kLuongDot);
   EXPECT_TRUE(back.model.enc_residual);
   EXPECT_EQ(back.train.max_steps, 9000000000LL);
   EXPECT_EQ(back.train.lr, 3e-4);
   EXPECT_EQ(back.train.min_lr, 1e-7);
-  EXPECT_EQ(back.train.device, "cuda:1");
+  EXPECT_EQ(back.train.device, (s2s::Device{s2s::Device::Kind::kCuda, 1}));
   EXPECT_EQ(back.train.seed, 987654321);
   EXPECT_EQ(back.decode.n_best, 8);
-  EXPECT_EQ(back.decode.device, "cuda");
+  EXPECT_EQ(back.decode.device, (s2s::Device{s2s::Device::Kind::kCuda, -1}));
 }
 
 TEST(Config, DumpNamesEverySectionAndKey) {
@@ -456,7 +457,7 @@ TEST(Config, LoadConfigCrlfFile) {
   write_bytes(file, "model:\r\n  emb_dim: 48\r\ntrain:\r\n  device: cpu\r\n");
   const auto c = s2s::load_config(file);
   EXPECT_EQ(c.model.emb_dim, 48);
-  EXPECT_EQ(c.train.device, "cpu");
+  EXPECT_EQ(c.train.device, s2s::Device{});
 }
 
 // The header promises that out-of-range values are reported "with one line naming the file, line and
@@ -481,7 +482,7 @@ TEST(Config, OverrideSetsValue) {
 TEST(Config, OverrideAddsSectionMissingFromFile) {
   const auto c = parse("", {"decode.beam_size=12", "model.attention=bahdanau", "vocab.joint=false"});
   EXPECT_EQ(c.decode.beam_size, 12);
-  EXPECT_EQ(c.model.attention, "bahdanau");
+  EXPECT_EQ(c.model.attention, s2s::AttentionType::kBahdanau);
   EXPECT_FALSE(c.vocab.joint);
 }
 
@@ -669,8 +670,8 @@ TEST(Config, ValidateDirectly) {
   c.decode.n_best = 6;  // > beam_size 5
   EXPECT_CONTAINS(error_of([&] { s2s::validate(c); }), "decode.n_best");
   c = s2s::Config{};
-  c.train.device = "gpu";
-  EXPECT_CONTAINS(error_of([&] { s2s::validate(c); }), "train.device");
+  c.train.valid_batch_size = 0;
+  EXPECT_CONTAINS(error_of([&] { s2s::validate(c); }), "train.valid_batch_size");
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -735,35 +736,35 @@ TEST(Config, ResolvedConfigRoundTripsUnchanged) {
 
 TEST(ClosestMatch, FindsNearKeys) {
   const std::vector<std::string> keys = {"emb_dim", "enc_layers", "enc_hidden", "dec_layers", "dec_hidden"};
-  EXPECT_EQ(s2s::closest_match("emb_dm", keys), "emb_dim");
-  EXPECT_EQ(s2s::closest_match("emb_dim", keys), "emb_dim");
-  EXPECT_EQ(s2s::closest_match("enc_hiden", keys), "enc_hidden");
-  EXPECT_EQ(s2s::closest_match("dec_layer", keys), "dec_layers");
-  EXPECT_EQ(s2s::closest_match("Emb_Dim", keys), "emb_dim");  // two substitutions
+  EXPECT_EQ(s2s::text::closest_match("emb_dm", keys), "emb_dim");
+  EXPECT_EQ(s2s::text::closest_match("emb_dim", keys), "emb_dim");
+  EXPECT_EQ(s2s::text::closest_match("enc_hiden", keys), "enc_hidden");
+  EXPECT_EQ(s2s::text::closest_match("dec_layer", keys), "dec_layers");
+  EXPECT_EQ(s2s::text::closest_match("Emb_Dim", keys), "emb_dim");  // two substitutions
 }
 
 TEST(ClosestMatch, NothingCloseGivesEmpty) {
   const std::vector<std::string> keys = {"emb_dim", "enc_layers"};
-  EXPECT_EQ(s2s::closest_match("zzzzzzzz", keys), "");
-  EXPECT_EQ(s2s::closest_match("xyz", {"abc"}), "");
-  EXPECT_EQ(s2s::closest_match("anything", {}), "");
+  EXPECT_EQ(s2s::text::closest_match("zzzzzzzz", keys), "");
+  EXPECT_EQ(s2s::text::closest_match("xyz", {"abc"}), "");
+  EXPECT_EQ(s2s::text::closest_match("anything", {}), "");
 }
 
 TEST(ClosestMatch, ThresholdGrowsWithLength) {
   // Short words allow 2 edits, longer words about a third of their length.
-  EXPECT_EQ(s2s::closest_match("ab", {"abcd"}), "abcd");                            // 2 edits
-  EXPECT_EQ(s2s::closest_match("ab", {"abcde"}), "");                               // 3 edits
-  EXPECT_EQ(s2s::closest_match("valid_every_x", {"valid_every"}), "valid_every");   // 2 of 13
-  EXPECT_EQ(s2s::closest_match("abcdefghijkl", {"abcdefghWXYZ"}), "abcdefghWXYZ");  // 4 of 12
-  EXPECT_EQ(s2s::closest_match("abcdefghijkl", {"abcdefgVWXYZ"}), "");              // 5 of 12
+  EXPECT_EQ(s2s::text::closest_match("ab", {"abcd"}), "abcd");                            // 2 edits
+  EXPECT_EQ(s2s::text::closest_match("ab", {"abcde"}), "");                               // 3 edits
+  EXPECT_EQ(s2s::text::closest_match("valid_every_x", {"valid_every"}), "valid_every");   // 2 of 13
+  EXPECT_EQ(s2s::text::closest_match("abcdefghijkl", {"abcdefghWXYZ"}), "abcdefghWXYZ");  // 4 of 12
+  EXPECT_EQ(s2s::text::closest_match("abcdefghijkl", {"abcdefgVWXYZ"}), "");              // 5 of 12
 }
 
 TEST(ClosestMatch, PrefersTheNearest) {
-  EXPECT_EQ(s2s::closest_match("lr_decay", {"lr", "lr_patience", "lr_decay_x", "lr_decy"}), "lr_decy");
+  EXPECT_EQ(s2s::text::closest_match("lr_decay", {"lr", "lr_patience", "lr_decay_x", "lr_decy"}), "lr_decy");
   // Ties go to the first candidate: fp16 is two edits from both.
-  EXPECT_EQ(s2s::closest_match("fp16", {"fp32", "bf16"}), "fp32");
-  EXPECT_EQ(s2s::closest_match("fp16", {"bf16", "fp32"}), "bf16");
-  EXPECT_EQ(s2s::closest_match("", {"a", "abcdef"}), "a");
+  EXPECT_EQ(s2s::text::closest_match("fp16", {"fp32", "bf16"}), "fp32");
+  EXPECT_EQ(s2s::text::closest_match("fp16", {"bf16", "fp32"}), "bf16");
+  EXPECT_EQ(s2s::text::closest_match("", {"a", "abcdef"}), "a");
 }
 
 }  // namespace

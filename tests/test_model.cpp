@@ -12,7 +12,8 @@ s2s::Seq2Seq tiny_model(const std::string& attention, int layers = 2) {
   torch::manual_seed(7);
   s2s::ModelConfig m;
   m.emb_dim = 16, m.enc_hidden = 12, m.dec_hidden = 24, m.enc_layers = layers, m.dec_layers = layers;
-  m.attention = attention, m.tie_output = false, m.enc_residual = true;
+  m.attention = s2s::parse_enum<s2s::AttentionType>(attention, "attention"), m.tie_output = false,
+  m.enc_residual = true;
   m.dropout_emb = m.dropout_hidden = m.dropout_attn = 0;
   auto model = s2s::build_model(m, {50, 40, 0, 2, 3});
   model->eval();
@@ -38,7 +39,7 @@ class AttentionMask : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(AttentionMask, PaddedPositionsGetZeroWeight) {
   torch::manual_seed(3);
-  s2s::Attention attn(s2s::parse_attention(GetParam()), 8, 8);
+  s2s::Attention attn(s2s::parse_enum<s2s::AttentionType>(GetParam(), "attention"), 8, 8);
   auto memory = torch::randn({2, 5, 8});
   auto mask = torch::tensor({1, 1, 1, 1, 1, 1, 1, 0, 0, 0}, torch::kBool).view({2, 5});
   auto keys = attn->precompute(memory, mask);
@@ -52,7 +53,7 @@ TEST_P(AttentionMask, PaddedPositionsGetZeroWeight) {
 
 TEST_P(AttentionMask, GroupedQueriesMatchExpandedMemory) {
   torch::manual_seed(4);
-  s2s::Attention attn(s2s::parse_attention(GetParam()), 8, 8);
+  s2s::Attention attn(s2s::parse_enum<s2s::AttentionType>(GetParam(), "attention"), 8, 8);
   auto memory = torch::randn({2, 4, 8});
   auto mask = torch::tensor({1, 1, 1, 1, 1, 1, 0, 0}, torch::kBool).view({2, 4});
   auto query = torch::randn({6, 8});  // 3 hypotheses per sentence

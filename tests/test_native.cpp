@@ -180,7 +180,7 @@ INSTANTIATE_TEST_SUITE_P(Architectures, NativeEngineTest,
                          ::testing::Values(Variant{"general", [](s2s::ModelConfig&) {}},
                                            Variant{"dot",
                                                    [](s2s::ModelConfig& m) {
-                                                     m.attention = "luong-dot",
+                                                     m.attention = s2s::AttentionType::kLuongDot,
                                                      m.dec_hidden = 2 * m.enc_hidden;
                                                    }},
                                            Variant{"tied_residual_nofeed",
@@ -211,10 +211,10 @@ TEST(NativeEngine, Bf16StaysCloseToFloat32) {
 TEST(NativeEngine, RefusesBahdanauAndMismatchedWeights) {
   auto c = s2s_test::tiny_config();
   std::string why;
-  c.model.attention = "bahdanau";
+  c.model.attention = s2s::AttentionType::kBahdanau;
   EXPECT_FALSE(s2s::infer::NativeModel::supports(c.model, &why));
   EXPECT_EQ(why, "bahdanau attention");
-  c.model.attention = "luong-general";
+  c.model.attention = s2s::AttentionType::kLuongGeneral;
   const auto dir = make_model_dir(c, "mismatch");
   auto other = c;
   other.model.dec_hidden = 48;

@@ -96,7 +96,7 @@ class FusedAttention : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FusedAttention, MatchesBmmPathWithMasksAndGroups) {
   torch::manual_seed(5);
-  s2s::Attention attn(s2s::parse_attention(GetParam()), 16, 16);
+  s2s::Attention attn(s2s::parse_enum<s2s::AttentionType>(GetParam(), "attention"), 16, 16);
   auto memory = torch::randn({3, 6, 16});
   auto mask =
       torch::tensor({1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0}, torch::kBool).view({3, 6});

@@ -278,7 +278,7 @@ TEST_F(VocabTest, DeterministicForSameOptions) {
 TEST_F(VocabTest, BpeAndOverwriteLeaveNoTemporaries) {
   const stdfs::path sub = dir_ / "bpe_out" / "nested";
   auto o = options(sub / "bpe");
-  o.model_type = "bpe";
+  o.model_type = s2s::SubwordModel::kBpe;
   s2s::train_sentencepiece(o);
   s2s::train_sentencepiece(o);  // overwrites in place
   std::vector<std::string> names;
@@ -299,8 +299,6 @@ TEST_F(VocabTest, InvalidOptionsNameTheOption) {
   using O = s2s::SpmTrainOptions;
   expect_error_mentions([&] { s2s::train_sentencepiece(with([](O& o) { o.vocab_size = 4; })); },
                         {"vocab_size"});
-  expect_error_mentions([&] { s2s::train_sentencepiece(with([](O& o) { o.model_type = "bigram"; })); },
-                        {"model_type", "bigram"});
   expect_error_mentions([&] { s2s::train_sentencepiece(with([](O& o) { o.character_coverage = 0.0; })); },
                         {"character_coverage"});
   expect_error_mentions([&] { s2s::train_sentencepiece(with([](O& o) { o.character_coverage = 1.5; })); },

@@ -195,7 +195,7 @@ TEST_F(TranslateTest, NativeAndLibTorchEnginesPrintTheSame) {
 
   const auto bahdanau = s2s_test::temp_dir("translate_bahdanau");
   auto c = s2s_test::tiny_config();
-  c.model.attention = "bahdanau";
+  c.model.attention = s2s::AttentionType::kBahdanau;
   s2s::fs::write_file_atomic(bahdanau / "config.yml", s2s::dump_config(c));
   s2s::fs::write_file_atomic(bahdanau / "spm.model", s2s::fs::read_file(dir_ / "spm.model"));
   torch::manual_seed(1);

@@ -6,16 +6,19 @@
 #include <string>
 #include <vector>
 
+#include "config/types.h"
+
 namespace s2s {
 
 struct DataConfig {
-  std::string train_src;              // source side of the training corpus (raw text, one sentence per line)
-  std::string train_tgt;              // target side, line-aligned with train_src
-  std::string valid_src;              // validation source (optional: no validation when empty)
-  std::string valid_tgt;              // validation target
-  int max_length = 100;               // pairs with more subword tokens on either side are dropped
-  std::string invalid_utf8 = "skip";  // invalid UTF-8 line pair: "skip" (warn with file:line) or "error"
-  int valid_max_sentences = 0;        // use only the first N validation pairs (0 = all)
+  std::string train_src;  // source side of the training corpus (raw text, one sentence per line)
+  std::string train_tgt;  // target side, line-aligned with train_src
+  std::string valid_src;  // validation source (optional: no validation when empty)
+  std::string valid_tgt;  // validation target
+  int max_length = 100;   // pairs with more subword tokens on either side are dropped
+  InvalidUtf8 invalid_utf8 =
+      InvalidUtf8::kSkip;       // invalid UTF-8 line pair: skip (warn with file:line) | error
+  int valid_max_sentences = 0;  // use only the first N validation pairs (0 = all)
 
   template <class V>
   void visit(V&& v) {
@@ -26,10 +29,10 @@ struct DataConfig {
 };
 
 struct VocabConfig {
-  bool joint = true;                   // one SentencePiece model for both sides
-  int size = 8000;                     // vocabulary size per model
-  std::string model_type = "unigram";  // unigram | bpe | char | word
-  double character_coverage = 1.0;     // SentencePiece character coverage
+  bool joint = true;                                 // one SentencePiece model for both sides
+  int size = 8000;                                   // vocabulary size per model
+  SubwordModel model_type = SubwordModel::kUnigram;  // unigram | bpe | char | word
+  double character_coverage = 1.0;                   // SentencePiece character coverage
   std::string src_model;            // existing SentencePiece model (joint model when joint); trained if empty
   std::string tgt_model;            // existing target model (ignored when joint)
   int64_t max_sentences = 1000000;  // sentences sampled for SentencePiece training
@@ -51,11 +54,11 @@ struct ModelConfig {
   bool enc_residual = false;      // residual connections between encoder layers (from layer 2 on)
   int dec_layers = 2;             // LSTM layers in the decoder
   int dec_hidden = 512;           // decoder hidden size
-  std::string attention = "luong-general";  // bahdanau | luong-dot | luong-general
-  bool input_feeding = true;                // feed the previous attentional vector into the decoder input
-  double dropout_emb = 0.1;                 // dropout on embeddings
-  double dropout_hidden = 0.3;              // dropout between LSTM layers
-  double dropout_attn = 0.3;                // dropout on the attentional output before the output layer
+  AttentionType attention = AttentionType::kLuongGeneral;  // bahdanau | luong-dot | luong-general
+  bool input_feeding = true;    // feed the previous attentional vector into the decoder input
+  double dropout_emb = 0.1;     // dropout on embeddings
+  double dropout_hidden = 0.3;  // dropout between LSTM layers
+  double dropout_attn = 0.3;    // dropout on the attentional output before the output layer
 
   template <class V>
   void visit(V&& v) {
@@ -68,32 +71,32 @@ struct ModelConfig {
 };
 
 struct TrainConfig {
-  int batch_tokens = 4096;              // target tokens per batch (approximate; batches are length-bucketed)
-  int accum_steps = 1;                  // batches whose gradients are summed before one optimizer step
-  int64_t max_steps = 0;                // stop after this many optimizer steps (0 = no limit)
-  int max_epochs = 20;                  // stop after this many epochs (0 = no limit)
-  double max_minutes = 0;               // stop after this much wall-clock time (0 = no limit)
-  double lr = 0.001;                    // Adam learning rate after warmup
-  int warmup_steps = 400;               // linear warmup from 0 to lr
-  std::string lr_schedule = "plateau";  // plateau | constant | inverse-sqrt
-  double lr_decay = 0.5;                // plateau: factor applied when validation stops improving
-  int lr_patience = 1;                  // plateau: validations without improvement before decaying
-  double min_lr = 1e-5;                 // lower bound for the decayed learning rate
-  double label_smoothing = 0.1;         // label smoothing epsilon
-  double clip_norm = 5.0;               // gradient-norm clipping (0 = off)
-  double adam_beta1 = 0.9;              // Adam beta1
-  double adam_beta2 = 0.999;            // Adam beta2
-  int64_t seed = 1234;                  // seed for parameters, dropout and data order
-  int threads = 2;                      // CPU threads (LibTorch intra-op / OpenMP), at most
-  bool share_cores = true;              // fewer threads while other processes take our cores (README)
-  std::string device = "cpu";           // cpu | cuda | cuda:N
-  std::string precision = "fp32";       // fp32 | bf16 (CPU autocast; master weights stay fp32)
-  int log_every = 100;                  // steps between progress lines / metrics.jsonl records
-  int valid_every = 1000;               // steps between validations and checkpoints
-  std::string early_stop_metric = "bleu";  // bleu | ppl
-  int patience = 5;                        // validations without improvement before stopping (0 = never)
-  int valid_beam_size = 1;                 // beam size for validation BLEU (1 = greedy)
-  int valid_batch_size = 64;               // sentences per validation translation batch
+  int batch_tokens = 4096;  // target tokens per batch (approximate; batches are length-bucketed)
+  int accum_steps = 1;      // batches whose gradients are summed before one optimizer step
+  int64_t max_steps = 0;    // stop after this many optimizer steps (0 = no limit)
+  int max_epochs = 20;      // stop after this many epochs (0 = no limit)
+  double max_minutes = 0;   // stop after this much wall-clock time (0 = no limit)
+  double lr = 0.001;        // Adam learning rate after warmup
+  int warmup_steps = 400;   // linear warmup from 0 to lr
+  LrSchedule lr_schedule = LrSchedule::kPlateau;  // plateau | constant | inverse-sqrt
+  double lr_decay = 0.5;                          // plateau: factor applied when validation stops improving
+  int lr_patience = 1;                            // plateau: validations without improvement before decaying
+  double min_lr = 1e-5;                           // lower bound for the decayed learning rate
+  double label_smoothing = 0.1;                   // label smoothing epsilon
+  double clip_norm = 5.0;                         // gradient-norm clipping (0 = off)
+  double adam_beta1 = 0.9;                        // Adam beta1
+  double adam_beta2 = 0.999;                      // Adam beta2
+  int64_t seed = 1234;                            // seed for parameters, dropout and data order
+  int threads = 2;                                // CPU threads (LibTorch intra-op / OpenMP), at most
+  bool share_cores = true;                 // fewer threads while other processes take our cores (README)
+  Device device;                           // cpu | cuda | cuda:N
+  Precision precision = Precision::kFp32;  // fp32 | bf16 (CPU autocast; master weights stay fp32)
+  int log_every = 100;                     // steps between progress lines / metrics.jsonl records
+  int valid_every = 1000;                  // steps between validations and checkpoints
+  EarlyStopMetric early_stop_metric = EarlyStopMetric::kBleu;  // bleu | ppl
+  int patience = 5;           // validations without improvement before stopping (0 = never)
+  int valid_beam_size = 1;    // beam size for validation BLEU (1 = greedy)
+  int valid_batch_size = 64;  // sentences per validation translation batch
 
   template <class V>
   void visit(V&& v) {
@@ -120,16 +123,17 @@ struct DecodeConfig {
   int max_length = 256;            // input longer than this (subword tokens) is cropped, with a warning
   double max_length_factor = 2.0;  // output is at most factor * source length + 5 tokens
   int read_ahead = 1000;           // lines read ahead and sorted by length for batching
-  std::string precision = "fp32";  // fp32 | bf16
-  bool shortlist = false;          // score only lexical-shortlist candidates (model dir's shortlist.txt)
-  int shortlist_per_source = 10;   // shortlist: best candidates used per source token (train stores 50)
-  int shortlist_frequent = 100;    // shortlist: most frequent target tokens always scored (train stores 500)
-  int threads = 2;                 // CPU threads
-  int workers = 0;                 // batches decoded concurrently, threads/workers threads each (0 = auto:
-                                   // one per thread on CPU, 1 on GPU)
-  std::string device = "cpu";      // cpu | cuda | cuda:N
-  std::string engine = "auto";     // auto | native | torch: native = LibTorch-free CPU engine (oneDNN);
-                                   // auto picks it on CPU for Luong-attention models with best.bin
+  Precision precision = Precision::kFp32;  // fp32 | bf16
+  bool shortlist = false;         // score only lexical-shortlist candidates (model dir's shortlist.txt)
+  int shortlist_per_source = 10;  // shortlist: best candidates used per source token (train stores 50)
+  int shortlist_frequent = 100;   // shortlist: most frequent target tokens always scored (train stores 500)
+  int threads = 2;                // CPU threads
+  int workers = 0;                // batches decoded concurrently, threads/workers threads each (0 = auto:
+                                  // one per thread on CPU, 1 on GPU)
+  Device device;                  // cpu | cuda | cuda:N
+  EngineKind engine =
+      EngineKind::kAuto;  // auto | native | torch: native = LibTorch-free CPU engine (oneDNN);
+                          // auto picks it on CPU for Luong-attention models with best.bin
 
   template <class V>
   void visit(V&& v) {
@@ -169,8 +173,5 @@ void validate(const Config& config);
 
 // Serializes the full effective config as YAML (every key, so a model dir is self-contained).
 std::string dump_config(const Config& config);
-
-// Levenshtein-closest entry of `candidates` to `word` ("" when nothing is reasonably close).
-std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
 
 }  // namespace s2s

@@ -29,11 +29,6 @@ void validate(const SpmTrainOptions& o) {
     throw Error("SpmTrainOptions.vocab_size must be > 4 (4 ids are reserved for pad/unk/bos/eos), got " +
                 std::to_string(o.vocab_size));
   }
-  if (o.model_type != "unigram" && o.model_type != "bpe" && o.model_type != "char" &&
-      o.model_type != "word") {
-    throw Error("SpmTrainOptions.model_type must be one of unigram, bpe, char, word, got '" + o.model_type +
-                "'");
-  }
   if (!(o.character_coverage > 0.0 && o.character_coverage <= 1.0)) {
     std::ostringstream os;
     os << "SpmTrainOptions.character_coverage must be in (0, 1], got " << o.character_coverage;
@@ -118,7 +113,7 @@ void train_sentencepiece(const SpmTrainOptions& o) {
   const std::vector<std::pair<std::string, std::string>> kwargs = {
       {"input", inputs},
       {"vocab_size", std::to_string(o.vocab_size)},
-      {"model_type", o.model_type},
+      {"model_type", to_string(o.model_type)},
       {"character_coverage", coverage.str()},
       {"input_sentence_size", std::to_string(o.max_sentences)},
       {"shuffle_input_sentence", "true"},

@@ -7,17 +7,19 @@
 #include <string>
 #include <vector>
 
+#include "config/types.h"
+
 namespace s2s {
 
 struct SpmTrainOptions {
   std::vector<std::filesystem::path> inputs;  // raw text files, one sentence per line (no ',' in paths)
   std::filesystem::path model_prefix;         // writes <prefix>.model and <prefix>.vocab
   int vocab_size = 8000;                      // exact size of the vocabulary, special pieces included
-  std::string model_type = "unigram";         // unigram | bpe | char | word
-  double character_coverage = 1.0;            // share of characters covered, in (0, 1]
-  uint32_t seed = 1234;                       // SentencePiece's random seed (0.1.97 samples with a fixed one)
-  int64_t max_sentences = 1000000;            // at most this many lines are sampled for training
-  int num_threads = 2;                        // training threads; part of the result (float sum order)
+  SubwordModel model_type = SubwordModel::kUnigram;  // unigram | bpe | char | word
+  double character_coverage = 1.0;                   // share of characters covered, in (0, 1]
+  uint32_t seed = 1234;             // SentencePiece's random seed (0.1.97 samples with a fixed one)
+  int64_t max_sentences = 1000000;  // at most this many lines are sampled for training
+  int num_threads = 2;              // training threads; part of the result (float sum order)
 };
 
 // Trains a model and writes <prefix>.model and <prefix>.vocab atomically (trained under a temporary prefix

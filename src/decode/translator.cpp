@@ -203,11 +203,11 @@ std::string Translator::format(int64_t id, const std::vector<Hypothesis>& hyps) 
     if (options_.search.n_best > 1 || options_.scores) {
       s += " ||| F0= " + format_score(h.score) + " ||| " + format_score(h.norm_score);
     }
-    if (!options_.alignment.empty()) {
+    if (options_.alignment != Alignment::kNone) {
       s += " |||";
       for (size_t t = 0; t < h.attention.size() && t < h.tokens.size(); ++t) {
         const auto& row = h.attention[t];
-        if (options_.alignment == "hard") {
+        if (options_.alignment == Alignment::kHard) {
           const auto j = std::max_element(row.begin(), row.end()) - row.begin();
           s += " " + std::to_string(j) + "-" + std::to_string(t);
         } else {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "config/types.h"
 #include "data/shortlist.h"
 #include "data/tokenizer.h"
 #include "decode/engine.h"
@@ -25,7 +26,7 @@ struct TranslateOptions {
   int workers = 1;             // batches translated concurrently (CPU), each on its own thread
   int threads_per_worker = 1;  // intra-op threads of each worker (when workers > 1)
   bool scores = false;         // append " ||| F0= score ||| normalized" to 1-best lines
-  std::string alignment;       // "" | hard | soft: append attention alignments
+  Alignment alignment = Alignment::kNone;      // append attention alignments (hard: Moses-style i-j pairs)
   std::shared_ptr<const Shortlist> shortlist;  // restrict the output layer to shortlist candidates (optional)
 };
 

@@ -350,4 +350,24 @@ std::string_view chomp_cr(std::string_view s) {
   return s;
 }
 
+std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
+  for (const auto& cand : candidates) {
+    std::vector<size_t> row(cand.size() + 1);
+    for (size_t j = 0; j <= cand.size(); ++j) row[j] = j;
+    for (size_t i = 1; i <= word.size(); ++i) {
+      size_t diag = row[0];
+      row[0] = i;
+      for (size_t j = 1; j <= cand.size(); ++j) {
+        const size_t up = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (word[i - 1] == cand[j - 1] ? 0 : 1)});
+        diag = up;
+      }
+    }
+    if (row[cand.size()] < best_distance) best_distance = row[cand.size()], best = cand;
+  }
+  return best;
+}
+
 }  // namespace s2s::text

@@ -40,4 +40,7 @@ std::string to_lower(std::string_view s);
 // Strips a trailing '\r' (CRLF input).
 std::string_view chomp_cr(std::string_view s);
 
+// Levenshtein-closest entry of `candidates` to `word` ("" when nothing is reasonably close).
+std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
+
 }  // namespace s2s::text

@@ -51,7 +51,7 @@ std::vector<float> gather_rows(const std::vector<float>& x, int64_t width, const
 }  // namespace
 
 bool NativeModel::supports(const ModelConfig& config, std::string* why) {
-  if (config.attention == "bahdanau") {
+  if (config.attention == AttentionType::kBahdanau) {
     if (why) *why = "bahdanau attention";
     return false;
   }
@@ -115,7 +115,7 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
   }
   bridge_ = make_matrix(w.get("decoder.bridge.weight", {2 * L * H, M}), bf16);
   bridge_bias_ = w.get("decoder.bridge.bias", {2 * L * H}).data;
-  if (config.attention == "luong-general") {
+  if (config.attention == AttentionType::kLuongGeneral) {
     key_proj_ = make_matrix(w.get("decoder.attention.key_proj.weight", {H, M}), bf16);
   } else if (H != M) {
     throw Error("luong-dot attention needs decoder hidden size == encoder output size");

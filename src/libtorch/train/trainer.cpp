@@ -81,7 +81,7 @@ class TrainerRun {
       : cfg_(config),
         opt_(options),
         dir_(options.model_dir),
-        device_(runtime::parse_device(config.train.device)) {}
+        device_(runtime::to_torch(config.train.device)) {}
 
   TrainSummary run();
 
@@ -140,7 +140,7 @@ void TrainerRun::prepare_dir() {
 void TrainerRun::load_data() {
   CorpusOptions copt;
   copt.max_length = cfg_.data.max_length;
-  copt.skip_invalid_utf8 = cfg_.data.invalid_utf8 == "skip";
+  copt.skip_invalid_utf8 = cfg_.data.invalid_utf8 == InvalidUtf8::kSkip;
   train_ = load_parallel(cfg_.data.train_src, cfg_.data.train_tgt, *src_tok_, *tgt_tok_, copt);
   const auto& st = train_.stats;
   spdlog::info(
@@ -184,7 +184,7 @@ void TrainerRun::build() {
   int64_t params = 0;
   for (const auto& p : params_) params += p.numel();
   spdlog::info("model: {} parameters, src vocab {}, tgt vocab {}, device {}, precision {}", params,
-               v.src_size, v.tgt_size, device_.str(), t.precision);
+               v.src_size, v.tgt_size, device_.str(), to_string(t.precision));
   const auto last = dir_ / model_files::kLast;
   if (std::filesystem::exists(last)) {
     load_checkpoint(last, *model_, *optimizer_, state_);
@@ -200,9 +200,9 @@ double TrainerRun::learning_rate() const {
   const double step = static_cast<double>(state_.step + 1);
   const double warm = t.warmup_steps > 0 ? std::min(1.0, step / t.warmup_steps) : 1.0;
   double lr = t.lr * warm;
-  if (t.lr_schedule == "inverse-sqrt" && step > t.warmup_steps && t.warmup_steps > 0) {
+  if (t.lr_schedule == LrSchedule::kInverseSqrt && step > t.warmup_steps && t.warmup_steps > 0) {
     lr = t.lr * std::sqrt(t.warmup_steps / step);
-  } else if (t.lr_schedule == "plateau") {
+  } else if (t.lr_schedule == LrSchedule::kPlateau) {
     lr = std::max(lr * state_.lr_scale, std::min(lr, t.min_lr));
   }
   return lr;
@@ -222,7 +222,7 @@ bool TrainerRun::train_group(const std::vector<std::vector<int64_t>>& plan) {
   for (const auto& b : batches) {
     LossResult loss;
     {
-      runtime::AutocastGuard autocast(cfg_.train.precision == "bf16", device_);
+      runtime::AutocastGuard autocast(cfg_.train.precision == Precision::kBf16, device_);
       auto hidden = model_->forward(b.src, b.src_lengths, b.tgt_in);
       loss = sequence_loss(*model_, hidden, b.tgt_out, cfg_.train.label_smoothing);
     }
@@ -291,7 +291,7 @@ void TrainerRun::validate() {
   int64_t tokens = 0;
   {
     torch::NoGradGuard no_grad;
-    runtime::AutocastGuard autocast(cfg_.train.precision == "bf16", device_);
+    runtime::AutocastGuard autocast(cfg_.train.precision == Precision::kBf16, device_);
     std::vector<int32_t> vs, vt;
     for (size_t i = 0; i < valid_.size(); ++i) {
       vs.push_back(static_cast<int32_t>(valid_.src.length(i)));
@@ -310,7 +310,7 @@ void TrainerRun::validate() {
   const auto bleu = metrics::corpus_bleu(hyps, valid_ref_lines_);
   model_->train();
 
-  const double metric = cfg_.train.early_stop_metric == "bleu" ? bleu.score : -ppl;
+  const double metric = cfg_.train.early_stop_metric == EarlyStopMetric::kBleu ? bleu.score : -ppl;
   const bool improved = state_.best_step < 0 || metric > state_.best_metric;
   if (improved) {
     state_.best_metric = metric, state_.best_step = state_.step, state_.bad_validations = 0,
@@ -318,7 +318,8 @@ void TrainerRun::validate() {
     save_weights(dir_ / model_files::kBest, *model_);
   } else {
     ++state_.bad_validations, ++state_.lr_bad;
-    if (cfg_.train.lr_schedule == "plateau" && state_.lr_bad >= std::max(1, cfg_.train.lr_patience)) {
+    if (cfg_.train.lr_schedule == LrSchedule::kPlateau &&
+        state_.lr_bad >= std::max(1, cfg_.train.lr_patience)) {
       state_.lr_scale *= cfg_.train.lr_decay, state_.lr_bad = 0;
       spdlog::info("validation did not improve: learning rate scaled to {:.3g}x", state_.lr_scale);
     }
@@ -344,7 +345,7 @@ std::vector<std::string> TrainerRun::translate_valid() {
   topt.search.normalize = cfg_.decode.normalize;
   topt.search.early_exit = cfg_.decode.early_exit;
   topt.batch_size = cfg_.train.valid_batch_size;
-  const bool bf16 = cfg_.train.precision == "bf16";
+  const bool bf16 = cfg_.train.precision == Precision::kBf16;
   auto on_libtorch = [&] {
     return make_translator(model_, src_tok_, tgt_tok_, device_, topt, bf16).translate(valid_src_lines_);
   };
@@ -472,7 +473,7 @@ void prepare_vocabularies(const Config& config, const std::filesystem::path& dir
     o.character_coverage = config.vocab.character_coverage, o.max_sentences = config.vocab.max_sentences;
     o.seed = static_cast<uint32_t>(config.train.seed);
     spdlog::info("training SentencePiece model {} (vocab {}, {})", target.string(), o.vocab_size,
-                 o.model_type);
+                 to_string(o.model_type));
     train_sentencepiece(o);
   };
   if (config.vocab.joint) {

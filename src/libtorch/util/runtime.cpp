@@ -32,29 +32,23 @@ void set_thread_intra_op_threads(int threads) {
   omp_set_num_threads(std::max(1, threads));
 }
 
-c10::Device parse_device(const std::string& name) {
-  if (name == "cpu") return c10::Device(c10::kCPU);
-  if (name.rfind("cuda", 0) == 0) {
-    if (!torch::cuda::is_available()) {
-      throw Error("device '" + name + "' requested, but " +
-                  (torch::cuda::device_count() == 0 && std::string(TORCH_VERSION).empty()
-                       ? std::string("no GPU is visible")
-                       : "this s2s was built against a CPU-only LibTorch (" + std::string(TORCH_VERSION) +
-                             ") or no GPU is visible; rebuild with a CUDA LibTorch (see README) or use "
-                             "--device cpu"));
-    }
-    try {
-      c10::Device device(name);
-      if (device.has_index() && device.index() >= static_cast<int>(torch::cuda::device_count())) {
-        throw Error("device '" + name + "': only " + std::to_string(torch::cuda::device_count()) +
-                    " GPU(s) visible");
-      }
-      return device;
-    } catch (const c10::Error&) {
-      throw Error("invalid device '" + name + "' (expected cpu, cuda or cuda:N)");
-    }
+c10::Device to_torch(const Device& device) {
+  if (device.is_cpu()) return c10::Device(c10::kCPU);
+  const auto name = to_string(device);
+  if (!torch::cuda::is_available()) {
+    throw Error("device '" + name + "' requested, but " +
+                (torch::cuda::device_count() == 0 && std::string(TORCH_VERSION).empty()
+                     ? std::string("no GPU is visible")
+                     : "this s2s was built against a CPU-only LibTorch (" + std::string(TORCH_VERSION) +
+                           ") or no GPU is visible; rebuild with a CUDA LibTorch (see README) or use "
+                           "--device cpu"));
   }
-  throw Error("invalid device '" + name + "' (expected cpu, cuda or cuda:N)");
+  if (device.index >= static_cast<int>(torch::cuda::device_count())) {
+    throw Error("device '" + name + "': only " + std::to_string(torch::cuda::device_count()) +
+                " GPU(s) visible");
+  }
+  return device.index < 0 ? c10::Device(c10::kCUDA)
+                          : c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(device.index));
 }
 
 AutocastGuard::AutocastGuard(bool enabled, const c10::Device& device)

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "config/types.h"
 #include "util/allocator.h"
 
 namespace s2s::runtime {
@@ -16,8 +17,8 @@ void configure_threads(int threads);
 // Sets the intra-op (OpenMP) team size of the calling thread only, e.g. in a translation worker thread.
 void set_thread_intra_op_threads(int threads);
 
-// Parses "cpu", "cuda" or "cuda:N"; throws s2s::Error when CUDA is not available in this build/machine.
-c10::Device parse_device(const std::string& name);
+// The LibTorch device for `device`; throws s2s::Error when CUDA is not available in this build/machine.
+c10::Device to_torch(const Device& device);
 
 // Enables CPU bf16 autocast for its lifetime when `enabled` (matmuls in bf16, master weights fp32).
 class AutocastGuard {

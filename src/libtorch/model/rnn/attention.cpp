@@ -9,13 +9,6 @@
 
 namespace s2s {
 
-AttentionType parse_attention(const std::string& name) {
-  if (name == "bahdanau") return AttentionType::kBahdanau;
-  if (name == "luong-dot") return AttentionType::kLuongDot;
-  if (name == "luong-general") return AttentionType::kLuongGeneral;
-  throw Error("unknown attention '" + name + "' (expected bahdanau | luong-dot | luong-general)");
-}
-
 AttentionKeys AttentionKeys::index_select(const std::vector<int64_t>& rows) const {
   return {select_rows(memory, rows), select_rows(keys, rows), select_rows(mask, rows)};
 }

@@ -9,11 +9,9 @@
 
 #include <string>
 
+#include "config/types.h"
+
 namespace s2s {
-
-enum class AttentionType { kBahdanau, kLuongDot, kLuongGeneral };
-
-AttentionType parse_attention(const std::string& name);
 
 struct AttentionKeys {
   torch::Tensor memory;  // [batch, src_len, mem_dim] values

@@ -19,7 +19,7 @@ Seq2SeqImpl::Seq2SeqImpl(const ModelConfig& cfg, const Vocabularies& v) : config
   dec.vocab_size = v.tgt_size, dec.emb_dim = cfg.emb_dim, dec.hidden = cfg.dec_hidden;
   dec.layers = cfg.dec_layers, dec.memory_dim = 2 * cfg.enc_hidden;
   dec.out_dim = cfg.tie_output ? cfg.emb_dim : cfg.dec_hidden;
-  dec.attention = parse_attention(cfg.attention), dec.input_feeding = cfg.input_feeding;
+  dec.attention = cfg.attention, dec.input_feeding = cfg.input_feeding;
   dec.dropout_emb = cfg.dropout_emb, dec.dropout_hidden = cfg.dropout_hidden;
   dec.dropout_attn = cfg.dropout_attn, dec.pad_id = v.pad_id;
   decoder = register_module("decoder", Decoder(dec, shared));
