@@ -72,7 +72,7 @@ int train_command(const TrainArgs& a) {
   TrainRunOptions opt;
   opt.model_dir = dir, opt.quiet = a.quiet;
   const auto summary = train(config, opt);
-  return summary.interrupted ? 130 : 0;
+  return summary.stop_signal != 0 ? 128 + summary.stop_signal : 0;  // 130 for SIGINT, 143 for SIGTERM
 }
 
 int eval_model_command(const EvalArgs& a) {

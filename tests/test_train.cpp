@@ -1,5 +1,5 @@
 // Training tests: an end-to-end tiny run whose loss falls (then translate + evaluate), bit-exact resume,
-// checkpoints that survive SIGKILL at any moment, and SIGINT saving a checkpoint with a clean exit.
+// checkpoints that survive SIGKILL at any moment, and SIGINT/SIGTERM saving a checkpoint (exit 130/143).
 #include <gtest/gtest.h>
 #include <torch/optim/adam.h>
 
@@ -137,20 +137,26 @@ TEST(Train, CheckpointSurvivesSigkillAtAnyMoment) {
   }
 }
 
-TEST(Train, SigintSavesACheckpointAndExitsCleanly) {
-  const auto dir = s2s_test::temp_dir("sigint");
+// SIGINT and SIGTERM: a checkpoint is saved and the exit code is the shell's 128 + signal.
+class StopSignal : public ::testing::TestWithParam<int> {};
+
+TEST_P(StopSignal, SavesACheckpointAndExitsWith128PlusTheSignal) {
+  const int sig = GetParam();
+  const auto dir = s2s_test::temp_dir("signal" + std::to_string(sig));
   const auto config = write_config(dir, 1000);
   auto child = s2s_test::spawn({"train", "-c", config.string(), "--model-dir", (dir / "model").string()},
                                (dir / "stderr.txt").string());
   ASSERT_GT(child.pid, 0);
   wait_for_file(dir / "model" / "metrics.jsonl", 60000);  // training steps are running
-  ::kill(child.pid, SIGINT);
+  ::kill(child.pid, sig);
   const int status = s2s_test::wait_status(child.pid);
   ::close(child.stdout_fd);
   ASSERT_FALSE(WIFSIGNALED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 130);
+  EXPECT_EQ(WEXITSTATUS(status), 128 + sig);  // 130 for SIGINT, 143 for SIGTERM
   EXPECT_TRUE(checkpoint_loads(dir / "model" / "last.pt"));
   EXPECT_NE(s2s::fs::read_file(dir / "stderr.txt").find("interrupted"), std::string::npos);
 }
+
+INSTANTIATE_TEST_SUITE_P(Train, StopSignal, ::testing::Values(SIGINT, SIGTERM));
 
 }  // namespace

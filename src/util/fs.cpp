@@ -1,6 +1,8 @@
 #include "util/fs.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,6 +11,7 @@
 #include <sstream>
 
 #include "util/error.h"
+#include "util/text.h"
 
 namespace s2s::fs {
 namespace {
@@ -91,6 +94,31 @@ void ensure_dir(const std::filesystem::path& dir) {
   if (ec || !std::filesystem::is_directory(dir)) {
     throw Error("cannot create directory '" + dir.string() + "': " + (ec ? ec.message() : "not a directory"));
   }
+}
+
+FileLock::FileLock(const std::filesystem::path& file, const std::string& what) {
+  fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error("cannot open lock file '" + file.string() + "': " + errno_text());
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char pid[32] = {};
+    const auto n = ::pread(fd_, pid, sizeof pid - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    if (err != EWOULDBLOCK) throw Error("cannot lock '" + file.string() + "': " + std::strerror(err));
+    const std::string holder = n > 0 ? std::string(text::strip(std::string_view(pid, static_cast<size_t>(n))))
+                                     : std::string("unknown");
+    throw Error(what + " is in use by another process (pid " + holder + ", lock file '" + file.string() +
+                "')");
+  }
+  const auto me = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
+    spdlog::debug("cannot write the pid into '{}'", file.string());  // the lock itself holds
+  }
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the lock; the file stays (removing it would race a new owner)
 }
 
 }  // namespace s2s::fs

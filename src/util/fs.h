@@ -29,4 +29,18 @@ void rename_atomic(const std::filesystem::path& from, const std::filesystem::pat
 // Creates the directory (and parents); throws s2s::Error naming it on failure.
 void ensure_dir(const std::filesystem::path& dir);
 
+// An exclusive advisory lock (flock) on `file`, held for the object's lifetime; the file holds the owner's
+// pid. Throws s2s::Error "<what> is in use by another process (pid N, ...)" when another process holds it.
+// The lock dies with its process (kill -9 included), so a stale file never blocks.
+class FileLock {
+ public:
+  FileLock(const std::filesystem::path& file, const std::string& what);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 }  // namespace s2s::fs

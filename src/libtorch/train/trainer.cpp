@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "config/model_dir.h"
 #include "data/batcher.h"
@@ -57,23 +59,68 @@ std::string hms(double seconds) {
   return fmt::format("{:02d}:{:02d}:{:02d}", s / 3600, s / 60 % 60, s % 60);
 }
 
-// Configs of a model dir and of a resumed run must agree on everything that shapes the model.
-void check_compatible(const Config& stored, const Config& given, const std::filesystem::path& dir) {
-  const auto a = dump_config(Config{{}, stored.vocab, stored.model, {}, {}});
-  const auto b = dump_config(Config{{}, given.vocab, given.model, {}, {}});
-  if (a == b) return;
-  std::istringstream sa(a), sb(b);
+// The keys whose values differ between two configs, as "section.key: stored X, now Y" (dump_config order).
+std::vector<std::string> config_differences(const Config& stored, const Config& given) {
+  std::istringstream sa(dump_config(stored)), sb(dump_config(given));
+  std::vector<std::string> out;
   std::string la, lb, section;
   while (std::getline(sa, la) && std::getline(sb, lb)) {
     if (!la.empty() && la[0] != ' ') section = la.substr(0, la.size() - 1);
-    if (la != lb) {
-      const std::string key(text::strip(la).substr(0, text::strip(la).find(':')));
-      throw Error("model dir '" + dir.string() + "' holds a model trained with different settings (" +
-                  section + "." + key + ": stored" + la.substr(la.find(':') + 1) + ", now" +
-                  lb.substr(lb.find(':') + 1) + "); use a new --model-dir or the stored config");
-    }
+    if (la == lb) continue;
+    const std::string key(text::strip(la).substr(0, text::strip(la).find(':')));
+    out.push_back(section + "." + key + ": stored" + la.substr(la.find(':') + 1) + ", now" +
+                  lb.substr(lb.find(':') + 1));
   }
+  return out;
 }
+
+// Settings a resumed run may change freely: when to stop, logging, threads, validation batching, decoding.
+bool free_to_change(const std::string& difference) {
+  for (const char* key :
+       {"train.max_steps:", "train.max_epochs:", "train.max_minutes:", "train.patience:", "train.log_every:",
+        "train.threads:", "train.share_cores:", "train.valid_batch_size:", "decode."}) {
+    if (difference.rfind(key, 0) == 0) return true;
+  }
+  return false;
+}
+
+// Refuses absurd model sizes before anything is written: a lower bound of the parameters (embeddings and
+// LSTM weights) times 16 bytes (weights, gradients, two Adam moments) must fit in the machine's memory.
+void check_model_fits(const Config& c) {
+  const auto& m = c.model;
+  const double emb = m.emb_dim, V = c.vocab.size, E = m.enc_hidden, D = m.dec_hidden;
+  const double params = emb * V * (m.share_embeddings ? 1 : 2) + m.enc_layers * 2 * 4 * E * (emb + E) +
+                        m.dec_layers * 4 * D * (emb + D) + V * std::min<double>(D, emb);
+  const double need = params * 16;
+  const double ram =
+      static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  if (ram <= 0 || need <= ram) return;
+  // Name the size key furthest above its default.
+  const ModelConfig d;
+  std::pair<double, std::string> worst{0, ""};
+  for (auto [key, value, def] : {std::tuple{"model.emb_dim", m.emb_dim, d.emb_dim},
+                                 {"model.enc_hidden", m.enc_hidden, d.enc_hidden},
+                                 {"model.dec_hidden", m.dec_hidden, d.dec_hidden},
+                                 {"model.enc_layers", m.enc_layers, d.enc_layers},
+                                 {"model.dec_layers", m.dec_layers, d.dec_layers},
+                                 {"vocab.size", c.vocab.size, VocabConfig{}.size}}) {
+    worst = std::max(worst, {static_cast<double>(value) / def, fmt::format("{}: {}", key, value)});
+  }
+  throw Error(
+      fmt::format("{} makes a model of at least {:.3g} parameters, which needs {:.1f} GB to train "
+                  "(weights, gradients, Adam moments); this machine has {:.1f} GB",
+                  worst.second, params, need / 1e9, ram / 1e9));
+}
+
+// Installs the stop handlers for SIGINT/SIGTERM for its lifetime (also when training throws).
+struct StopSignals {
+  StopSignals() : int_(std::signal(SIGINT, on_stop_signal)), term_(std::signal(SIGTERM, on_stop_signal)) {
+    g_stop_signal = 0;
+  }
+  ~StopSignals() { std::signal(SIGINT, int_), std::signal(SIGTERM, term_); }
+  void (*int_)(int);
+  void (*term_)(int);
+};
 
 class TrainerRun {
  public:
@@ -89,7 +136,10 @@ class TrainerRun {
   void prepare_dir();
   void load_data();
   void build();
-  bool train_group(const std::vector<std::vector<int64_t>>& plan);
+  void train_group(const std::vector<std::vector<int64_t>>& plan);
+  void check_finite(double value, const char* what) const;
+  std::string stop_reason() const;
+  void truncate_metrics() const;
   void log_progress(int64_t epoch_batches);
   void validate();
   std::vector<std::string> translate_valid();
@@ -119,15 +169,26 @@ class TrainerRun {
   bool early_stopped_ = false;
   int threads_ = 1;                                 // OpenMP threads in use now (<= train.threads)
   std::unique_ptr<runtime::CoreShare> core_share_;  // adapts threads_ when other jobs take our cores
-  double last_loss_ = 0;
+  std::unique_ptr<fs::FileLock> lock_;              // the model dir is ours while we train
 };
 
+// Compares the config with the one stored next to a checkpoint: a different model or vocabulary is refused,
+// other training settings are accepted with a warning (README, "Resuming"). Without a checkpoint the stored
+// config is only a failed start's, and the new one replaces it.
 void TrainerRun::prepare_dir() {
-  fs::ensure_dir(dir_);
   const auto config_file = dir_ / model_files::kConfig;
-  if (std::filesystem::exists(config_file)) {
+  if (std::filesystem::exists(config_file) && std::filesystem::exists(dir_ / model_files::kLast)) {
     const auto stored = parse_config(fs::read_file(config_file), config_file.string(), dir_);
-    check_compatible(stored, cfg_, dir_);
+    for (const auto& difference : config_differences(stored, cfg_)) {
+      if (difference.rfind("model.", 0) == 0 || difference.rfind("vocab.", 0) == 0) {
+        throw Error("model dir '" + dir_.string() + "' holds a model trained with different settings (" +
+                    difference + "); use a new --model-dir or the stored config");
+      }
+      if (!free_to_change(difference)) {
+        spdlog::warn("resuming with a changed setting, so the run will differ from an uninterrupted one: {}",
+                     difference);
+      }
+    }
   }
   fs::write_file_atomic(config_file, dump_config(cfg_));
   prepare_vocabularies(cfg_, dir_);
@@ -192,6 +253,7 @@ void TrainerRun::build() {
     spdlog::info("resuming from {} at step {} (epoch {}, batch {})", last.string(), state_.step,
                  state_.epoch + 1, state_.batch_in_epoch);
   }
+  truncate_metrics();
   elapsed_at_start_ = state_.elapsed_seconds;
 }
 
@@ -208,7 +270,16 @@ double TrainerRun::learning_rate() const {
   return lr;
 }
 
-bool TrainerRun::train_group(const std::vector<std::vector<int64_t>>& plan) {
+// Stops the run before a non-finite loss or gradient reaches the weights (and so a checkpoint).
+void TrainerRun::check_finite(double value, const char* what) const {
+  if (std::isfinite(value)) return;
+  throw Error(
+      fmt::format("training diverged at step {}: the {} is {}; {} keeps the last good state (lower "
+                  "train.lr, raise train.warmup_steps, or set train.clip_norm)",
+                  state_.step + 1, what, value, (dir_ / model_files::kLast).string()));
+}
+
+void TrainerRun::train_group(const std::vector<std::vector<int64_t>>& plan) {
   const auto first = static_cast<size_t>(state_.batch_in_epoch);
   const auto count = std::min(plan.size() - first, static_cast<size_t>(cfg_.train.accum_steps));
   std::vector<Batch> batches;
@@ -226,12 +297,16 @@ bool TrainerRun::train_group(const std::vector<std::vector<int64_t>>& plan) {
       auto hidden = model_->forward(b.src, b.src_lengths, b.tgt_in);
       loss = sequence_loss(*model_, hidden, b.tgt_out, cfg_.train.label_smoothing);
     }
+    const double value = loss.loss.item<double>();
+    check_finite(value, "loss");
     (loss.loss / static_cast<double>(tokens)).backward();
-    state_.window_loss += loss.loss.item<double>();
+    state_.window_loss += value;
     state_.window_nll += loss.nll;
     state_.window_tokens += loss.tokens;
   }
-  if (cfg_.train.clip_norm > 0) torch::nn::utils::clip_grad_norm_(params_, cfg_.train.clip_norm);
+  if (cfg_.train.clip_norm > 0) {
+    check_finite(torch::nn::utils::clip_grad_norm_(params_, cfg_.train.clip_norm), "gradient norm");
+  }
   const double lr = learning_rate();
   for (auto& group : optimizer_->param_groups())
     static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
@@ -240,7 +315,6 @@ bool TrainerRun::train_group(const std::vector<std::vector<int64_t>>& plan) {
   state_.batch_in_epoch += static_cast<int64_t>(count);
   state_.total_tokens += tokens;
   runtime::trim_idle_cpu_blocks();  // cached blocks this step did not need go back to the kernel
-  return true;
 }
 
 void TrainerRun::log_progress(int64_t epoch_batches) {
@@ -276,7 +350,6 @@ void TrainerRun::log_progress(int64_t epoch_batches) {
   const auto mem = runtime::caching_allocator_stats();
   spdlog::debug("tensor memory: {} MB mapped, {} MB cached; {} maps, {} reuses so far",
                 mem.mapped_bytes >> 20, mem.cached_bytes >> 20, mem.maps, mem.reuses);
-  last_loss_ = loss;
   state_.window_loss = state_.window_nll = 0;
   state_.window_tokens = 0;
   window_start_ = Clock::now();
@@ -396,6 +469,37 @@ void TrainerRun::append_metrics(const nlohmann::json& record) {
   out << record.dump() << "\n";
 }
 
+// metrics.jsonl keeps the rows up to the checkpoint's step: rows of steps replayed after a kill would
+// otherwise appear twice.
+void TrainerRun::truncate_metrics() const {
+  const auto file = dir_ / model_files::kMetrics;
+  if (!std::filesystem::exists(file)) return;
+  std::string kept;
+  size_t dropped = 0;
+  for (const auto& line : fs::read_lines(file)) {
+    const auto row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (row.is_object() && row.contains("step") && row["step"].is_number_integer() &&
+        row["step"].get<int64_t>() <= state_.step) {
+      kept += line + "\n";
+    } else {
+      ++dropped;
+    }
+  }
+  if (dropped == 0) return;
+  fs::write_file_atomic(file, kept);
+  spdlog::info("{}: dropped {} rows after step {} (replayed from the checkpoint)", file.string(), dropped,
+               state_.step);
+}
+
+std::string TrainerRun::stop_reason() const {
+  const auto& t = cfg_.train;
+  if (early_stopped_) return fmt::format("early stopping: {} validations without improvement", t.patience);
+  if (t.max_steps > 0 && state_.step >= t.max_steps) return fmt::format("train.max_steps: {}", t.max_steps);
+  if (t.max_epochs > 0 && state_.epoch >= t.max_epochs)
+    return fmt::format("train.max_epochs: {}", t.max_epochs);
+  return fmt::format("train.max_minutes: {}", t.max_minutes);
+}
+
 bool TrainerRun::should_stop() const {
   const auto& t = cfg_.train;
   if (g_stop_signal != 0 || early_stopped_) return true;
@@ -405,19 +509,29 @@ bool TrainerRun::should_stop() const {
 }
 
 TrainSummary TrainerRun::run() {
+  check_model_fits(cfg_);
+  fs::ensure_dir(dir_);
+  lock_ = std::make_unique<fs::FileLock>(dir_ / model_files::kLock, "model dir '" + dir_.string() + "'");
   threads_ = cfg_.train.threads;
   runtime::configure_threads(threads_);
   if (device_.is_cpu()) runtime::install_caching_cpu_allocator();
-  prepare_dir();
   auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>((dir_ / model_files::kLog).string());
   spdlog::default_logger()->sinks().push_back(file_sink);
   struct SinkGuard {
     ~SinkGuard() { spdlog::default_logger()->sinks().pop_back(); }
   } sink_guard;
+  prepare_dir();
   load_data();
   build();
-  g_stop_signal = 0;
-  auto prev_int = std::signal(SIGINT, on_stop_signal), prev_term = std::signal(SIGTERM, on_stop_signal);
+  early_stopped_ = cfg_.train.patience > 0 && state_.bad_validations >= cfg_.train.patience;
+  if (state_.step > 0 && should_stop()) {
+    spdlog::info(
+        "training in {} is already finished at step {} ({}): nothing to do; raise that limit to "
+        "train on",
+        dir_.string(), state_.step, stop_reason());
+    return {state_.step, 0};
+  }
+  StopSignals signals;
   BatchOptions bopt;
   bopt.batch_tokens = cfg_.train.batch_tokens;
   auto plan = plan_batches(src_lens_, tgt_lens_, bopt, static_cast<uint64_t>(cfg_.train.seed), state_.epoch);
@@ -442,14 +556,13 @@ TrainSummary TrainerRun::run() {
   } else {
     save_last();
   }
-  std::signal(SIGINT, prev_int), std::signal(SIGTERM, prev_term);
-  TrainSummary summary{state_.step, state_.best_metric, state_.best_step, g_stop_signal != 0, last_loss_};
-  if (summary.interrupted) {
-    spdlog::warn("interrupted by signal {}: checkpoint saved at step {} in {}", g_stop_signal.load(),
+  const TrainSummary summary{state_.step, g_stop_signal.load()};
+  if (summary.stop_signal != 0) {
+    spdlog::warn("interrupted by signal {}: checkpoint saved at step {} in {}", summary.stop_signal,
                  state_.step, (dir_ / model_files::kLast).string());
   } else {
-    spdlog::info("training finished at step {} ({}); best step {}", state_.step,
-                 early_stopped_ ? "early stopping" : "limit reached", state_.best_step);
+    spdlog::info("training finished at step {} ({}); best step {}", state_.step, stop_reason(),
+                 state_.best_step);
   }
   return summary;
 }

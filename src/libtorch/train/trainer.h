@@ -15,14 +15,12 @@ struct TrainRunOptions {
 };
 
 struct TrainSummary {
-  int64_t steps = 0;           // optimizer steps done (all runs)
-  double best_metric = 0;      // best validation metric (BLEU, or -perplexity)
-  int64_t best_step = -1;      // step of the best validation
-  bool interrupted = false;    // stopped by SIGINT/SIGTERM (checkpoint saved)
-  double last_train_loss = 0;  // last logged per-token training loss
+  int64_t steps = 0;    // optimizer steps done (all runs)
+  int stop_signal = 0;  // SIGINT or SIGTERM that stopped the run (checkpoint saved); 0: it ran to its end
 };
 
-// Trains (or resumes) into options.model_dir. Throws s2s::Error on bad input.
+// Trains (or resumes) into options.model_dir, holding its lock file; a finished run is a no-op. Throws
+// s2s::Error on bad input, a model dir in use, or a diverged loss (before anything is saved).
 TrainSummary train(const Config& config, const TrainRunOptions& options);
 
 // Prepares the SentencePiece model(s) of a model dir: copies configured ones in or trains new ones.
