@@ -5,6 +5,7 @@
 #include <torch/serialize.h>
 
 #include <cstring>
+#include <random>
 
 #include "libtorch/train/checkpoint.h"
 #include "nn_fixture.h"
@@ -97,7 +98,7 @@ TEST(Checkpoint, WeightsFileWithARepeatedParameterIsRejected) {
   auto model = small_model(1);
   s2s::save_weights(dir / "w.bin", *model);
   const auto bytes = s2s::fs::read_file(dir / "w.bin");
-  auto entry_end = [&](size_t pos) {  // name length, name, rank, sizes, float32 data
+  auto entry_end = [&](size_t pos) {  // name length, name, rank, sizes, float32 data, checksum
     uint32_t name_len, rank;
     std::memcpy(&name_len, bytes.data() + pos, 4);
     pos += 4 + name_len;
@@ -109,7 +110,7 @@ TEST(Checkpoint, WeightsFileWithARepeatedParameterIsRejected) {
       std::memcpy(&s, bytes.data() + pos, 8);
       numel *= s;
     }
-    return pos + static_cast<size_t>(numel) * 4;
+    return pos + static_cast<size_t>(numel) * 4 + 8;
   };
   const size_t first = 16, second = entry_end(first), third = entry_end(second);
   const auto dup = bytes.substr(0, second) + bytes.substr(first, second - first) + bytes.substr(third);
@@ -157,6 +158,58 @@ TEST(Checkpoint, DamagedOrForeignFilesAreClearErrors) {
   msg = error_of([&] { s2s::load_weights(dir / "weights.pt", *other); });
   EXPECT_NE(msg.find("does not match"), std::string::npos) << msg;
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+}
+
+// Every byte of a checkpoint or weights file is covered by a checksum: damage anywhere (here 64 KiB of
+// garbage, or a single flipped byte) is a one-line error naming the file, never weights loaded silently.
+std::string damaged(std::string bytes, size_t at, size_t length) {
+  std::mt19937 rng(7);
+  for (size_t i = at; i < std::min(bytes.size(), at + length); ++i)
+    bytes[i] = static_cast<char>(bytes[i] ^ (1 + rng() % 255));
+  return bytes;
+}
+
+TEST(Checkpoint, DamageAnywhereInACheckpointIsRefused) {
+  const auto dir = s2s_test::temp_dir("ckpt_damage");
+  auto model = small_model(1);
+  torch::optim::Adam adam(s2s::unique_parameters(*model), torch::optim::AdamOptions(0.01));
+  one_step(model, adam);
+  s2s::TrainState state;
+  state.step = 1;
+  s2s::save_checkpoint(dir / "last.pt", *model, adam, state);
+  const auto bytes = s2s::fs::read_file(dir / "last.pt");
+  ASSERT_GT(bytes.size(), 2000u);
+  for (size_t at : {size_t{30}, bytes.size() / 3, bytes.size() / 2, bytes.size() - 40}) {
+    s2s::fs::write_file_atomic(dir / "bad.pt", damaged(bytes, at, 1));
+    auto target = small_model(2);
+    torch::optim::Adam adam_b(s2s::unique_parameters(*target));
+    s2s::TrainState loaded;
+    const auto msg = error_of([&] { s2s::load_checkpoint(dir / "bad.pt", *target, adam_b, loaded); });
+    EXPECT_CONTAINS(msg, "checkpoint '" + (dir / "bad.pt").string() + "' is damaged (checksum mismatch)");
+  }
+  s2s::fs::write_file_atomic(dir / "cut.pt", bytes.substr(0, bytes.size() - 100));
+  auto target = small_model(2);
+  EXPECT_CONTAINS(error_of([&] { s2s::load_weights(dir / "cut.pt", *target); }), "is truncated");
+}
+
+TEST(Checkpoint, DamageAnywhereInAWeightsFileIsRefused) {
+  const auto dir = s2s_test::temp_dir("weights_damage");
+  torch::manual_seed(3);
+  s2s::ModelConfig m;
+  m.emb_dim = 64, m.enc_hidden = 64, m.dec_hidden = 128, m.enc_layers = 1, m.dec_layers = 1;
+  auto model = s2s::build_model(m, {2000, 2000, 0, 2, 3, 1});
+  s2s::save_weights(dir / "best.bin", *model);
+  const auto bytes = s2s::fs::read_file(dir / "best.bin");
+  ASSERT_GT(bytes.size(), 3u << 20);
+  for (size_t at : {bytes.size() / 4, bytes.size() / 2, bytes.size() - 70000}) {
+    s2s::fs::write_file_atomic(dir / "bad.bin", damaged(bytes, at, 64 << 10));  // 64 KiB of garbage
+    for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      auto target = s2s::build_model(m, {2000, 2000, 0, 2, 3, 1});
+      const auto msg = error_of([&] { s2s::load_weights(dir / "bad.bin", *target, dtype); });
+      EXPECT_CONTAINS(msg, "weights file '" + (dir / "bad.bin").string() + "' is damaged");
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+  }
 }
 
 }  // namespace

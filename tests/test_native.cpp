@@ -226,4 +226,19 @@ TEST(NativeEngine, RefusesBahdanauAndMismatchedWeights) {
   }
 }
 
+TEST(NativeEngine, RefusesADamagedWeightsFileInEveryPrecision) {
+  auto c = s2s_test::tiny_config();
+  const auto dir = make_model_dir(c, "damaged");
+  const auto file = dir / s2s::model_files::kBest;
+  auto bytes = s2s::fs::read_file(file);
+  for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 4096; ++i) bytes[i] = static_cast<char>(~bytes[i]);
+  s2s::fs::write_file_atomic(file, bytes);
+  for (bool bf16 : {false, true}) {
+    const auto msg = s2s_test::error_of([&] { native_model(dir, c, bf16); });
+    EXPECT_NE(msg.find("weights file '" + file.string() + "' is damaged (checksum mismatch in parameter"),
+              std::string::npos)
+        << msg;
+  }
+}
+
 }  // namespace

@@ -147,4 +147,17 @@ TEST(TrainFaults, AbsurdModelSizeIsRefusedBeforeAnythingIsWritten) {
   EXPECT_FALSE(stdfs::exists(dir));
 }
 
+TEST(TrainFaults, ADamagedCheckpointIsRefusedAndNeverOverwritten) {
+  const auto dir = s2s_test::temp_dir("damaged");
+  auto c = small_config();
+  c.train.max_steps = 2;
+  train(c, dir);
+  auto bytes = s2s::fs::read_file(dir / "last.pt");
+  bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x5a);  // one flipped byte
+  s2s::fs::write_file_atomic(dir / "last.pt", bytes);
+  c.train.max_steps = 4;
+  EXPECT_CONTAINS(error_of([&] { train(c, dir); }), "is damaged (checksum mismatch)");
+  EXPECT_EQ(s2s::fs::read_file(dir / "last.pt"), bytes);
+}
+
 }  // namespace

@@ -29,7 +29,7 @@ class WeightsMap : public ParameterSource {
     if (it == index_.end()) throw Error(mismatch + "parameter " + name + " is missing");
     if (it->second.shape != shape) throw Error(mismatch + "parameter " + name + " has another shape");
     Parameter l{shape, std::vector<float>(static_cast<size_t>(it->second.numel))};
-    in_.read_float_at(it->second.offset, l.data.data(), it->second.numel);
+    in_.read_float_at(it->second.offset, l.data.data(), it->second.numel, name);
     return l;
   }
 

@@ -2,16 +2,31 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
+
+#include <xxhash.h>
 
 #include "kernels/kernels.h"
 #include "util/error.h"
 
 namespace s2s {
 
+namespace {
+
+bool is_magic(const char* magic, const char (&expected)[8]) {
+  return std::memcmp(magic, expected, sizeof expected) == 0;
+}
+
+}  // namespace
+
+uint64_t weights_checksum(const void* data, size_t bytes) {
+  return XXH64(data, bytes, 0);
+}
+
 bool is_weights_file(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   char magic[sizeof kWeightsMagic] = {};
-  return in.read(magic, sizeof magic) && std::memcmp(magic, kWeightsMagic, sizeof magic) == 0;
+  return in.read(magic, sizeof magic) && (is_magic(magic, kWeightsMagic) || is_magic(magic, kWeightsMagicV1));
 }
 
 int64_t WeightsFileReader::Entry::numel() const {
@@ -25,7 +40,8 @@ WeightsFileReader::WeightsFileReader(const std::filesystem::path& file)
   if (!in_) throw Error("cannot open weights '" + file.string() + "'");
   char magic[sizeof kWeightsMagic];
   bytes(magic, sizeof magic);
-  if (std::memcmp(magic, kWeightsMagic, sizeof magic) != 0)
+  checksums_ = is_magic(magic, kWeightsMagic);
+  if (!checksums_ && !is_magic(magic, kWeightsMagicV1))
     throw Error("'" + file.string() + "' is not an s2s weights file");
   count_ = value<uint64_t>();
   std::error_code ec;
@@ -58,34 +74,51 @@ WeightsFileReader::Entry WeightsFileReader::next() {
     if (s < 0 || s > (int64_t{1} << 32))
       throw Error("weights file '" + file_.string() + "' is damaged (shape of " + e.name + ")");
   }
+  current_ = e.name;
   return e;
 }
 
+void WeightsFileReader::verify(uint64_t computed, const std::string& name) {
+  if (!checksums_) return;
+  if (value<uint64_t>() != computed) {
+    throw Error("weights file '" + file_.string() + "' is damaged (checksum mismatch in parameter " + name +
+                "); retrain or restore it from a copy");
+  }
+}
+
 void WeightsFileReader::read_float(float* dst, int64_t n) {
-  bytes(dst, static_cast<size_t>(n) * 4);
+  const auto size = static_cast<size_t>(n) * 4;
+  bytes(dst, size);
+  verify(weights_checksum(dst, size), current_);
 }
 
 int64_t WeightsFileReader::skip(int64_t n) {
   const auto offset = static_cast<int64_t>(in_.tellg());
-  if (offset < 0 || offset + n * 4 > size_ || !in_.seekg(n * 4, std::ios::cur))
+  const int64_t stored = n * 4 + (checksums_ ? 8 : 0);
+  if (offset < 0 || offset + stored > size_ || !in_.seekg(stored, std::ios::cur))
     throw Error("weights file '" + file_.string() + "' is truncated or damaged");
   return offset;
 }
 
-void WeightsFileReader::read_float_at(int64_t offset, float* dst, int64_t n) {
+void WeightsFileReader::read_float_at(int64_t offset, float* dst, int64_t n, const std::string& name) {
   in_.clear();
   if (!in_.seekg(offset)) throw Error("weights file '" + file_.string() + "' is truncated or damaged");
+  current_ = name;
   read_float(dst, n);
 }
 
 void WeightsFileReader::read_bf16(uint16_t* dst, int64_t n) {
   std::vector<float> chunk(static_cast<size_t>(std::min<int64_t>(n, 1 << 18)));
+  std::unique_ptr<XXH64_state_t, decltype(&XXH64_freeState)> hash(XXH64_createState(), XXH64_freeState);
+  XXH64_reset(hash.get(), 0);
   for (int64_t done = 0; done < n;) {
     const auto k = std::min<int64_t>(n - done, static_cast<int64_t>(chunk.size()));
-    read_float(chunk.data(), k);
+    bytes(chunk.data(), static_cast<size_t>(k) * 4);
+    XXH64_update(hash.get(), chunk.data(), static_cast<size_t>(k) * 4);
     kernels::to_bf16(chunk.data(), dst + done, k);
     done += k;
   }
+  verify(XXH64_digest(hash.get()), current_);
 }
 
 }  // namespace s2s

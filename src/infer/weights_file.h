@@ -1,5 +1,6 @@
-// Weights-only files (best.bin), readable without LibTorch: "S2SWEIG1", uint64 count, then per parameter:
-// uint32 name length, name, uint32 rank, int64 sizes[rank], float32 data. Little-endian (x86-64, aarch64).
+// Weights-only files (best.bin), readable without LibTorch: "S2SWEIG2", uint64 count, then per parameter:
+// uint32 name length, name, uint32 rank, int64 sizes[rank], float32 data, uint64 XXH64 of the data bytes
+// (seed 0). Little-endian (x86-64, aarch64). "S2SWEIG1" files (s2s before 0.2: no checksums) still load.
 #pragma once
 
 #include <cstdint>
@@ -10,12 +11,17 @@
 
 namespace s2s {
 
-inline constexpr char kWeightsMagic[8] = {'S', '2', 'S', 'W', 'E', 'I', 'G', '1'};
+inline constexpr char kWeightsMagic[8] = {'S', '2', 'S', 'W', 'E', 'I', 'G', '2'};
+inline constexpr char kWeightsMagicV1[8] = {'S', '2', 'S', 'W', 'E', 'I', 'G', '1'};
+
+// The checksum stored after each parameter's data.
+uint64_t weights_checksum(const void* data, size_t bytes);
 
 // Whether `file` starts with the weights-file magic.
 bool is_weights_file(const std::filesystem::path& file);
 
-// Streams the parameters of a weights file one by one; every problem throws s2s::Error naming the file.
+// Streams the parameters of a weights file one by one; every problem throws s2s::Error naming the file,
+// a checksum mismatch included (checked as each parameter's data is read).
 class WeightsFileReader {
  public:
   struct Entry {
@@ -32,7 +38,8 @@ class WeightsFileReader {
   void read_float(float* dst, int64_t n);
   // Skips the current parameter's data (n values) and returns its offset, for read_float_at().
   int64_t skip(int64_t n);
-  void read_float_at(int64_t offset, float* dst, int64_t n);
+  // Reads the n values at `offset` (from skip()) of parameter `name` (for messages).
+  void read_float_at(int64_t offset, float* dst, int64_t n, const std::string& name);
   // Reads n float32 values converted to bfloat16 bits (round to nearest even).
   void read_bf16(uint16_t* dst, int64_t n);
 
@@ -40,11 +47,15 @@ class WeightsFileReader {
   template <class T>
   T value();
   void bytes(void* dst, size_t n);
+  // Reads the stored checksum of data just read and compares it with `computed`.
+  void verify(uint64_t computed, const std::string& name);
 
   std::filesystem::path file_;
   std::ifstream in_;
   uint64_t count_ = 0;
-  int64_t size_ = 0;  // file size in bytes
+  int64_t size_ = 0;       // file size in bytes
+  bool checksums_ = true;  // false for version-1 files
+  std::string current_;    // name of the parameter whose data is read next
 };
 
 }  // namespace s2s

@@ -1,6 +1,10 @@
 #include "libtorch/model/weights_io.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
+#include <cstring>
+#include <memory>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -17,13 +21,71 @@ std::string brief_error(const c10::Error& e, size_t limit) {
   return msg.substr(0, limit);
 }
 
+namespace {
+
+constexpr char kCheckpointMagic[8] = {'S', '2', 'S', 'C', 'K', 'P', 'T', '1'};
+constexpr size_t kCheckpointHeader = 24;  // magic, payload size, checksum
+
+}  // namespace
+
+void save_model_archive(const std::filesystem::path& file, torch::serialize::OutputArchive& ar) {
+  fs::write_atomic(file, [&](std::ostream& out) {
+    const char zeros[kCheckpointHeader - sizeof kCheckpointMagic] = {};
+    out.write(kCheckpointMagic, sizeof kCheckpointMagic);
+    out.write(zeros, sizeof zeros);  // size and checksum, filled in below
+    std::unique_ptr<XXH64_state_t, decltype(&XXH64_freeState)> hash(XXH64_createState(), XXH64_freeState);
+    XXH64_reset(hash.get(), 0);
+    uint64_t size = 0;
+    try {
+      ar.save_to([&](const void* data, size_t n) -> size_t {
+        out.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
+        XXH64_update(hash.get(), data, n);
+        size += n;
+        return out ? n : 0;
+      });
+    } catch (const c10::Error& e) {
+      throw Error("cannot write checkpoint '" + file.string() + "': " + brief_error(e));
+    }
+    const uint64_t sum = XXH64_digest(hash.get());
+    out.seekp(sizeof kCheckpointMagic);
+    out.write(reinterpret_cast<const char*>(&size), sizeof size);
+    out.write(reinterpret_cast<const char*>(&sum), sizeof sum);
+  });
+}
+
 torch::serialize::InputArchive open_model_archive(const std::filesystem::path& file) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec))
     throw Error("checkpoint '" + file.string() + "' does not exist");
+  auto bytes = std::make_shared<std::string>(fs::read_file(file));
+  size_t begin = 0;
+  if (bytes->compare(0, sizeof kCheckpointMagic, kCheckpointMagic, sizeof kCheckpointMagic) == 0) {
+    uint64_t size = 0, sum = 0;
+    if (bytes->size() >= kCheckpointHeader) {
+      std::memcpy(&size, bytes->data() + 8, 8);
+      std::memcpy(&sum, bytes->data() + 16, 8);
+    }
+    if (bytes->size() < kCheckpointHeader || size != bytes->size() - kCheckpointHeader) {
+      throw Error("checkpoint '" + file.string() + "' is truncated (" + std::to_string(bytes->size()) +
+                  " bytes); restore it from a copy or train into a new --model-dir");
+    }
+    begin = kCheckpointHeader;
+    if (XXH64(bytes->data() + begin, size, 0) != sum) {
+      throw Error("checkpoint '" + file.string() +
+                  "' is damaged (checksum mismatch); restore it from a copy or train into a new --model-dir");
+    }
+  }
   torch::serialize::InputArchive ar;
   try {
-    ar.load_from(file.string());
+    const size_t payload = bytes->size() - begin;
+    ar.load_from(
+        [bytes, begin, payload](uint64_t pos, void* buf, size_t n) -> size_t {
+          if (pos >= payload) return 0;
+          n = std::min<size_t>(n, payload - pos);
+          std::memcpy(buf, bytes->data() + begin + pos, n);
+          return n;
+        },
+        [payload] { return payload; });
   } catch (const c10::Error& e) {
     throw Error("cannot read checkpoint '" + file.string() + "': not a valid s2s checkpoint (" +
                 brief_error(e, 120) + ")");
@@ -109,8 +171,9 @@ void write_weights_file(const std::filesystem::path& file, torch::nn::Module& mo
       out.write(kv.key().data(), static_cast<std::streamsize>(kv.key().size()));
       put(static_cast<uint32_t>(data.dim()));
       for (auto s : data.sizes()) put(static_cast<int64_t>(s));
-      out.write(reinterpret_cast<const char*>(data.data_ptr<float>()),
-                static_cast<std::streamsize>(data.numel() * 4));
+      const auto bytes = static_cast<size_t>(data.numel()) * 4;
+      out.write(reinterpret_cast<const char*>(data.data_ptr<float>()), static_cast<std::streamsize>(bytes));
+      put(weights_checksum(data.data_ptr<float>(), bytes));
     }
   });
 }

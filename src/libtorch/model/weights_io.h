@@ -5,6 +5,7 @@
 
 #include <torch/nn/module.h>
 #include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
 #include <torch/types.h>
 
 #include <filesystem>
@@ -18,7 +19,12 @@ namespace s2s {
 // First `limit` characters of a LibTorch message, on one line (for s2s::Error messages).
 std::string brief_error(const c10::Error& e, size_t limit = 160);
 
-// Opens a LibTorch archive; throws s2s::Error naming the file when it is missing or not an archive.
+// Checkpoint files: "S2SCKPT1", uint64 payload size, uint64 XXH64 of the payload, then a LibTorch archive.
+// Writes `ar` to `file` atomically (temp file, fsync, rename).
+void save_model_archive(const std::filesystem::path& file, torch::serialize::OutputArchive& ar);
+
+// Opens a checkpoint (or a bare LibTorch archive from s2s before 0.2), verifying the checksum; throws
+// s2s::Error naming the file when it is missing, damaged or not an archive.
 torch::serialize::InputArchive open_model_archive(const std::filesystem::path& file);
 
 // Loads the archive's "model" part into `model`, checking every parameter's shape against the model.

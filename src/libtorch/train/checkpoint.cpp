@@ -47,17 +47,6 @@ void read_state(torch::serialize::InputArchive& ar, TrainState& s) {
   if (ar.try_read("rng_state", rng)) s.rng_state = rng;
 }
 
-void save_archive(const std::filesystem::path& file, torch::serialize::OutputArchive& ar) {
-  const auto tmp = file.string() + ".tmp." + std::to_string(::getpid());
-  try {
-    ar.save_to(tmp);
-  } catch (const c10::Error& e) {
-    std::remove(tmp.c_str());
-    throw Error("cannot write checkpoint '" + tmp + "': " + brief_error(e));
-  }
-  fs::rename_atomic(tmp, file);
-}
-
 }  // namespace
 
 void save_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
@@ -67,7 +56,7 @@ void save_checkpoint(const std::filesystem::path& file, torch::nn::Module& model
   optimizer.save(optim_ar);
   write_state(state_ar, state);
   ar.write("model", model_ar), ar.write("optimizer", optim_ar), ar.write("state", state_ar);
-  save_archive(file, ar);
+  save_model_archive(file, ar);
 }
 
 void load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
