@@ -141,7 +141,8 @@ int64_t translate_io(Translator& translator, const TranslateArgs& a) {
   if (a.output.empty()) {
     lines = translator.translate_stream(fd, std::cout);
   } else {
-    fs::write_atomic(a.output, [&](std::ostream& out) { lines = translator.translate_stream(fd, out); });
+    if (!a.input.empty()) fs::check_not_same_file(a.input, a.output);
+    fs::write_output(a.output, [&](std::ostream& out) { lines = translator.translate_stream(fd, out); });
   }
   if (fd != STDIN_FILENO) ::close(fd);
   return lines;

@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstring>
 #include <iostream>
 
 #include "commands.h"
@@ -139,17 +141,26 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  int code = 0;
   try {
     setup_logging(log_level, quiet || train.quiet);
-    if (*train_cmd) return s2s::app::run_train(train);
-    if (*translate_cmd) return s2s::app::run_translate(translate);
-    if (*eval_cmd) return s2s::app::run_eval(eval);
-    if (*vocab_cmd) return s2s::app::run_vocab(vocab);
+    if (*train_cmd) code = s2s::app::run_train(train);
+    if (*translate_cmd) code = s2s::app::run_translate(translate);
+    if (*eval_cmd) code = s2s::app::run_eval(eval);
+    if (*vocab_cmd) code = s2s::app::run_vocab(vocab);
   } catch (const std::exception& e) {
     std::string msg = e.what();
     if (const auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
     spdlog::error("{}", msg);
     return 1;
   }
-  return 0;
+  // stdout carries the results: a write that failed (a full disk, a closed pipe) is an error, as in
+  // coreutils.
+  std::cout.flush();
+  const bool written = static_cast<bool>(std::cout) && std::fflush(stdout) == 0 && !std::ferror(stdout);
+  if (!written || std::fclose(stdout) != 0) {
+    spdlog::error("cannot write to standard output: {}", std::strerror(errno));
+    return 1;
+  }
+  return code;
 }

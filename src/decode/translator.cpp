@@ -240,6 +240,10 @@ int64_t Translator::translate_stream(int in_fd, std::ostream& out) {
     auto hyps = translate_lines(window, count + 1);
     for (size_t i = 0; i < window.size(); ++i) out << format(count + static_cast<int64_t>(i), hyps[i]);
     out.flush();
+    if (!out) {  // e.g. a full disk: stop now rather than translate into nowhere
+      throw Error("cannot write the translations of input lines " + std::to_string(count + 1) + "-" +
+                  std::to_string(count + static_cast<int64_t>(window.size())) + ": " + std::strerror(errno));
+    }
     count += static_cast<int64_t>(window.size());
   }
   return count;

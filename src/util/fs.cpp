@@ -74,11 +74,43 @@ void write_atomic(const std::filesystem::path& path, const std::function<void(st
       out.flush();
       if (!out) throw Error("cannot write '" + tmp + "': " + errno_text());
     }
+    std::error_code ec;
+    const auto existing = std::filesystem::status(path, ec);
+    if (std::filesystem::is_regular_file(existing))
+      std::filesystem::permissions(tmp, existing.permissions(), ec);
     fsync_path(tmp, O_RDONLY);
     rename_atomic(tmp, path);
   } catch (...) {
     std::remove(tmp.c_str());  // never leave a half-written temp file behind
     throw;
+  }
+}
+
+void write_output(const std::filesystem::path& path, const std::function<void(std::ostream&)>& writer) {
+  std::error_code ec;
+  auto target = path;
+  for (int hops = 0; std::filesystem::is_symlink(target, ec); ++hops) {  // also a dangling link: its target
+    const auto next = std::filesystem::read_symlink(target, ec);
+    if (ec || hops == 40) throw Error("cannot resolve output '" + path.string() + "': too many symlinks");
+    target = next.is_absolute() ? next : target.parent_path() / next;
+  }
+  const auto status = std::filesystem::status(target, ec);
+  if (std::filesystem::is_directory(status)) throw Error("output '" + path.string() + "' is a directory");
+  if (!std::filesystem::exists(status) || std::filesystem::is_regular_file(status)) {
+    return write_atomic(target, writer);
+  }
+  std::ofstream out(target, std::ios::binary);  // FIFO, device or socket: no temp file, no rename
+  if (!out) throw Error("cannot open output '" + path.string() + "': " + errno_text());
+  writer(out);
+  out.flush();
+  if (!out) throw Error("cannot write output '" + path.string() + "': " + errno_text());
+}
+
+void check_not_same_file(const std::filesystem::path& input, const std::filesystem::path& output) {
+  std::error_code ec;
+  if (std::filesystem::equivalent(input, output, ec)) {
+    throw Error("output '" + output.string() + "' is the input file '" + input.string() +
+                "': it would be replaced before it is read; write to another file");
   }
 }
 

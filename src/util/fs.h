@@ -23,6 +23,14 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& con
 // Same, with a writer callback that streams into the temp file.
 void write_atomic(const std::filesystem::path& path, const std::function<void(std::ostream&)>& writer);
 
+// Writes a user's output file the way coreutils do: a regular file (or a missing one) is replaced atomically,
+// keeping its permissions; through a symlink, the file it points to is replaced and the link kept; a FIFO or
+// a device is streamed into. Every write error throws s2s::Error naming the path and the reason.
+void write_output(const std::filesystem::path& path, const std::function<void(std::ostream&)>& writer);
+
+// Throws s2s::Error when `output` and `input` are the same file (-o naming the -i file).
+void check_not_same_file(const std::filesystem::path& input, const std::filesystem::path& output);
+
 // Renames `from` over `to` atomically and fsyncs the directory.
 void rename_atomic(const std::filesystem::path& from, const std::filesystem::path& to);
 
