@@ -79,6 +79,11 @@ int run_eval(const EvalArgs& a) {
 }
 
 int run_vocab(const VocabArgs& a) {
+  const auto model = a.model_prefix + ".model";
+  std::error_code ec;
+  if (!a.force && std::filesystem::exists(model, ec)) {
+    throw Error("'" + model + "' exists (a model dir's vocabulary?); pass --force to replace it");
+  }
   SpmTrainOptions o;
   for (const auto& i : a.inputs) o.inputs.emplace_back(i);
   o.model_prefix = a.model_prefix, o.vocab_size = a.vocab_size,

@@ -45,6 +45,7 @@ struct VocabArgs {
   int seed = 1234;                     // --seed
   long max_sentences = 1000000;        // --max-sentences
   int threads = 2;                     // --threads
+  bool force = false;                  // --force: replace an existing <prefix>.model
 };
 
 int run_train(const TrainArgs& args);

@@ -1,8 +1,11 @@
 #include "common.h"
 
 #include <fcntl.h>
+
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -134,8 +137,11 @@ void print_scores(const std::vector<std::string>& hyps, const std::vector<std::s
 int64_t translate_io(Translator& translator, const TranslateArgs& a) {
   int fd = STDIN_FILENO;
   if (!a.input.empty()) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(a.input, ec))
+      throw Error("input '" + a.input + "' is a directory, not a file");
     fd = ::open(a.input.c_str(), O_RDONLY);
-    if (fd < 0) throw Error("cannot open input '" + a.input + "'");
+    if (fd < 0) throw Error("cannot open input '" + a.input + "': " + std::strerror(errno));
   }
   int64_t lines = 0;
   if (a.output.empty()) {

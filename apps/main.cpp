@@ -135,6 +135,7 @@ int main(int argc, char** argv) {
   vocab_cmd->add_option("--seed", vocab.seed, "Random seed");
   vocab_cmd->add_option("--max-sentences", vocab.max_sentences, "Sentences sampled for training");
   vocab_cmd->add_option("--threads", vocab.threads, "Training threads");
+  vocab_cmd->add_flag("--force", vocab.force, "Replace an existing <prefix>.model");
 
   try {
     app.parse(argc, argv);

@@ -381,6 +381,37 @@ TEST_F(Cli, Vocab) {
 
   EXPECT_CONTAINS(expect_one_line_error(r[1]), path("none.txt"));
   EXPECT_FALSE(stdfs::exists(dir_ / "other.model"));
+
+  // An existing model (a model dir's vocabulary) is replaced only with --force.
+  const auto before = read_bytes(dir_ / "spm.model");
+  const Args again = {
+      "vocab",           "-i",  (kSource / "data" / "train.de").string(), "-o", prefix, "--vocab-size", "300",
+      "--max-sentences", "3000"};
+  EXPECT_CONTAINS(expect_one_line_error(run(again)), "pass --force to replace it");
+  EXPECT_TRUE(read_bytes(dir_ / "spm.model") == before) << "spm.model was replaced";
+  auto forced = again;
+  forced.push_back("--force");
+  expect_success(run(forced));
+  EXPECT_TRUE(read_bytes(dir_ / "spm.model") != before);  // learnt from the other side's text
+}
+
+// Messages that used to be unclear name the real problem and the path.
+TEST_F(Cli, ClearMessagesForCommonMistakes) {
+  file("empty_lines.txt", "\n  \n\t\n\n");
+  file("not_a_dir", "x");
+  stdfs::create_directories(dir_ / "empty_config");
+  file("empty_config/config.yml", "  \n");
+  const auto r = run_all({{"vocab", "-i", path("empty_lines.txt"), "-o", path("v")},
+                          {"translate", "-m", path("not_a_dir")},
+                          {"translate", "-m", path("empty_config")},
+                          {"translate", "-m", path("empty_config"), "-i", dir_.string()}});
+  const auto empty = expect_one_line_error(r[0]);
+  EXPECT_CONTAINS(empty,
+                  "no text to learn a vocabulary from (only empty lines in '" + path("empty_lines.txt"));
+  EXPECT_EQ(empty.find("trainer_interface"), std::string::npos) << "SentencePiece internals leak: " << empty;
+  EXPECT_CONTAINS(expect_one_line_error(r[1]), "model directory '" + path("not_a_dir") + "' is a file");
+  EXPECT_CONTAINS(expect_one_line_error(r[2]), "config.yml' is empty: the model directory is damaged");
+  EXPECT_CONTAINS(expect_one_line_error(r[3]), "config.yml' is empty");
 }
 
 TEST_F(Cli, CudaOnCpuBuildFailsClearly) {

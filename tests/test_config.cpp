@@ -674,6 +674,13 @@ TEST(Config, ValidateDirectly) {
   EXPECT_CONTAINS(error_of([&] { s2s::validate(c); }), "train.valid_batch_size");
 }
 
+TEST(Config, DuplicateKeysAndSectionsAreErrors) {
+  auto msg = parse_error("model:\n  emb_dim: 64\n  enc_hidden: 32\n  emb_dim: 128\n");
+  EXPECT_CONTAINS(msg, "cfg.yaml:4: duplicate key 'model.emb_dim' (first at line 2)");
+  msg = parse_error("model:\n  emb_dim: 64\ntrain:\n  lr: 0.1\nmodel:\n  dec_hidden: 8\n");
+  EXPECT_CONTAINS(msg, "cfg.yaml:5: duplicate section 'model' (first at line 1)");
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Relative paths
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <sstream>
 
 #include "util/error.h"
@@ -42,10 +43,19 @@ void convert_scalar(const YAML::Node& node, T& out, const std::string& key, cons
     try {
       out = node.as<T>();
     } catch (const YAML::Exception&) {
-      throw Error(where(origin, node) + ": key '" + key + "' expects " + expected + ", got '" + node.Scalar() +
-                  "'");
+      throw Error(where(origin, node) + ": key '" + key + "' expects " + expected + ", got '" +
+                  node.Scalar() + "'");
     }
   }
+}
+
+// YAML keeps the first of two equal keys and drops the second silently: a duplicate is an error instead.
+void reject_duplicate(std::map<std::string, YAML::Node>& seen, const std::string& key, const YAML::Node& node,
+                      const std::string& what, const std::string& origin) {
+  const auto [it, fresh] = seen.emplace(key, node);
+  if (fresh) return;
+  throw Error(where(origin, node) + ": duplicate " + what + " (first at line " +
+              std::to_string(it->second.Mark().line + 1) + "); keep one");
 }
 
 // Reads one section (a YAML mapping) into its struct; unknown keys are errors with a suggestion.
@@ -57,10 +67,12 @@ void read_section(const YAML::Node& node, Section& section, const std::string& n
   }
   std::vector<std::string> known;
   section.visit([&](const char* key, auto&) { known.emplace_back(key); });
+  std::map<std::string, YAML::Node> seen;
   for (const auto& kv : node) {
     if (!kv.first.IsScalar())
       throw Error(where(origin, kv.first) + ": keys of section '" + name + "' must be plain names");
     const auto key = kv.first.as<std::string>();
+    reject_duplicate(seen, key, kv.first, "key '" + name + "." + key + "'", origin);
     if (std::find(known.begin(), known.end(), key) == known.end()) {
       const auto hint = text::closest_match(key, known);
       throw Error(where(origin, kv.first) + ": unknown key '" + name + "." + key + "'" +
@@ -79,9 +91,11 @@ void read_config(const YAML::Node& root, Config& config, const std::string& orig
   }
   std::vector<std::string> sections;
   config.visit([&](const char* name, auto&) { sections.emplace_back(name); });
+  std::map<std::string, YAML::Node> seen;
   for (const auto& kv : root) {
     if (!kv.first.IsScalar()) throw Error(where(origin, kv.first) + ": section names must be plain names");
     const auto name = kv.first.as<std::string>();
+    reject_duplicate(seen, name, kv.first, "section '" + name + "'", origin);
     if (std::find(sections.begin(), sections.end(), name) == sections.end()) {
       const auto hint = text::closest_match(name, sections);
       throw Error(where(origin, kv.first) + ": unknown section '" + name + "'" +

@@ -5,7 +5,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -22,6 +25,18 @@ namespace stdfs = std::filesystem;
 
 std::string quoted(const stdfs::path& p) {
   return "'" + p.string() + "'";
+}
+
+// Whether `file` has a character other than whitespace (reads only until the first one).
+bool has_text(const stdfs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    const auto n = static_cast<size_t>(in.gcount());
+    if (std::any_of(buf, buf + n, [](char c) { return !std::isspace(static_cast<unsigned char>(c)); }))
+      return true;
+  }
+  return false;
 }
 
 void validate(const SpmTrainOptions& o) {
@@ -59,6 +74,11 @@ void validate(const SpmTrainOptions& o) {
     const auto size = stdfs::file_size(input, ec);
     if (ec) throw Error("SpmTrainOptions.inputs: cannot read " + quoted(input) + ": " + ec.message());
     if (size == 0) throw Error("SpmTrainOptions.inputs: file is empty: " + quoted(input));
+  }
+  if (std::none_of(o.inputs.begin(), o.inputs.end(), has_text)) {
+    std::string names;
+    for (const auto& input : o.inputs) names += (names.empty() ? "" : ", ") + quoted(input);
+    throw Error("no text to learn a vocabulary from (only empty lines in " + names + ")");
   }
 }
 
