@@ -16,6 +16,8 @@
 
 namespace {
 
+using Lines = std::vector<std::string>;
+
 namespace fs = std::filesystem;
 using s2s::metrics::BleuOptions;
 using s2s::metrics::ChrfOptions;
@@ -58,7 +60,7 @@ TEST(Bleu13a, UnicodeWhitespaceAndLetters) {
 
 TEST(BleuHand, ClippingCountsEachRefNgramOnce) {
   // "the" x3 against a reference with "the" x2: 2 of 3 unigrams match.
-  const auto s = corpus_bleu({"the the the"}, {"the cat the"});
+  const auto s = corpus_bleu(Lines{"the the the"}, Lines{"the cat the"});
   EXPECT_EQ(s.counts, (std::vector<int64_t>{2, 0, 0, 0}));
   EXPECT_EQ(s.totals, (std::vector<int64_t>{3, 2, 1, 0}));
   EXPECT_NEAR(s.precisions[0], 200.0 / 3, kTol);
@@ -67,7 +69,7 @@ TEST(BleuHand, ClippingCountsEachRefNgramOnce) {
 TEST(BleuHand, ExpSmoothingOnTwoLineCorpus) {
   // Line 1: "a b c d" vs "a b x d" -> unigrams 3/4, bigrams 1/3, trigrams 0/2, 4-grams 0/1.
   // Line 2: "e f" vs "e f"         -> unigrams 2/2, bigrams 1/1.
-  const auto s = corpus_bleu({"a b c d", "e f"}, {"a b x d", "e f"});
+  const auto s = corpus_bleu(Lines{"a b c d", "e f"}, Lines{"a b x d", "e f"});
   EXPECT_EQ(s.counts, (std::vector<int64_t>{5, 2, 0, 0}));
   EXPECT_EQ(s.totals, (std::vector<int64_t>{6, 4, 2, 1}));
   ASSERT_EQ(s.precisions.size(), 4u);
@@ -84,7 +86,7 @@ TEST(BleuHand, ExpSmoothingOnTwoLineCorpus) {
 
 TEST(BleuHand, BrevityPenaltyAndEffectiveOrder) {
   // Corpus BLEU has no effective order: no trigrams means a zero score even though everything matches.
-  const auto corpus = corpus_bleu({"a b"}, {"a b c d"});
+  const auto corpus = corpus_bleu(Lines{"a b"}, Lines{"a b c d"});
   EXPECT_EQ(corpus.score, 0.0);
   EXPECT_NEAR(corpus.bp, std::exp(1.0 - 4.0 / 2.0), 1e-15);
   EXPECT_NEAR(corpus.ratio, 0.5, 1e-15);
@@ -99,31 +101,31 @@ TEST(BleuHand, BrevityPenaltyAndEffectiveOrder) {
 }
 
 TEST(BleuHand, PerfectAndEmpty) {
-  const auto perfect = corpus_bleu({"A man is riding a horse ."}, {"A man is riding a horse ."});
+  const auto perfect = corpus_bleu(Lines{"A man is riding a horse ."}, Lines{"A man is riding a horse ."});
   EXPECT_NEAR(perfect.score, 100.0, 1e-9);
   EXPECT_EQ(perfect.format(1),
             "BLEU = 100.0 100.0/100.0/100.0/100.0 (BP = 1.000 ratio = 1.000 hyp_len = 7 "
             "ref_len = 7)");
-  const auto empty = corpus_bleu({"", ""}, {"a b", "c"});
+  const auto empty = corpus_bleu(Lines{"", ""}, Lines{"a b", "c"});
   EXPECT_EQ(empty.score, 0.0);
   EXPECT_EQ(empty.bp, 0.0);
   EXPECT_EQ(empty.format(), "BLEU = 0.00 0.0/0.0/0.0/0.0 (BP = 0.000 ratio = 0.000 hyp_len = 0 ref_len = 3)");
-  const auto nothing = corpus_bleu({}, {});
+  const auto nothing = corpus_bleu(Lines{}, Lines{});
   EXPECT_EQ(nothing.score, 0.0);
   EXPECT_EQ(nothing.ratio, 0.0);
   EXPECT_EQ(sentence_bleu("x", "").score, 0.0);  // empty references are allowed, as in sacreBLEU >= 2.1
 }
 
 TEST(BleuHand, LowercaseAndTokenizeNone) {
-  EXPECT_EQ(corpus_bleu({"A MAN WALKS ."}, {"a man walks ."}).counts, (std::vector<int64_t>{1, 0, 0, 0}));
+  EXPECT_EQ(corpus_bleu(Lines{"A MAN WALKS ."}, Lines{"a man walks ."}).counts, (std::vector<int64_t>{1, 0, 0, 0}));
   BleuOptions lc;
   lc.lowercase = true;
-  const auto s = corpus_bleu({"A MAN WALKS ."}, {"a man walks ."}, lc);
+  const auto s = corpus_bleu(Lines{"A MAN WALKS ."}, Lines{"a man walks ."}, lc);
   EXPECT_NEAR(s.score, 100.0, 1e-9);
   EXPECT_EQ(s.signature, "nrefs:1|case:lc|eff:no|tok:13a|smooth:exp|version:2.6.0");
   BleuOptions none;
   none.tokenize = "none";
-  const auto n = corpus_bleu({"a man walks."}, {"a man walks ."}, none);
+  const auto n = corpus_bleu(Lines{"a man walks."}, Lines{"a man walks ."}, none);
   EXPECT_EQ(n.sys_len, 3);
   EXPECT_EQ(n.ref_len, 4);
   EXPECT_EQ(n.counts[0], 2);
@@ -131,7 +133,7 @@ TEST(BleuHand, LowercaseAndTokenizeNone) {
 }
 
 TEST(BleuHand, TrailingWhitespaceIsStripped) {
-  const auto s = corpus_bleu({"a b c d\xE2\x80\xA8 "}, {"\ta\xC2\xA0"
+  const auto s = corpus_bleu(Lines{"a b c d\xE2\x80\xA8 "}, Lines{"\ta\xC2\xA0"
                                                         "b c  d"});
   EXPECT_NEAR(s.score, 100.0, 1e-9);
   EXPECT_EQ(s.sys_len, 4);
@@ -139,17 +141,17 @@ TEST(BleuHand, TrailingWhitespaceIsStripped) {
 
 TEST(BleuHand, MismatchedLineCountsThrow) {
   try {
-    corpus_bleu({"a", "b", "c"}, {"a", "b"});
+    corpus_bleu(Lines{"a", "b", "c"}, Lines{"a", "b"});
     FAIL() << "expected s2s::Error";
   } catch (const s2s::Error& e) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find('3'), std::string::npos) << msg;
     EXPECT_NE(msg.find('2'), std::string::npos) << msg;
   }
-  EXPECT_THROW(corpus_chrf({"a"}, {}), s2s::Error);
+  EXPECT_THROW(corpus_chrf(Lines{"a"}, Lines{}), s2s::Error);
   BleuOptions bad;
   bad.tokenize = "intl";
-  EXPECT_THROW(corpus_bleu({"a"}, {"a"}, bad), s2s::Error);
+  EXPECT_THROW(corpus_bleu(Lines{"a"}, Lines{"a"}, bad), s2s::Error);
 }
 
 // ---------------------------------------------------------------- chrF, hand-computed
@@ -179,7 +181,7 @@ TEST(ChrfHand, CorpusSumsStatisticsBeforeScoring) {
   // Summed stats of ("ab","abc") and ("abcdef","ab"): order 1 hyp 8 ref 5 match 4, order 2 hyp 6 ref 3
   // match 2, order 3 hyp 0 (its reference side has 1 trigram, the other segment's hyp trigrams don't count).
   const double p = (4.0 / 8 + 2.0 / 6) / 2, r = (4.0 / 5 + 2.0 / 3) / 2;
-  const auto s = corpus_chrf({"ab", "abcdef"}, {"abc", "ab"});
+  const auto s = corpus_chrf(Lines{"ab", "abcdef"}, Lines{"abc", "ab"});
   EXPECT_NEAR(s.score, 100 * 5 * p * r / (4 * p + r), 1e-12);
 }
 
@@ -315,6 +317,40 @@ TEST(MetricsSacrebleuVectors, AllVectorsMatch) {
       EXPECT_EQ(sc.signature, first5["chrf_signature"].get<std::string>());
     }
   }
+}
+
+}  // namespace
+
+namespace {
+
+// Several reference streams, against the sacreBLEU 2.6.0 command line (`sacrebleu REF1 REF2 [REF3] -i HYP
+// -m bleu chrf [--chrf-word-order 2] -w 12 -f text`, run on the shared vectors).
+TEST(MetricsSacrebleuVectors, SeveralReferencesMatchTheCommandLine) {
+  if (!fs::exists(kVectorDir / "ref.valid.en")) GTEST_SKIP() << "sacreBLEU test vectors not found at " << kVectorDir;
+  auto read = [](const char* name) { return s2s::metrics::read_lines_for_scoring(kVectorDir / name); };
+  const auto hyp = read("hyp.drop_every_3rd_word.en");
+  const std::vector<Lines> two{read("ref.valid.en"), read("hyp.punct_detached.en")};
+  const auto bleu = corpus_bleu(hyp, two);
+  EXPECT_NEAR(bleu.score, 5.436830161192, 1e-11);
+  EXPECT_EQ(bleu.sys_len, 9214);
+  EXPECT_EQ(bleu.ref_len, 13289);  // the closest reference length, line by line
+  EXPECT_EQ(bleu.signature, "nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0");
+  EXPECT_NEAR(corpus_chrf(hyp, two).score, 53.810688658372, 1e-11);
+  s2s::metrics::ChrfOptions pp;
+  pp.word_order = 2;
+  const auto chrf_pp = corpus_chrf(hyp, two, pp);
+  EXPECT_NEAR(chrf_pp.score, 54.841778961314, 1e-11);
+  EXPECT_EQ(chrf_pp.name + "|" + chrf_pp.signature,
+            "chrF2++|nrefs:2|case:mixed|eff:yes|nc:6|nw:2|space:no|version:2.6.0");
+
+  const auto shuffled = read("hyp.shuffle_words.en");
+  const std::vector<Lines> three{read("ref.valid.en"), read("hyp.lowercase.en"), read("hyp.first_half.en")};
+  EXPECT_NEAR(corpus_bleu(shuffled, three).score, 5.752906645412, 1e-11);
+  EXPECT_NEAR(corpus_chrf(shuffled, three).score, 59.125296303741, 1e-11);
+
+  auto short_stream = two;
+  short_stream[1].pop_back();
+  EXPECT_THROW(corpus_bleu(hyp, short_stream), s2s::Error);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "metrics/stats.h"
 #include "util/error.h"
 #include "util/text.h"
 
@@ -106,30 +107,62 @@ std::vector<NgramMap> count_ngrams(const std::string& line, int max_order, int64
   return maps;
 }
 
-// Statistics of one preprocessed hypothesis against one preprocessed reference.
-Stats segment_stats(const std::string& hyp, const std::string& ref, int max_order) {
+// Statistics of one preprocessed hypothesis against its preprocessed references (sacreBLEU: n-gram counts
+// clipped by their maximum over the references; the reference length closest to the hypothesis, the
+// shorter one on a tie).
+Stats segment_stats(const std::string& hyp, const std::vector<std::string>& refs, int max_order) {
   Stats st;
-  const std::vector<NgramMap> ref_ngrams = count_ngrams(ref, max_order, &st.ref_len);
   const std::vector<NgramMap> hyp_ngrams = count_ngrams(hyp, max_order, &st.sys_len);
+  std::vector<NgramMap> max_ref(max_order);  // keys view into `refs`
+  int64_t best_len = -1;
+  for (const auto& ref : refs) {
+    int64_t len = 0;
+    const std::vector<NgramMap> ngrams = count_ngrams(ref, max_order, &len);
+    for (int n = 0; n < max_order; ++n) {
+      for (const auto& [ngram, count] : ngrams[n]) {
+        auto& m = max_ref[n][ngram];
+        m = std::max(m, count);
+      }
+    }
+    const auto distance = [&](int64_t l) { return std::abs(l - st.sys_len); };
+    if (best_len < 0 || distance(len) < distance(best_len) ||
+        (distance(len) == distance(best_len) && len < best_len)) {
+      best_len = len;
+    }
+  }
+  st.ref_len = std::max<int64_t>(best_len, 0);
   st.counts.assign(max_order, 0);
   st.totals.assign(max_order, 0);
   for (int n = 0; n < max_order; ++n) {
     for (const auto& [ngram, count] : hyp_ngrams[n]) {
       st.totals[n] += count;
-      const auto it = ref_ngrams[n].find(ngram);
-      if (it != ref_ngrams[n].end()) st.counts[n] += std::min(count, it->second);
+      const auto it = max_ref[n].find(ngram);
+      if (it != max_ref[n].end()) st.counts[n] += std::min(count, it->second);
     }
   }
   return st;
 }
 
-void add_stats(Stats& sum, const Stats& st) {
-  sum.sys_len += st.sys_len;
-  sum.ref_len += st.ref_len;
-  for (size_t n = 0; n < st.counts.size(); ++n) {
-    sum.counts[n] += st.counts[n];
-    sum.totals[n] += st.totals[n];
+// Flat form of Stats: [sys_len, ref_len, counts..., totals...] (the rows that corpora and bootstrap sum).
+std::vector<double> flatten(const Stats& st) {
+  std::vector<double> row{static_cast<double>(st.sys_len), static_cast<double>(st.ref_len)};
+  for (auto c : st.counts) row.push_back(static_cast<double>(c));
+  for (auto t : st.totals) row.push_back(static_cast<double>(t));
+  return row;
+}
+
+Stats unflatten(const std::vector<double>& row, int max_order) {
+  if (row.size() != static_cast<size_t>(2 + 2 * max_order)) {
+    throw Error("BLEU: statistics of " + std::to_string(row.size()) + " values, expected " +
+                std::to_string(2 + 2 * max_order));
   }
+  Stats st;
+  st.sys_len = static_cast<int64_t>(row[0]), st.ref_len = static_cast<int64_t>(row[1]);
+  for (int n = 0; n < max_order; ++n) {
+    st.counts.push_back(static_cast<int64_t>(row[2 + n]));
+    st.totals.push_back(static_cast<int64_t>(row[2 + max_order + n]));
+  }
+  return st;
 }
 
 // sacreBLEU's my_log(): log with 0 floored to -9999999999.
@@ -137,20 +170,20 @@ double floored_log(double x) {
   return x == 0.0 ? -9999999999.0 : std::log(x);
 }
 
-std::string signature(const BleuOptions& opts) {
-  return std::string("nrefs:1|case:") + (opts.lowercase ? "lc" : "mixed") +
+std::string signature(const BleuOptions& opts, size_t nrefs) {
+  return "nrefs:" + std::to_string(nrefs) + "|case:" + (opts.lowercase ? "lc" : "mixed") +
          "|eff:" + (opts.effective_order ? "yes" : "no") + "|tok:" + opts.tokenize +
          "|smooth:exp|version:" + kSacrebleuVersion;
 }
 
 // BLEU.compute_bleu() with smooth_method='exp'.
-BleuScore compute_bleu(const Stats& st, const BleuOptions& opts) {
+BleuScore compute_bleu(const Stats& st, const BleuOptions& opts, size_t nrefs) {
   BleuScore s;
   s.sys_len = st.sys_len;
   s.ref_len = st.ref_len;
   s.counts = st.counts;
   s.totals = st.totals;
-  s.signature = signature(opts);
+  s.signature = signature(opts, nrefs);
   s.ratio = st.ref_len > 0 ? static_cast<double>(st.sys_len) / static_cast<double>(st.ref_len) : 0.0;
   if (st.sys_len < st.ref_len) {
     s.bp = st.sys_len > 0 ? std::exp(1.0 - static_cast<double>(st.ref_len) / static_cast<double>(st.sys_len))
@@ -206,25 +239,38 @@ std::string BleuScore::format(int width) const {
   return out;
 }
 
+std::vector<double> bleu_sentence_stats(const std::string& hyp, const std::vector<std::string>& refs,
+                                        const BleuOptions& opts) {
+  check_options(opts);
+  if (refs.empty()) throw Error("BLEU: no reference");
+  std::vector<std::string> prepared;
+  for (const auto& ref : refs) prepared.push_back(preprocess(ref, opts));
+  return flatten(segment_stats(preprocess(hyp, opts), prepared, opts.max_order));
+}
+
+BleuScore bleu_from_stats(const std::vector<double>& stats, const BleuOptions& opts, size_t nrefs) {
+  check_options(opts);
+  return compute_bleu(unflatten(stats, opts.max_order), opts, nrefs);
+}
+
+BleuScore corpus_bleu(const std::vector<std::string>& hyps, const std::vector<std::vector<std::string>>& refs,
+                      const BleuOptions& opts) {
+  const auto rows = sentence_stats(
+      hyps, refs,
+      [&](const std::string& hyp, const std::vector<std::string>& r) {
+        return bleu_sentence_stats(hyp, r, opts);
+      },
+      "BLEU");
+  return bleu_from_stats(sum_rows(rows, static_cast<size_t>(2 + 2 * opts.max_order)), opts, refs.size());
+}
+
 BleuScore corpus_bleu(const std::vector<std::string>& hyps, const std::vector<std::string>& refs,
                       const BleuOptions& opts) {
-  check_options(opts);
-  if (hyps.size() != refs.size()) {
-    throw Error("BLEU: the hypothesis has " + std::to_string(hyps.size()) + " lines but the reference has " +
-                std::to_string(refs.size()));
-  }
-  Stats sum;
-  sum.counts.assign(opts.max_order, 0);
-  sum.totals.assign(opts.max_order, 0);
-  for (size_t i = 0; i < hyps.size(); ++i) {
-    add_stats(sum, segment_stats(preprocess(hyps[i], opts), preprocess(refs[i], opts), opts.max_order));
-  }
-  return compute_bleu(sum, opts);
+  return corpus_bleu(hyps, std::vector<std::vector<std::string>>{refs}, opts);
 }
 
 BleuScore sentence_bleu(const std::string& hyp, const std::string& ref, const BleuOptions& opts) {
-  check_options(opts);
-  return compute_bleu(segment_stats(preprocess(hyp, opts), preprocess(ref, opts), opts.max_order), opts);
+  return bleu_from_stats(bleu_sentence_stats(hyp, {ref}, opts), opts, 1);
 }
 
 std::string tokenize_13a(std::string_view line) {

@@ -35,10 +35,20 @@ struct BleuScore {
   std::string format(int width = 2) const;
 };
 
-// Corpus BLEU of line-aligned hypotheses and references (one reference per line).
-// Throws s2s::Error when the line counts differ or the options are invalid.
+// Corpus BLEU of line-aligned hypotheses and references: `refs` holds one stream per reference, each
+// line-aligned with `hyps` (sacreBLEU: clipping by the most frequent reference n-gram, the closest reference
+// length). Throws s2s::Error when the line counts differ or the options are invalid.
+BleuScore corpus_bleu(const std::vector<std::string>& hyps, const std::vector<std::vector<std::string>>& refs,
+                      const BleuOptions& opts = {});
+// The same with one reference stream.
 BleuScore corpus_bleu(const std::vector<std::string>& hyps, const std::vector<std::string>& refs,
                       const BleuOptions& opts = {});
+
+// Sufficient statistics of one sentence ([hyp_len, ref_len, matches per order, totals per order]) and the
+// score of summed statistics (metrics/stats.h): corpus_bleu is bleu_from_stats of the summed rows.
+std::vector<double> bleu_sentence_stats(const std::string& hyp, const std::vector<std::string>& refs,
+                                        const BleuOptions& opts);
+BleuScore bleu_from_stats(const std::vector<double>& stats, const BleuOptions& opts, size_t nrefs);
 
 // Sentence BLEU as `sacrebleu --sentence-level` computes it (default options: effective order on).
 BleuScore sentence_bleu(const std::string& hyp, const std::string& ref,

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "metrics/bleu.h"
+#include "metrics/stats.h"
 #include "util/error.h"
 #include "util/text.h"
 
@@ -104,9 +105,7 @@ void match_stats(const Map& hyp, const Map& ref, std::vector<int64_t>& stats) {
   stats.push_back(matches);
 }
 
-std::vector<int64_t> segment_stats(const std::string& hyp_line, const std::string& ref_line,
-                                   const ChrfOptions& opts) {
-  const Segment hyp = preprocess(hyp_line, opts), ref = preprocess(ref_line, opts);
+std::vector<int64_t> segment_stats(const Segment& hyp, const Segment& ref, const ChrfOptions& opts) {
   std::vector<int64_t> stats;
   stats.reserve(3 * (opts.char_order + opts.word_order));
   for (int n = 1; n <= opts.char_order; ++n) match_stats(char_ngrams(hyp, n), char_ngrams(ref, n), stats);
@@ -145,11 +144,11 @@ void check_options(const ChrfOptions& opts) {
   }
 }
 
-ChrfScore make_score(const std::vector<int64_t>& stats, const ChrfOptions& opts) {
+ChrfScore make_score(const std::vector<int64_t>& stats, const ChrfOptions& opts, size_t nrefs) {
   ChrfScore s;
   s.score = f_score(stats, opts.beta);
   s.name = "chrF" + std::to_string(opts.beta) + std::string(opts.word_order, '+');
-  s.signature = std::string("nrefs:1|case:") + (opts.lowercase ? "lc" : "mixed") +
+  s.signature = "nrefs:" + std::to_string(nrefs) + "|case:" + (opts.lowercase ? "lc" : "mixed") +
                 "|eff:yes|nc:" + std::to_string(opts.char_order) + "|nw:" + std::to_string(opts.word_order) +
                 "|space:no|version:" + kSacrebleuVersion;
   return s;
@@ -163,24 +162,49 @@ std::string ChrfScore::format(int width) const {
   return name + " = " + buf;
 }
 
-ChrfScore corpus_chrf(const std::vector<std::string>& hyps, const std::vector<std::string>& refs,
+std::vector<double> chrf_sentence_stats(const std::string& hyp, const std::vector<std::string>& refs,
+                                        const ChrfOptions& opts) {
+  check_options(opts);
+  if (refs.empty()) throw Error("chrF: no reference");
+  const Segment h = preprocess(hyp, opts);
+  std::vector<int64_t> best;
+  double best_f = -1.0;
+  for (const auto& ref : refs) {  // sacreBLEU keeps the statistics of the reference with the best F-score
+    auto stats = segment_stats(h, preprocess(ref, opts), opts);
+    const double f = f_score(stats, opts.beta);
+    if (f > best_f) best_f = f, best = std::move(stats);
+  }
+  return std::vector<double>(best.begin(), best.end());
+}
+
+ChrfScore chrf_from_stats(const std::vector<double>& stats, const ChrfOptions& opts, size_t nrefs) {
+  check_options(opts);
+  if (stats.size() != static_cast<size_t>(3 * (opts.char_order + opts.word_order))) {
+    throw Error("chrF: statistics of " + std::to_string(stats.size()) + " values do not fit the options");
+  }
+  return make_score(std::vector<int64_t>(stats.begin(), stats.end()), opts, nrefs);
+}
+
+ChrfScore corpus_chrf(const std::vector<std::string>& hyps, const std::vector<std::vector<std::string>>& refs,
                       const ChrfOptions& opts) {
   check_options(opts);
-  if (hyps.size() != refs.size()) {
-    throw Error("chrF: the hypothesis has " + std::to_string(hyps.size()) + " lines but the reference has " +
-                std::to_string(refs.size()));
-  }
-  std::vector<int64_t> sum(3 * (opts.char_order + opts.word_order), 0);
-  for (size_t i = 0; i < hyps.size(); ++i) {
-    const std::vector<int64_t> st = segment_stats(hyps[i], refs[i], opts);
-    for (size_t k = 0; k < sum.size(); ++k) sum[k] += st[k];
-  }
-  return make_score(sum, opts);
+  const auto rows = sentence_stats(
+      hyps, refs,
+      [&](const std::string& hyp, const std::vector<std::string>& r) {
+        return chrf_sentence_stats(hyp, r, opts);
+      },
+      "chrF");
+  return chrf_from_stats(sum_rows(rows, static_cast<size_t>(3 * (opts.char_order + opts.word_order))), opts,
+                         refs.size());
+}
+
+ChrfScore corpus_chrf(const std::vector<std::string>& hyps, const std::vector<std::string>& refs,
+                      const ChrfOptions& opts) {
+  return corpus_chrf(hyps, std::vector<std::vector<std::string>>{refs}, opts);
 }
 
 ChrfScore sentence_chrf(const std::string& hyp, const std::string& ref, const ChrfOptions& opts) {
-  check_options(opts);
-  return make_score(segment_stats(hyp, ref, opts), opts);
+  return chrf_from_stats(chrf_sentence_stats(hyp, {ref}, opts), opts, 1);
 }
 
 }  // namespace s2s::metrics

@@ -26,6 +26,16 @@ struct ChrfScore {
 // computed. Throws s2s::Error when the line counts differ or the options are invalid.
 ChrfScore corpus_chrf(const std::vector<std::string>& hyps, const std::vector<std::string>& refs,
                       const ChrfOptions& opts = {});
+// With several reference streams (each line-aligned with `hyps`): per sentence, the statistics of the
+// reference with the best F-score count, as in sacreBLEU.
+ChrfScore corpus_chrf(const std::vector<std::string>& hyps, const std::vector<std::vector<std::string>>& refs,
+                      const ChrfOptions& opts = {});
+
+// Sufficient statistics of one sentence ([hyp, ref, matches] per n-gram order) and the score of summed
+// statistics (metrics/stats.h).
+std::vector<double> chrf_sentence_stats(const std::string& hyp, const std::vector<std::string>& refs,
+                                        const ChrfOptions& opts);
+ChrfScore chrf_from_stats(const std::vector<double>& stats, const ChrfOptions& opts, size_t nrefs);
 
 // chrF of a single line pair (sacreBLEU's CHRF().sentence_score).
 ChrfScore sentence_chrf(const std::string& hyp, const std::string& ref, const ChrfOptions& opts = {});
