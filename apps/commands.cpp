@@ -67,9 +67,11 @@ int run_translate(const TranslateArgs& a) {
 }
 
 int run_eval(const EvalArgs& a) {
-  if (!a.hyp.empty()) {
-    const auto refs = metrics::read_lines_for_scoring(a.ref);
-    print_scores(metrics::read_lines_for_scoring(a.hyp), refs, a, std::nullopt);
+  if (!a.hyps.empty()) {
+    std::vector<std::vector<std::string>> systems, refs;
+    for (const auto& hyp : a.hyps) systems.push_back(read_scoring_file(hyp));
+    for (const auto& ref : a.refs) refs.push_back(read_scoring_file(ref));
+    print_scores(systems, refs, a, std::nullopt);
     return 0;
   }
   if (a.decode.model_dir.empty() || a.src.empty()) {

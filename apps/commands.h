@@ -30,10 +30,20 @@ struct TranslateArgs {
 
 struct EvalArgs {
   DecodeArgs decode;
-  std::string hyp, ref, src;    // --hyp/--ref (score a file) or --model/--src/--ref (translate, then score)
-  bool json = false;            // --json
-  bool sentence_level = false;  // --sentence-level
-  bool lowercase = false;       // --lowercase
+  std::vector<std::string>
+      hyps;  // --hyp FILE ('-': stdin); several with --paired-bs (the first is the baseline)
+  std::vector<std::string> refs;     // --ref FILE, one per reference
+  std::string src;                   // --src: translate it with --model, then score
+  std::vector<std::string> metrics;  // -m bleu,chrf,ter (default bleu,chrf; bleu with --sentence-level)
+  int chrf_word_order = 0;           // --chrf-word-order (2 = chrF++)
+  bool ter_case_sensitive = false;   // --ter-case-sensitive
+  int width = 1;                     // -w: decimals of the scores (sacreBLEU's default 1)
+  bool score_only = false;           // -b: print the scores only
+  bool json = false;                 // --json
+  bool sentence_level = false;       // --sentence-level: one line per sentence (one metric)
+  bool lowercase = false;            // --lowercase (BLEU and chrF)
+  bool paired_bs = false;            // --paired-bs: paired bootstrap resampling between the --hyp systems
+  int paired_bs_n = 1000;            // --paired-bs-n: bootstrap samples
 };
 
 struct VocabArgs {

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -14,6 +15,8 @@
 #include "infer/rnn/native_model.h"
 #include "metrics/bleu.h"
 #include "metrics/chrf.h"
+#include "metrics/scorer.h"
+#include "metrics/significance.h"
 #include "util/allocator.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -96,41 +99,134 @@ TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d) {
   return o;
 }
 
-void print_scores(const std::vector<std::string>& hyps, const std::vector<std::string>& refs,
-                  const EvalArgs& a, std::optional<double> ppl) {
-  metrics::BleuOptions bopt;
-  bopt.lowercase = a.lowercase;
-  metrics::ChrfOptions copt;
-  copt.lowercase = a.lowercase;
-  const auto bleu = metrics::corpus_bleu(hyps, refs, bopt);
-  const auto chrf = metrics::corpus_chrf(hyps, refs, copt);
-  if (a.json) {
-    nlohmann::json j;
-    j["bleu"] = {{"score", bleu.score},        {"precisions", bleu.precisions}, {"bp", bleu.bp},
-                 {"ratio", bleu.ratio},        {"sys_len", bleu.sys_len},       {"ref_len", bleu.ref_len},
-                 {"signature", bleu.signature}};
-    j["chrf"] = {{"score", chrf.score}, {"signature", chrf.signature}};
-    if (ppl) j["ppl"] = *ppl;
-    if (a.sentence_level) {
-      auto& rows = j["sentences"] = nlohmann::json::array();
-      for (size_t i = 0; i < hyps.size(); ++i) {
-        rows.push_back({{"bleu", metrics::sentence_bleu(hyps[i], refs[i], bopt).score},
-                        {"chrf", metrics::sentence_chrf(hyps[i], refs[i], copt).score}});
-      }
+namespace {
+
+// The metrics to compute, in sacreBLEU's order (BLEU, chrF, TER); --sentence-level text takes exactly one.
+std::vector<std::string> chosen_metrics(const EvalArgs& a) {
+  const bool one_metric = a.sentence_level && !a.json;  // the JSON rows may hold several
+  std::vector<std::string> m = a.metrics;
+  if (m.empty()) m = one_metric ? std::vector<std::string>{"bleu"} : std::vector<std::string>{"bleu", "chrf"};
+  std::sort(m.begin(), m.end());
+  m.erase(std::unique(m.begin(), m.end()), m.end());
+  if (one_metric && m.size() > 1) {
+    throw Error(
+        "--sentence-level scores one metric at a time (as sacreBLEU): pass --metrics bleu, chrf or ter");
+  }
+  return m;
+}
+
+// Scorers for corpus scores, or for sentence scores (BLEU with effective order, as sacreBLEU's
+// --sentence-level).
+std::vector<std::unique_ptr<metrics::Scorer>> make_scorers(const std::vector<std::string>& names,
+                                                           const EvalArgs& a, bool sentences = false) {
+  metrics::ScorerOptions o;
+  o.lowercase = a.lowercase, o.chrf_word_order = a.chrf_word_order,
+  o.ter_case_sensitive = a.ter_case_sensitive;
+  o.effective_order = sentences;
+  std::vector<std::unique_ptr<metrics::Scorer>> scorers;
+  for (const auto& name : names) scorers.push_back(metrics::make_scorer(name, o));
+  return scorers;
+}
+
+nlohmann::json result_json(const metrics::MetricResult& r) {
+  return {{"name", r.name}, {"score", r.score}, {"signature", r.signature}};
+}
+
+// s2s's JSON: full-precision numbers (BLEU with its n-gram details), per-sentence scores when asked.
+void print_json(const std::vector<std::string>& hyps, const std::vector<std::vector<std::string>>& refs,
+                const std::vector<std::string>& names, const EvalArgs& a, std::optional<double> ppl) {
+  nlohmann::json j;
+  const auto scorers = make_scorers(names, a);
+  for (size_t m = 0; m < names.size(); ++m) j[names[m]] = result_json(scorers[m]->corpus(hyps, refs));
+  if (j.contains("bleu")) {
+    metrics::BleuOptions bopt;
+    bopt.lowercase = a.lowercase;
+    const auto bleu = metrics::corpus_bleu(hyps, refs, bopt);
+    j["bleu"].update({{"precisions", bleu.precisions},
+                      {"bp", bleu.bp},
+                      {"ratio", bleu.ratio},
+                      {"sys_len", bleu.sys_len},
+                      {"ref_len", bleu.ref_len}});
+  }
+  if (ppl) j["ppl"] = *ppl;
+  if (a.sentence_level) {
+    const auto per_sentence = make_scorers(names, a, /*sentences=*/true);
+    auto& rows = j["sentences"] = nlohmann::json::array();
+    std::vector<std::string> line_refs(refs.size());
+    for (size_t i = 0; i < hyps.size(); ++i) {
+      for (size_t r = 0; r < refs.size(); ++r) line_refs[r] = refs[r][i];
+      nlohmann::json row;
+      for (size_t m = 0; m < names.size(); ++m)
+        row[names[m]] = per_sentence[m]->sentence(hyps[i], line_refs).score;
+      rows.push_back(row);
     }
-    std::cout << j.dump(1) << "\n";
+  }
+  std::cout << j.dump(1) << "\n";
+}
+
+// --paired-bs: one row per system (the first is the baseline), score (bootstrap mean ± 95% CI) (p-value).
+void print_paired(const std::vector<std::vector<std::string>>& systems,
+                  const std::vector<std::vector<std::string>>& refs, const std::vector<std::string>& names,
+                  const EvalArgs& a) {
+  const auto scorers = make_scorers(names, a);
+  std::vector<const metrics::Scorer*> view;
+  for (const auto& s : scorers) view.push_back(s.get());
+  const auto results = metrics::paired_bootstrap(view, systems, refs, a.paired_bs_n);
+  const auto fixed = [&](double x) { return fmt::format("{:.{}f}", x, a.width); };
+  std::cout << "Paired bootstrap resampling test with " << a.paired_bs_n
+            << " resampling trials; each system is compared to the baseline (first --hyp).\n"
+            << "Score (bootstrap mean ± 95% CI); p < 0.05 is marked with *.\n";
+  for (size_t s = 0; s < systems.size(); ++s) {
+    std::cout << (s == 0 ? "Baseline: " : "          ") << a.hyps[s] << "\n";
+    for (size_t m = 0; m < names.size(); ++m) {
+      const auto& r = results[s][m];
+      std::cout << "  " << r.actual.name << " = " << fixed(r.actual.score) << " (" << fixed(r.mean) << " ± "
+                << fixed(r.ci) << ")";
+      if (r.p_value >= 0) std::cout << fmt::format(" (p = {:.4f}){}", r.p_value, r.p_value < 0.05 ? "*" : "");
+      std::cout << "\n";
+    }
+  }
+  for (size_t m = 0; m < names.size(); ++m) {
+    std::cout << fmt::format(" - {:<10} {}\n", results[0][m].actual.name, results[0][m].actual.signature);
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> read_scoring_file(const std::string& path) {
+  return metrics::read_lines_for_scoring(path == "-" ? "/dev/stdin" : path);
+}
+
+void print_scores(const std::vector<std::vector<std::string>>& systems,
+                  const std::vector<std::vector<std::string>>& refs, const EvalArgs& a,
+                  std::optional<double> ppl) {
+  const auto names = chosen_metrics(a);
+  if (systems.size() > 1 && !a.paired_bs)
+    throw Error("several --hyp files need --paired-bs (the first is the baseline)");
+  if (a.paired_bs) {
+    if (systems.size() < 2) throw Error("--paired-bs needs a baseline and at least one more --hyp file");
+    if (a.sentence_level || a.json)
+      throw Error("--paired-bs cannot be combined with --sentence-level or --json");
+    return print_paired(systems, refs, names, a);
+  }
+  const auto& hyps = systems.at(0);
+  if (a.json) return print_json(hyps, refs, names, a, ppl);
+  const auto scorers = make_scorers(names, a, a.sentence_level);
+  if (a.sentence_level) {  // sacreBLEU --sentence-level: one line per sentence, nothing else
+    std::vector<std::string> line_refs(refs.size());
+    metrics::sentence_stats(
+        hyps, refs,
+        [&](const std::string& h, const std::vector<std::string>& r) {
+          std::cout << metrics::format_result(scorers[0]->sentence(h, r), a.width, a.score_only) << "\n";
+          return std::vector<double>{};
+        },
+        "scoring");
     return;
   }
-  if (a.sentence_level) {
-    for (size_t i = 0; i < hyps.size(); ++i) {
-      std::cout << i << "\t" << metrics::sentence_bleu(hyps[i], refs[i], bopt).format() << "\t"
-                << metrics::sentence_chrf(hyps[i], refs[i], copt).format() << "\n";
-    }
-  }
-  std::cout << bleu.format() << "\n"
-            << bleu.signature << "\n"
-            << chrf.format() << "\n"
-            << chrf.signature << "\n";
+  std::vector<std::string> lines;
+  for (const auto& scorer : scorers)
+    lines.push_back(metrics::format_result(scorer->corpus(hyps, refs), a.width, a.score_only));
+  for (const auto& line : metrics::align_results(lines)) std::cout << line << "\n";
   if (ppl) std::cout << "ppl = " << *ppl << "\n";
 }
 

@@ -28,8 +28,13 @@ std::shared_ptr<Engine> make_engine(const std::filesystem::path& dir, const Conf
 TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d);
 
 // Prints BLEU and chrF (and the perplexity, when given) as text or JSON.
-void print_scores(const std::vector<std::string>& hyps, const std::vector<std::string>& refs,
-                  const EvalArgs& a, std::optional<double> ppl);
+// `systems`: one hypothesis stream per --hyp (several only with --paired-bs); `refs`: one stream per --ref.
+void print_scores(const std::vector<std::vector<std::string>>& systems,
+                  const std::vector<std::vector<std::string>>& refs, const EvalArgs& a,
+                  std::optional<double> ppl);
+
+// The lines of an --hyp or --ref file as sacreBLEU reads them ('-' is stdin).
+std::vector<std::string> read_scoring_file(const std::string& path);
 
 // Runs `translator` from -i/stdin to -o/stdout (the file written atomically); returns the line count.
 int64_t translate_io(Translator& translator, const TranslateArgs& a);

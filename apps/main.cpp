@@ -117,12 +117,25 @@ int main(int argc, char** argv) {
   auto* eval_cmd =
       app.add_subcommand("eval", "BLEU/chrF of a hypothesis file, or translate --src and score it");
   add_decode_options(eval_cmd, eval.decode, /*require_model=*/false);
-  eval_cmd->add_option("--hyp", eval.hyp, "Hypothesis file (detokenized)");
-  eval_cmd->add_option("--ref", eval.ref, "Reference file")->required();
+  eval_cmd->add_option("--hyp", eval.hyps,
+                       "Hypothesis file (detokenized; - for stdin); repeat with --paired-bs, baseline first");
+  eval_cmd->add_option("--ref", eval.refs, "Reference file; repeat for several references")->required();
   eval_cmd->add_option("--src", eval.src, "Source file to translate with --model");
+  eval_cmd->add_option("--metrics", eval.metrics, "Metrics: bleu,chrf,ter (sacreBLEU's -m; default bleu,chrf)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"bleu", "chrf", "ter"}));
+  eval_cmd->add_option("--chrf-word-order", eval.chrf_word_order, "chrF word n-gram order (2 = chrF++)")
+      ->check(CLI::Range(0, 10));
+  eval_cmd->add_flag("--ter-case-sensitive", eval.ter_case_sensitive, "Case-sensitive TER");
+  eval_cmd->add_option("-w,--width", eval.width, "Decimals of the scores (default 1, as sacreBLEU)")
+      ->check(CLI::Range(0, 16));
+  eval_cmd->add_flag("--score-only", eval.score_only, "Print only the scores");
   eval_cmd->add_flag("--json", eval.json, "Print JSON with full-precision numbers");
-  eval_cmd->add_flag("--sentence-level", eval.sentence_level, "Also score every line");
+  eval_cmd->add_flag("--sentence-level", eval.sentence_level, "Score every line instead (one metric)");
   eval_cmd->add_flag("--lowercase", eval.lowercase, "Case-insensitive BLEU/chrF");
+  eval_cmd->add_flag("--paired-bs", eval.paired_bs, "Paired bootstrap resampling between the --hyp systems");
+  eval_cmd->add_option("--paired-bs-n", eval.paired_bs_n, "Bootstrap samples (default 1000)")
+      ->check(CLI::Range(1, 1000000));
 
   s2s::app::VocabArgs vocab;
   auto* vocab_cmd = app.add_subcommand("vocab", "Train a SentencePiece model from raw text");

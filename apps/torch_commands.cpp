@@ -76,13 +76,14 @@ int train_command(const TrainArgs& a) {
 }
 
 int eval_model_command(const EvalArgs& a) {
-  const auto refs = metrics::read_lines_for_scoring(a.ref);
+  std::vector<std::vector<std::string>> refs;
+  for (const auto& ref : a.refs) refs.push_back(read_scoring_file(ref));
   const auto config = decode_config(a.decode);
   auto bundle = load_for_decoding(a.decode.model_dir, config.decode);
   const auto sources = fs::read_lines(a.src);
-  if (sources.size() != refs.size()) {
-    throw Error("'" + a.src + "' has " + std::to_string(sources.size()) + " lines but '" + a.ref + "' has " +
-                std::to_string(refs.size()));
+  if (sources.size() != refs[0].size()) {
+    throw Error("'" + a.src + "' has " + std::to_string(sources.size()) + " lines but '" + a.refs[0] +
+                "' has " + std::to_string(refs[0].size()));
   }
   std::vector<std::string> hyps;
   {  // translate with the engine `s2s translate` would use (both then report the same BLEU), then free it
@@ -94,8 +95,9 @@ int eval_model_command(const EvalArgs& a) {
     hyps = translator.translate(sources);
   }
   runtime::release_free_memory();  // the workers' arenas: the perplexity pass allocates on this thread
-  const double ppl = reference_perplexity(bundle, a.src, a.ref, config.decode.precision == Precision::kBf16);
-  print_scores(hyps, refs, a, ppl);
+  const double ppl =
+      reference_perplexity(bundle, a.src, a.refs[0], config.decode.precision == Precision::kBf16);
+  print_scores({hyps}, refs, a, ppl);
   return 0;
 }
 

@@ -18,11 +18,13 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
 #include "test_util.h"
+#include "util/fs.h"
 
 extern char** environ;
 
@@ -35,6 +37,7 @@ using s2s_test::write_bytes;
 
 const stdfs::path kSource = S2S_SOURCE_DIR;
 const std::string kDemo = (stdfs::path(S2S_SOURCE_DIR) / "configs" / "demo.yaml").string();
+const stdfs::path kVectors = stdfs::path(S2S_SHARED_DIR) / "testdata" / "bleu";  // sacreBLEU test vectors
 constexpr size_t kMaxParallel = 4;
 
 using Args = std::vector<std::string>;
@@ -145,7 +148,7 @@ class Cli : public s2s_test::TempDirTest {
     argv.push_back(nullptr);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 0, stdin_path_.c_str(), O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     pid_t pid = 0;
@@ -159,6 +162,9 @@ class Cli : public s2s_test::TempDirTest {
   }
 
   int round_ = 0;
+
+ protected:
+  std::string stdin_path_ = "/dev/null";  // what the next runs read on stdin
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -321,11 +327,10 @@ TEST_F(Cli, EvalScores) {
                           {"eval", "--json", "--sentence-level", "--hyp", hyp, "--ref", ref}});
   for (const auto& x : r) expect_success(x);
 
-  EXPECT_CONTAINS(r[0].out, "BLEU = ");
-  EXPECT_CONTAINS(r[0].out, "chrF2 = ");
-  EXPECT_CONTAINS(r[0].out, "nrefs:1");  // signature lines
-  EXPECT_CONTAINS(r[1].out, "BLEU = 100.00");
-  EXPECT_CONTAINS(r[1].out, "chrF2 = 100.00");
+  EXPECT_CONTAINS(r[0].out, "BLEU|nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0 = ");
+  EXPECT_CONTAINS(r[0].out, "chrF2|nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0 = ");
+  EXPECT_CONTAINS(r[1].out, "version:2.6.0 = 100.0 100.0/100.0/100.0/100.0 (BP = 1.000");
+  EXPECT_CONTAINS(r[1].out, "space:no|version:2.6.0 = 100.0\n");
 
   nlohmann::json j;
   ASSERT_NO_THROW(j = nlohmann::json::parse(r[2].out)) << r[2].out;
@@ -422,6 +427,107 @@ TEST_F(Cli, CudaOnCpuBuildFailsClearly) {
       run({"train", "-c", kDemo, "--model-dir", model, "--device", "cuda", "--max-steps", "1"}));
   EXPECT_CONTAINS(err, "CUDA");
   EXPECT_CONTAINS(err, "cuda");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// eval prints what the sacreBLEU 2.6.0 command line prints (its `-f text` output; expected values produced
+// with sacreBLEU on the shared vectors, see tests/data/README.md).
+
+std::string vector_file(const char* name) {
+  return (kVectors / name).string();
+}
+
+TEST_F(Cli, EvalCorpusLinesEqualTheSacrebleuCommandLine) {
+  if (!stdfs::exists(kVectors)) GTEST_SKIP() << "no sacreBLEU vectors at " << kVectors;
+  const auto r = run_all({{"eval", "--hyp", vector_file("hyp.shuffle_words.en"), "--ref",
+                           vector_file("ref.valid.en"), "--metrics", "ter,chrf,bleu"},
+                          {"eval", "--hyp", vector_file("hyp.drop_every_3rd_word.en"), "--ref",
+                           vector_file("ref.valid.en"), "--ref", vector_file("hyp.punct_detached.en"),
+                           "--metrics", "bleu", "--metrics", "ter", "--score-only", "-w", "3"}});
+  expect_success(r[0]);
+  EXPECT_EQ(r[0].out,
+            "        BLEU|nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0 = 5.6 "
+            "100.0/18.7/2.1/0.3 (BP = "
+            "1.000 ratio = 1.000 hyp_len = 13289 ref_len = 13289)\n"
+            "      chrF2|nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0 = 59.0\n"
+            "TER|nrefs:1|case:lc|tok:tercom|norm:no|punct:yes|asian:no|version:2.6.0 = 59.9\n");
+  expect_success(r[1]);
+  EXPECT_EQ(r[1].out, "5.437\n29.126\n");  // two references, scores only, 3 decimals
+}
+
+TEST_F(Cli, EvalSentenceLevelEqualsTheSacrebleuCommandLine) {
+  if (!stdfs::exists(kVectors)) GTEST_SKIP() << "no sacreBLEU vectors at " << kVectors;
+  for (const char* name : {"shuffle_words", "char_swaps", "drop_every_3rd_word", "empty_10pct"}) {
+    const auto hyp = vector_file((std::string("hyp.") + name + ".en").c_str());
+    const auto r = run({"eval", "--hyp", hyp, "--ref", vector_file("ref.valid.en"), "--sentence-level",
+                        "--score-only", "-w", "6"});
+    expect_success(r);
+    const auto expected = s2s::fs::read_lines(kSource / "tests" / "data" /
+                                              ("sacrebleu_sentence_bleu." + std::string(name) + ".txt"));
+    std::vector<std::string> lines;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    ASSERT_EQ(lines.size(), expected.size()) << name;
+    size_t differ = 0;
+    for (size_t i = 0; i < lines.size(); ++i) differ += lines[i] != expected[i];
+    EXPECT_EQ(differ, 0u) << name << ": lines that differ from sacrebleu --sentence-level";
+  }
+  const auto chrf =
+      run({"eval", "--hyp", vector_file("hyp.drop_every_3rd_word.en"), "--ref", vector_file("ref.valid.en"),
+           "--sentence-level", "--metrics", "chrf", "--chrf-word-order", "2", "-w", "2"});
+  expect_success(chrf);
+  EXPECT_EQ(chrf.out.substr(0, chrf.out.find('\n', chrf.out.find('\n', chrf.out.find('\n') + 1) + 1) + 1),
+            "chrF2++|nrefs:1|case:mixed|eff:yes|nc:6|nw:2|space:no|version:2.6.0 = 52.28\n"
+            "chrF2++|nrefs:1|case:mixed|eff:yes|nc:6|nw:2|space:no|version:2.6.0 = 40.29\n"
+            "chrF2++|nrefs:1|case:mixed|eff:yes|nc:6|nw:2|space:no|version:2.6.0 = 48.56\n");
+  const auto ter = run({"eval", "--hyp", vector_file("hyp.char_swaps.en"), "--ref",
+                        vector_file("ref.valid.en"), "--sentence-level", "--metrics", "ter"});
+  expect_success(ter);
+  EXPECT_EQ(ter.out.substr(0, ter.out.find('\n', ter.out.find('\n', ter.out.find('\n') + 1) + 1) + 1),
+            "TER|nrefs:1|case:lc|tok:tercom|norm:no|punct:yes|asian:no|version:2.6.0 = 10.0\n"
+            "TER|nrefs:1|case:lc|tok:tercom|norm:no|punct:yes|asian:no|version:2.6.0 = 10.0\n"
+            "TER|nrefs:1|case:lc|tok:tercom|norm:no|punct:yes|asian:no|version:2.6.0 = 33.3\n");
+}
+
+TEST_F(Cli, EvalReadsTheHypothesisFromStdin) {
+  const auto ref = file("ref.txt", "a man walks a dog .\nthe cat sleeps .\n");
+  const auto hyp = file("hyp.txt", "a man walks the dog .\nthe cat sleeps .\n");
+  const auto from_file =
+      run({"eval", "--hyp", hyp.string(), "--ref", ref.string(), "--metrics", "bleu,chrf,ter", "-w", "4"});
+  stdin_path_ = hyp.string();
+  const auto from_stdin =
+      run({"eval", "--hyp", "-", "--ref", ref.string(), "--metrics", "bleu,chrf,ter", "-w", "4"});
+  expect_success(from_file);
+  expect_success(from_stdin);
+  EXPECT_EQ(from_stdin.out, from_file.out);
+  EXPECT_EQ(count_lines(from_stdin.out), 3u);
+}
+
+TEST_F(Cli, EvalPairedBootstrap) {
+  const std::string lines =
+      "a man walks a dog .\nthe cat sleeps .\ntwo kids play in the park .\nshe drinks coffee .\n";
+  const auto ref = file("ref.txt", lines + "we go home .\n");
+  const auto almost = file("almost.txt", lines + "we go home now .\n");  // one word more in one line
+  const auto worse = file("worse.txt", "man dog .\ncat .\nkids park .\ncoffee .\nhome .\n");
+  const auto r = run_all(
+      {{"eval", "--hyp", ref.string(), "--hyp", worse.string(), "--hyp", almost.string(), "--ref",
+        ref.string(), "--paired-bs", "--metrics", "bleu,ter"},
+       {"eval", "--hyp", ref.string(), "--hyp", worse.string(), "--ref", ref.string()},
+       {"eval", "--hyp", ref.string(), "--ref", ref.string(), "--paired-bs"},
+       {"eval", "--hyp", ref.string(), "--ref", ref.string(), "--sentence-level", "--metrics", "bleu,ter"}});
+  expect_success(r[0]);
+  EXPECT_CONTAINS(r[0].out,
+                  "Baseline: " + ref.string() + "\n  BLEU = 100.0 (100.0 ± 0.0)\n  TER = 0.0 (0.0 ± 0.0)\n");
+  EXPECT_CONTAINS(r[0].out, "  BLEU = 0.0 (0.0 ± 0.0) (p = 0.0010)*\n");  // differs in every sample
+  const auto at = r[0].out.find(almost.string());
+  ASSERT_NE(at, std::string::npos);
+  const auto almost_rows = r[0].out.substr(at, r[0].out.find(" - BLEU", at) - at);
+  EXPECT_CONTAINS(almost_rows, "(p = 0.");
+  EXPECT_EQ(almost_rows.find('*'), std::string::npos) << "one changed word is no significant difference:\n"
+                                                      << almost_rows;
+  EXPECT_CONTAINS(expect_one_line_error(r[1]), "several --hyp files need --paired-bs");
+  EXPECT_CONTAINS(expect_one_line_error(r[2]), "--paired-bs needs a baseline and at least one more --hyp");
+  EXPECT_CONTAINS(expect_one_line_error(r[3]), "--sentence-level scores one metric at a time");
 }
 
 }  // namespace

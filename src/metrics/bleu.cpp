@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "metrics/stats.h"
+#include "metrics/tokenize_rules.h"
 #include "util/error.h"
 #include "util/text.h"
 
@@ -27,64 +28,11 @@ struct Stats {
   std::vector<int64_t> totals;  // hypothesis n-grams per order
 };
 
-void replace_all(std::string& s, std::string_view from, std::string_view to) {
-  size_t hit = s.find(from);
-  if (hit == std::string::npos) return;
-  std::string out;
-  size_t pos = 0;
-  for (; hit != std::string::npos; hit = s.find(from, pos)) {
-    out.append(s, pos, hit - pos).append(to);
-    pos = hit + from.size();
-  }
-  out.append(s, pos, std::string::npos);
-  s.swap(out);
-}
-
-// Python ' '.join(s.split()).
-std::string join_words(std::string_view s) {
-  std::string out;
-  for (const std::string& w : text::split_whitespace(s)) {
-    if (!out.empty()) out += ' ';
-    out += w;
-  }
-  return out;
-}
-
-bool is_digit(char c) {
-  return c >= '0' && c <= '9';
-}
-
-// 13a pads these ASCII characters with spaces: the class [\{-\~\[-\` -\&\(-\+\:-\@\/].
-bool is_13a_symbol(char ch) {
-  const auto c = static_cast<unsigned char>(ch);
-  return (c >= 0x7B && c <= 0x7E) || (c >= 0x5B && c <= 0x60) || (c >= 0x20 && c <= 0x26) ||
-         (c >= 0x28 && c <= 0x2B) || (c >= 0x3A && c <= 0x40) || c == 0x2F;
-}
-
-// One left-to-right, non-overlapping regex substitution over a two-character pattern: where match(a, b)
-// holds, emit(out, a, b) replaces the pair. Byte-wise scanning equals Python's code-point scanning here
-// because every pattern involves an ASCII character on the side that decides a match.
-template <typename Match, typename Emit>
-std::string substitute_pairs(const std::string& s, Match match, Emit emit) {
-  std::string out;
-  out.reserve(s.size() + s.size() / 4);
-  size_t i = 0;
-  while (i < s.size()) {
-    if (i + 1 < s.size() && match(s[i], s[i + 1])) {
-      emit(out, s[i], s[i + 1]);
-      i += 2;
-    } else {
-      out += s[i++];
-    }
-  }
-  return out;
-}
-
 // Python line.lower() (optional), rstrip() and tokenization; the result is tokens joined by single spaces.
 std::string preprocess(std::string_view line, const BleuOptions& opts) {
   const std::string lowered = opts.lowercase ? text::to_lower(line) : std::string();
   const std::string_view stripped = text::rstrip(opts.lowercase ? std::string_view(lowered) : line);
-  return opts.tokenize == "13a" ? tokenize_13a(stripped) : join_words(stripped);
+  return opts.tokenize == "13a" ? tokenize_13a(stripped) : rules::join_words(stripped);
 }
 
 // Counts n-grams of orders 1..max_order of a space-joined token string; keys view into `line`.
@@ -231,12 +179,15 @@ std::string fixed(double x, int decimals) {
 
 }  // namespace
 
-std::string BleuScore::format(int width) const {
-  std::string out = "BLEU = " + fixed(score, width) + " ";
+std::string BleuScore::verbose() const {
+  std::string out;
   for (size_t i = 0; i < precisions.size(); ++i) out += (i > 0 ? "/" : "") + fixed(precisions[i], 1);
-  out += " (BP = " + fixed(bp, 3) + " ratio = " + fixed(ratio, 3) + " hyp_len = " + std::to_string(sys_len) +
-         " ref_len = " + std::to_string(ref_len) + ")";
-  return out;
+  return out + " (BP = " + fixed(bp, 3) + " ratio = " + fixed(ratio, 3) +
+         " hyp_len = " + std::to_string(sys_len) + " ref_len = " + std::to_string(ref_len) + ")";
+}
+
+std::string BleuScore::format(int width) const {
+  return "BLEU = " + fixed(score, width) + " " + verbose();
 }
 
 std::vector<double> bleu_sentence_stats(const std::string& hyp, const std::vector<std::string>& refs,
@@ -276,21 +227,21 @@ BleuScore sentence_bleu(const std::string& hyp, const std::string& ref, const Bl
 std::string tokenize_13a(std::string_view line) {
   // Language-independent part (mteval-v13a).
   std::string s(line);
-  replace_all(s, "<skipped>", "");
-  replace_all(s, "-\n", "");
-  replace_all(s, "\n", " ");
+  rules::replace_all(s, "<skipped>", "");
+  rules::replace_all(s, "-\n", "");
+  rules::replace_all(s, "\n", " ");
   if (s.find('&') != std::string::npos) {
-    replace_all(s, "&quot;", "\"");
-    replace_all(s, "&amp;", "&");
-    replace_all(s, "&lt;", "<");
-    replace_all(s, "&gt;", ">");
+    rules::replace_all(s, "&quot;", "\"");
+    rules::replace_all(s, "&amp;", "&");
+    rules::replace_all(s, "&lt;", "<");
+    rules::replace_all(s, "&gt;", ">");
   }
   // The regex passes run on " " + line + " ", in sacreBLEU's order.
   std::string padded;
   padded.reserve(s.size() * 2 + 2);
   padded += ' ';
   for (char c : s) {
-    if (is_13a_symbol(c)) {
+    if (rules::is_mteval_symbol(c)) {
       padded.append({' ', c, ' '});
     } else {
       padded += c;
@@ -299,24 +250,24 @@ std::string tokenize_13a(std::string_view line) {
   padded += ' ';
   const auto is_dot_comma = [](char c) { return c == '.' || c == ','; };
   // ([^0-9])([\.,]) -> "\1 \2 "
-  padded = substitute_pairs(
-      padded, [&](char a, char b) { return !is_digit(a) && is_dot_comma(b); },
+  padded = rules::substitute_pairs(
+      padded, [&](char a, char b) { return !rules::is_digit(a) && is_dot_comma(b); },
       [](std::string& out, char a, char b) {
         out.append({a, ' ', b, ' '});
       });
   // ([\.,])([^0-9]) -> " \1 \2"
-  padded = substitute_pairs(
-      padded, [&](char a, char b) { return is_dot_comma(a) && !is_digit(b); },
+  padded = rules::substitute_pairs(
+      padded, [&](char a, char b) { return is_dot_comma(a) && !rules::is_digit(b); },
       [](std::string& out, char a, char b) {
         out.append({' ', a, ' ', b});
       });
   // ([0-9])(-) -> "\1 \2 "
-  padded = substitute_pairs(
-      padded, [](char a, char b) { return is_digit(a) && b == '-'; },
+  padded = rules::substitute_pairs(
+      padded, [](char a, char b) { return rules::is_digit(a) && b == '-'; },
       [](std::string& out, char a, char b) {
         out.append({a, ' ', b, ' '});
       });
-  return join_words(padded);
+  return rules::join_words(padded);
 }
 
 std::vector<std::string> read_lines_for_scoring(const std::filesystem::path& path) {

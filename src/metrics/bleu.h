@@ -33,6 +33,8 @@ struct BleuScore {
 
   // sacreBLEU's line: "BLEU = 34.12 65.3/41.2/28.1/19.4 (BP = 1.000 ratio = 1.000 hyp_len = 9 ref_len = 9)".
   std::string format(int width = 2) const;
+  // The part after the score: "65.3/41.2/28.1/19.4 (BP = 1.000 ratio = 1.000 hyp_len = 9 ref_len = 9)".
+  std::string verbose() const;
 };
 
 // Corpus BLEU of line-aligned hypotheses and references: `refs` holds one stream per reference, each
