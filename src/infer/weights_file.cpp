@@ -69,10 +69,13 @@ WeightsFileReader::Entry WeightsFileReader::next() {
   const auto rank = value<uint32_t>();
   if (rank > 8) throw Error("weights file '" + file_.string() + "' is damaged (rank of " + e.name + ")");
   e.shape.resize(rank);
+  int64_t numel = 1;
+  const int64_t limit = size_ / 4;  // no parameter holds more floats than the file has room for
   for (auto& s : e.shape) {
     s = value<int64_t>();
-    if (s < 0 || s > (int64_t{1} << 32))
+    if (s < 0 || (s > 0 && numel > limit / s))  // also keeps numel() from overflowing
       throw Error("weights file '" + file_.string() + "' is damaged (shape of " + e.name + ")");
+    numel *= s;
   }
   current_ = e.name;
   return e;

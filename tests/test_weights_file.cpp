@@ -1,0 +1,73 @@
+// The LibTorch-free best.bin reader on hand-made files: shapes whose element count would overflow or exceed
+// the file are damage (found by tests/fuzz/fuzz_model_files), as are unknown magics.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "infer/weights_file.h"
+#include "test_util.h"
+#include "util/fs.h"
+
+namespace {
+
+template <class T>
+void put(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+// A version-2 file with one parameter "x" of `shape` and no data.
+std::string header_only(const std::vector<int64_t>& shape) {
+  std::string out(s2s::kWeightsMagic, sizeof s2s::kWeightsMagic);
+  put<uint64_t>(out, 1);
+  put<uint32_t>(out, 1);
+  out += "x";
+  put<uint32_t>(out, static_cast<uint32_t>(shape.size()));
+  for (auto s : shape) put<int64_t>(out, s);
+  return out;
+}
+
+class WeightsFile : public s2s_test::TempDirTest {
+ protected:
+  WeightsFile() : TempDirTest("weights_file") {}
+  std::string error_for(const std::string& bytes) {
+    const auto file = dir_ / "w.bin";
+    s2s::fs::write_file_atomic(file, bytes);
+    return s2s_test::error_of([&] {
+      s2s::WeightsFileReader in(file);
+      in.next();
+    });
+  }
+};
+
+TEST_F(WeightsFile, ShapesLargerThanTheFileAreDamage) {
+  const int64_t big = int64_t{1} << 32;
+  for (const auto& shape : {std::vector<int64_t>{big, big, big}, std::vector<int64_t>{big, big},
+                            std::vector<int64_t>{1 << 20}, std::vector<int64_t>{-1}}) {
+    EXPECT_CONTAINS(error_for(header_only(shape)), "is damaged (shape of x)");
+  }
+}
+
+TEST_F(WeightsFile, AFittingShapeReadsAndTheChecksumIsVerified) {
+  auto bytes = header_only({2});
+  const float values[2] = {1.5f, -2.0f};
+  bytes.append(reinterpret_cast<const char*>(values), sizeof values);
+  put<uint64_t>(bytes, s2s::weights_checksum(values, sizeof values));
+  const auto file = dir_ / "ok.bin";
+  s2s::fs::write_file_atomic(file, bytes);
+  s2s::WeightsFileReader in(file);
+  ASSERT_EQ(in.next().numel(), 2);
+  float got[2];
+  in.read_float(got, 2);
+  EXPECT_EQ(got[1], -2.0f);
+  bytes[bytes.size() - 9] ^= 1;  // a flipped bit in the data
+  s2s::fs::write_file_atomic(file, bytes);
+  s2s::WeightsFileReader damaged(file);
+  damaged.next();
+  EXPECT_CONTAINS(s2s_test::error_of([&] { damaged.read_float(got, 2); }), "checksum mismatch in parameter x");
+}
+
+TEST_F(WeightsFile, UnknownMagicIsNotAWeightsFile) {
+  EXPECT_CONTAINS(error_for("S2SWEIG9" + std::string(8, '\0')), "is not an s2s weights file");
+}
+
+}  // namespace
