@@ -17,7 +17,8 @@ TEST(SelectCandidates, ExactTopExtensionsPerSentence) {
   const std::vector<float> logits = {1, 3, 2, /**/ 9, 9, 9, /**/ 0, 0, 5, /**/ 4, 1, 0};
   const std::vector<float> lse = {3.4076f, 10.0986f, 5.0134f, 4.0659f};
   const std::vector<float> scores = {-1, kNegInf, -2, -0.5f};
-  const auto c = s2s::select_candidates(logits.data(), 3, lse.data(), scores, /*A=*/2, /*K=*/2, {10, 11, 12});
+  const std::vector<int64_t> ids = {10, 11, 12};
+  const auto c = s2s::select_candidates({logits.data(), lse.data(), 3, &ids}, scores, /*A=*/2, /*K=*/2);
   ASSERT_EQ(c.per_sentence, 4);
   // Sentence 0: row 0 tokens 1 (3-3.4076-1), 2 (2-3.4076-1), 0 (1-3.4076-1), then a dead-row candidate.
   EXPECT_EQ(c.tokens[0], 11);
@@ -43,9 +44,9 @@ TEST(SelectCandidates, ExactTopExtensionsPerSentence) {
 class ScriptedScorer : public s2s::StepScorer {
  public:
   static constexpr int64_t kBos = 2, kEos = 3, kVocab = 8;
-  s2s::StepCandidates step(const std::vector<int64_t>& tokens, const std::vector<float>& scores, int64_t A,
-                           int64_t K, bool) override {
-    std::vector<float> logits(static_cast<size_t>(A * K * kVocab), -30.f), lse(static_cast<size_t>(A * K));
+  s2s::StepScores step(const std::vector<int64_t>& tokens, int64_t A, int64_t K, bool) override {
+    logits.assign(static_cast<size_t>(A * K * kVocab), -30.f);
+    lse.assign(static_cast<size_t>(A * K), 0.f);
     for (int64_t r = 0; r < A * K; ++r) {
       float* row = &logits[static_cast<size_t>(r * kVocab)];
       const auto last = tokens[static_cast<size_t>(r)];
@@ -58,10 +59,11 @@ class ScriptedScorer : public s2s::StepScorer {
       lse[static_cast<size_t>(r)] = static_cast<float>(std::log(sum));
     }
     ++steps;
-    return s2s::select_candidates(logits.data(), kVocab, lse.data(), scores, A, K, {});
+    return {logits.data(), lse.data(), kVocab};
   }
   void reorder(const std::vector<int64_t>&, const std::vector<int64_t>&, int64_t, int64_t) override {}
   int steps = 0;
+  std::vector<float> logits, lse;  // the last step's scores
 };
 
 TEST(BeamSearch, GreedyTakesTheLocalBestBeamFindsTheBetterPath) {

@@ -139,7 +139,7 @@ std::vector<std::vector<Hypothesis>> beam_search(StepScorer& scorer, const std::
 
   for (int64_t t = 0; !active.empty(); ++t) {
     const auto A = static_cast<int64_t>(active.size());
-    const auto cand = scorer.step(tokens, scores, A, K, opt.keep_attention);
+    const auto cand = select_candidates(scorer.step(tokens, A, K, opt.keep_attention), scores, A, K);
     NextStep next;
     std::vector<SentenceSearch> still_active;
     for (int64_t a = 0; a < A; ++a) {
@@ -165,9 +165,13 @@ std::vector<std::vector<Hypothesis>> beam_search(StepScorer& scorer, const std::
   return results;
 }
 
-StepCandidates select_candidates(const float* logits, int64_t V, const float* logsumexp,
-                                 const std::vector<float>& scores, int64_t A, int64_t K,
-                                 const std::vector<int64_t>& ids) {
+StepCandidates select_candidates(const StepScores& step, const std::vector<float>& scores, int64_t A,
+                                 int64_t K) {
+  const float* logits = step.logits;
+  const float* logsumexp = step.logsumexp;
+  const int64_t V = step.vocab;
+  static const std::vector<int64_t> kIdentity;
+  const auto& ids = step.ids ? *step.ids : kIdentity;
   const int64_t per_row = std::min<int64_t>(2 * K, V), C = std::min<int64_t>(2 * K, K * per_row);
   StepCandidates c;
   c.per_sentence = C;
@@ -202,6 +206,10 @@ StepCandidates select_candidates(const float* logits, int64_t V, const float* lo
       c.rows.push_back(pool_row[static_cast<size_t>(p)]);
       c.tokens.push_back(pool_tok[static_cast<size_t>(p)]);
     }
+  }
+  if (step.attention) {
+    c.attention.assign(step.attention, step.attention + A * K * step.attention_cols);
+    c.attention_cols = step.attention_cols;
   }
   return c;
 }

@@ -1,7 +1,7 @@
 // Batched beam search (greedy = beam 1), independent of how a step is computed. A `StepScorer` (the
-// LibTorch model, or the native CPU engine) feeds one token per live hypothesis and returns each
-// sentence's best extensions; the search keeps finished hypotheses aside on the host, drops finished
-// sentences from the batch and only asks the scorer to reorder its state by index.
+// LibTorch model, or the native CPU engine) feeds one token per live hypothesis and returns the scores of
+// every output token; the search alone selects the extensions, keeps finished hypotheses aside on the host,
+// drops finished sentences from the batch and only asks the scorer to reorder its state by index.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +26,17 @@ struct Hypothesis {
   std::vector<std::vector<float>> attention;  // per output token (EOS included): weights over source tokens
 };
 
+// One step's scores from the model, in host memory owned by the scorer (valid until its next call):
+// log p(token j | row) = logits[row * vocab + j] - logsumexp[row].
+struct StepScores {
+  const float* logits = nullptr;              // [A * K, vocab] over the output vocabulary or a subset of it
+  const float* logsumexp = nullptr;           // [A * K]
+  int64_t vocab = 0;                          // columns of `logits`
+  const std::vector<int64_t>* ids = nullptr;  // column -> target id (null or empty: identity)
+  const float* attention = nullptr;           // [A * K, attention_cols] (null unless asked for)
+  int64_t attention_cols = 0;                 // padded source length of the attention rows
+};
+
 // One step's best extensions per active sentence, on the host, best first.
 struct StepCandidates {
   int64_t per_sentence = 0;      // C: candidates per sentence
@@ -40,10 +51,8 @@ struct StepCandidates {
 class StepScorer {
  public:
   virtual ~StepScorer() = default;
-  // Feeds `tokens` [A * K] and returns each sentence's 2K best extensions, scored as `scores` [A * K]
-  // (cumulative log-probability of the row) + log p(token).
-  virtual StepCandidates step(const std::vector<int64_t>& tokens, const std::vector<float>& scores, int64_t A,
-                              int64_t K, bool keep_attention) = 0;
+  // Feeds `tokens` [A * K] (one per hypothesis row) and returns the scores of the next token for every row.
+  virtual StepScores step(const std::vector<int64_t>& tokens, int64_t A, int64_t K, bool keep_attention) = 0;
   // Continues from hypothesis `rows` (indices into the current A * K rows, in the new order) and keeps only
   // the sentences `kept` (indices into the A active ones, ascending).
   // Not called when the rows stay 0..A*K-1 (then every sentence is kept).
@@ -56,11 +65,9 @@ class StepScorer {
 std::vector<std::vector<Hypothesis>> beam_search(StepScorer& scorer, const std::vector<int64_t>& src_lengths,
                                                  const SearchOptions& options, int64_t bos, int64_t eos);
 
-// Host-side candidate selection for scorers that compute plain logits: from logits [A * K, V] (local
-// output-layer indices, mapped to target ids by `ids`, or identity when empty) and each row's logsumexp,
-// each sentence's 2K best (row, token) by scores[row] + logit - logsumexp. Exact, without a log_softmax.
-StepCandidates select_candidates(const float* logits, int64_t V, const float* logsumexp,
-                                 const std::vector<float>& scores, int64_t A, int64_t K,
-                                 const std::vector<int64_t>& ids);
+// The search's selection: each sentence's 2K best (row, token) by scores[row] (the row's cumulative
+// log-probability) + log p(token | row), exact, without materializing a log_softmax.
+StepCandidates select_candidates(const StepScores& step, const std::vector<float>& scores, int64_t A,
+                                 int64_t K);
 
 }  // namespace s2s

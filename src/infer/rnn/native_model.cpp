@@ -291,8 +291,7 @@ NativeScorer::NativeScorer(const NativeModel& model, const std::vector<std::vect
   }
 }
 
-StepCandidates NativeScorer::step(const std::vector<int64_t>& tokens, const std::vector<float>& scores,
-                                  int64_t A, int64_t K, bool keep_attention) {
+StepScores NativeScorer::step(const std::vector<int64_t>& tokens, int64_t A, int64_t K, bool keep_attention) {
   const int64_t R = A * K, V = out_w_.rows;
   model_.step(tokens, state_, enc_, K, out_, keep_attention ? &attn_ : nullptr);
   logits_.resize(static_cast<size_t>(R * V));
@@ -301,9 +300,9 @@ StepCandidates NativeScorer::step(const std::vector<int64_t>& tokens, const std:
          /*accumulate=*/true);
   lse_.resize(static_cast<size_t>(R));
   kernels::row_logsumexp(logits_.data(), V, 0, R, lse_.data());
-  auto c = select_candidates(logits_.data(), V, lse_.data(), scores, A, K, ids_);
-  if (keep_attention) c.attention = attn_, c.attention_cols = enc_.src_len;
-  return c;
+  StepScores s{logits_.data(), lse_.data(), V, &ids_};
+  if (keep_attention) s.attention = attn_.data(), s.attention_cols = enc_.src_len;
+  return s;
 }
 
 void NativeScorer::reorder(const std::vector<int64_t>& rows, const std::vector<int64_t>& kept, int64_t A,

@@ -88,8 +88,7 @@ class NativeScorer : public StepScorer {
  public:
   NativeScorer(const NativeModel& model, const std::vector<std::vector<int32_t>>& batch, int64_t pad,
                const std::vector<int64_t>& vocab_subset, int64_t K);
-  StepCandidates step(const std::vector<int64_t>& tokens, const std::vector<float>& scores, int64_t A,
-                      int64_t K, bool keep_attention) override;
+  StepScores step(const std::vector<int64_t>& tokens, int64_t A, int64_t K, bool keep_attention) override;
   void reorder(const std::vector<int64_t>& rows, const std::vector<int64_t>& kept, int64_t A,
                int64_t K) override;
   const Encoded& encoded() const { return enc_; }

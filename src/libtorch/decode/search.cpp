@@ -13,7 +13,6 @@ namespace {
 struct OutputLayer {
   torch::Tensor weight_t, bias;  // [out_dim, vocab'], [vocab']
   std::vector<int64_t> ids;      // local index -> target id (empty: identity)
-  int64_t to_global(int64_t local) const { return ids.empty() ? local : ids[static_cast<size_t>(local)]; }
   torch::Tensor logits(const torch::Tensor& hidden) const { return torch::addmm(bias, hidden, weight_t); }
 };
 
@@ -30,6 +29,10 @@ OutputLayer output_layer(Seq2SeqImpl& model, const std::vector<int64_t>& subset,
     out.weight_t = out.weight_t.to(dtype), out.bias = out.bias.to(dtype);
   }
   return out;
+}
+
+torch::Tensor host_float(const torch::Tensor& t) {
+  return t.to(torch::kCPU, torch::kFloat).contiguous();
 }
 
 template <class T>
@@ -50,31 +53,21 @@ class TorchScorer : public StepScorer {
     state_.index_select(beams);
   }
 
-  // Each row's 2K best logits minus the row's logsumexp (no log_softmax materialized), plus the row's
-  // score, then the best 2K of those K * 2K per sentence: exact top-2K extensions.
-  StepCandidates step(const std::vector<int64_t>& tokens, const std::vector<float>& scores, int64_t A,
-                      int64_t K, bool keep_attention) override {
+  // The logits of every row and their logsumexp (no log_softmax materialized), on the host as the search
+  // selects there.
+  StepScores step(const std::vector<int64_t>& tokens, int64_t A, int64_t K, bool keep_attention) override {
     auto input = torch::tensor(tokens, torch::kInt64).to(device_);
     torch::Tensor attn;
     auto out = model_.decoder->step(input, state_, keep_attention ? &attn : nullptr);  // [A*K, out_dim]
     auto logits = output_.logits(out);                                                 // [A*K, vocab']
-    const auto per_row = std::min<int64_t>(2 * K, logits.size(1));
-    auto [row_v, row_i] = logits.topk(per_row, /*dim=*/1);  // [A*K, per_row]
-    auto prev = torch::tensor(scores, torch::kFloat).view({A * K, 1}).to(device_);
-    auto cand = row_v.to(torch::kFloat) - row_logsumexp(logits).unsqueeze(1) + prev;  // [A*K, per_row]
-    auto [values, flat] = cand.view({A, K * per_row}).topk(std::min<int64_t>(2 * K, K * per_row), 1);
-    const auto base = torch::arange(A, flat.options()).unsqueeze(1) * K;  // [A, 1]
-    StepCandidates c;
-    c.per_sentence = values.size(1);
-    c.values = to_vector<float>(values);
-    c.rows = to_vector<int64_t>(base + flat.div(per_row, /*rounding_mode=*/"floor"));
-    c.tokens = to_vector<int64_t>(row_i.view({A, K * per_row}).gather(1, flat));
-    for (auto& tok : c.tokens) tok = output_.to_global(tok);
+    lse_ = host_float(row_logsumexp(logits));                                          // [A*K]
+    logits_ = host_float(logits);
+    StepScores s{logits_.data_ptr<float>(), lse_.data_ptr<float>(), logits_.size(1), &output_.ids};
     if (keep_attention) {
-      c.attention = to_vector<float>(attn.to(torch::kFloat));
-      c.attention_cols = attn.size(1);
+      attn_ = host_float(attn);  // [A*K, src_len]
+      s.attention = attn_.data_ptr<float>(), s.attention_cols = attn_.size(1);
     }
-    return c;
+    return s;
   }
 
   void reorder(const std::vector<int64_t>& rows, const std::vector<int64_t>& kept, int64_t A,
@@ -88,6 +81,7 @@ class TorchScorer : public StepScorer {
   torch::Device device_;
   OutputLayer output_;
   DecoderState state_;
+  torch::Tensor logits_, lse_, attn_;  // the last step's scores on the host (float32, contiguous)
 };
 
 }  // namespace
