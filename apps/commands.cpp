@@ -11,6 +11,7 @@
 #include "metrics/bleu.h"
 #include "torch_plugin.h"
 #include "util/error.h"
+#include "util/version.h"
 
 namespace s2s::app {
 
@@ -39,7 +40,7 @@ std::string version_text() {
   } catch (const Error& e) {
     torch = e.what();
   }
-  return std::string("s2s ") + S2S_APP_VERSION + " (LibTorch " + torch + ")";
+  return std::string("s2s ") + version() + " (LibTorch " + torch + ")";
 }
 
 int run_train(const TrainArgs& a) {
@@ -68,6 +69,8 @@ int run_translate(const TranslateArgs& a) {
 
 int run_eval(const EvalArgs& a) {
   if (!a.hyps.empty()) {
+    if (!a.output.empty())
+      throw Error("eval -o keeps the translations of --model/--src; with --hyp there are none");
     std::vector<std::vector<std::string>> systems, refs;
     for (const auto& hyp : a.hyps) systems.push_back(read_scoring_file(hyp));
     for (const auto& ref : a.refs) refs.push_back(read_scoring_file(ref));

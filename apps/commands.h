@@ -13,6 +13,7 @@ struct TrainArgs {
   std::vector<std::string> overrides;  // --set section.key=value
   bool dump_config = false;            // print the effective config and exit
   bool quiet = false;                  // --quiet
+  std::string command_line;            // the whole command, for train.log
 };
 
 struct DecodeArgs {
@@ -34,6 +35,7 @@ struct EvalArgs {
       hyps;  // --hyp FILE ('-': stdin); several with --paired-bs (the first is the baseline)
   std::vector<std::string> refs;     // --ref FILE, one per reference
   std::string src;                   // --src: translate it with --model, then score
+  std::string output;                // -o: keep the translations of --src in this file
   std::vector<std::string> metrics;  // -m bleu,chrf,ter (default bleu,chrf; bleu with --sentence-level)
   int chrf_word_order = 0;           // --chrf-word-order (2 = chrF++)
   bool ter_case_sensitive = false;   // --ter-case-sensitive

@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
 
   s2s::app::TrainArgs train;
+  for (int i = 0; i < argc; ++i) train.command_line += (i ? " " : "") + std::string(argv[i]);
   auto* train_cmd = app.add_subcommand("train", "Train (or resume) a model in --model-dir");
   train_cmd->add_option("-c,--config", train.config, "YAML config file");
   train_cmd
@@ -121,7 +122,9 @@ int main(int argc, char** argv) {
                        "Hypothesis file (detokenized; - for stdin); repeat with --paired-bs, baseline first");
   eval_cmd->add_option("--ref", eval.refs, "Reference file; repeat for several references")->required();
   eval_cmd->add_option("--src", eval.src, "Source file to translate with --model");
-  eval_cmd->add_option("--metrics", eval.metrics, "Metrics: bleu,chrf,ter (sacreBLEU's -m; default bleu,chrf)")
+  eval_cmd->add_option("-o,--output", eval.output, "With --model: also write the translations to this file");
+  eval_cmd
+      ->add_option("--metrics", eval.metrics, "Metrics: bleu,chrf,ter (sacreBLEU's -m; default bleu,chrf)")
       ->delimiter(',')
       ->check(CLI::IsMember({"bleu", "chrf", "ter"}));
   eval_cmd->add_option("--chrf-word-order", eval.chrf_word_order, "chrF word n-gram order (2 = chrF++)")

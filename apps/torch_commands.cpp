@@ -70,7 +70,7 @@ int train_command(const TrainArgs& a) {
     return 0;
   }
   TrainRunOptions opt;
-  opt.model_dir = dir, opt.quiet = a.quiet;
+  opt.model_dir = dir, opt.quiet = a.quiet, opt.command_line = a.command_line;
   const auto summary = train(config, opt);
   return summary.stop_signal != 0 ? 128 + summary.stop_signal : 0;  // 130 for SIGINT, 143 for SIGTERM
 }
@@ -93,6 +93,12 @@ int eval_model_command(const EvalArgs& a) {
     });
     Translator translator(engine, bundle.src_tok, bundle.tgt_tok, translate_options(config.decode, a.decode));
     hyps = translator.translate(sources);
+  }
+  if (!a.output.empty()) {
+    fs::check_not_same_file(a.src, a.output);
+    fs::write_output(a.output, [&](std::ostream& out) {
+      for (const auto& h : hyps) out << h << '\n';
+    });
   }
   runtime::release_free_memory();  // the workers' arenas: the perplexity pass allocates on this thread
   const double ppl =

@@ -123,4 +123,18 @@ TEST_F(Output, AFullDiskIsAnErrorOnOutputAndStdout) {
   EXPECT_EQ(shell(dump).code, 0);
 }
 
+TEST_F(Output, EvalKeepsItsTranslationsWithDashO) {
+  const auto hyps = dir_ / "hyps.txt", translated = dir_ / "translated.txt";
+  const auto model = "-m '" + model_.string() + "' ";
+  ASSERT_EQ(shell("-q eval " + model + "--src '" + input_.string() + "' --ref '" + input_.string() +
+                  "' -o '" + hyps.string() + "'")
+                .code,
+            0);
+  ASSERT_EQ(shell(translate_to(translated.string())).code, 0);
+  EXPECT_EQ(s2s::fs::read_file(hyps), s2s::fs::read_file(translated));  // what translate prints
+  expect_one_line_error(shell("eval --hyp '" + input_.string() + "' --ref '" + input_.string() + "' -o '" +
+                              hyps.string() + "'"),
+                        "with --hyp there are none");
+}
+
 }  // namespace

@@ -14,6 +14,7 @@
 #include "nn_fixture.h"
 #include "process.h"
 #include "util/fs.h"
+#include "util/version.h"
 
 namespace {
 
@@ -50,6 +51,20 @@ TEST(Train, EndToEndLossFallsThenTranslatesAndScores) {
   const auto rows = train_records(dir);
   ASSERT_GE(rows.size(), 8u);
   EXPECT_LT(rows.back()["train_loss"].get<double>(), rows.front()["train_loss"].get<double>() - 0.8);
+  for (const auto& line : s2s::fs::read_lines(dir / "metrics.jsonl")) {  // every row says what it is
+    const auto row = nlohmann::json::parse(line);
+    EXPECT_EQ(row["kind"], row.contains("train_loss") ? "train" : "valid") << line;
+  }
+  // Readable training: the log's head, validation samples and the validation hypotheses of each step.
+  const auto log = s2s::fs::read_file(dir / "train.log");
+  EXPECT_CONTAINS(log, "s2s " + std::string(s2s::version()) + " (LibTorch ");
+  EXPECT_CONTAINS(log, "effective config:");
+  EXPECT_CONTAINS(log, s2s::dump_config(c).substr(0, 40));
+  for (const int step : {40, 80}) {
+    const auto hyp = dir / "valid" / ("step-" + std::to_string(step) + ".hyp");
+    ASSERT_TRUE(stdfs::exists(hyp)) << hyp;
+    EXPECT_EQ(s2s::fs::read_lines(hyp).size(), static_cast<size_t>(c.data.valid_max_sentences));
+  }
 
   auto bundle = s2s::load_model_dir(dir, torch::kCPU);
   s2s::TranslateOptions topt;

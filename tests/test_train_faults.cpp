@@ -160,4 +160,22 @@ TEST(TrainFaults, ADamagedCheckpointIsRefusedAndNeverOverwritten) {
   EXPECT_EQ(s2s::fs::read_file(dir / "last.pt"), bytes);
 }
 
+TEST(TrainFaults, ValidationShowsSamplesAndKeepsTheLastHypothesisFiles) {
+  const auto dir = s2s_test::temp_dir("readable");
+  auto c = small_config();
+  c.train.max_steps = 7, c.train.valid_every = 1;
+  s2s::TrainRunOptions run;
+  run.model_dir = dir, run.command_line = "s2s train -c tiny.yaml";
+  s2s::train(c, run);
+  const auto log = s2s::fs::read_file(dir / "train.log");
+  EXPECT_CONTAINS(log, "command: s2s train -c tiny.yaml");
+  EXPECT_CONTAINS(log, "valid line 1: source: ");
+  EXPECT_CONTAINS(log, " | hypothesis: ");
+  std::vector<std::string> kept;
+  for (const auto& entry : stdfs::directory_iterator(dir / "valid")) kept.push_back(entry.path().filename());
+  std::sort(kept.begin(), kept.end());
+  EXPECT_EQ(kept,
+            (std::vector<std::string>{"step-3.hyp", "step-4.hyp", "step-5.hyp", "step-6.hyp", "step-7.hyp"}));
+}
+
 }  // namespace

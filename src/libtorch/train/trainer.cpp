@@ -11,7 +11,9 @@
 #include <cmath>
 #include <csignal>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <tuple>
 
@@ -33,6 +35,7 @@
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/text.h"
+#include "util/version.h"
 
 namespace s2s {
 namespace {
@@ -143,6 +146,9 @@ class TrainerRun {
   void log_progress(int64_t epoch_batches);
   void validate();
   std::vector<std::string> translate_valid();
+  void log_samples(const std::vector<std::string>& hyps) const;
+  void save_validation_output(const std::vector<std::string>& hyps) const;
+  void log_header(const std::shared_ptr<spdlog::sinks::sink>& file_sink) const;
   double learning_rate() const;
   bool should_stop() const;
   void save_last();
@@ -339,7 +345,8 @@ void TrainerRun::log_progress(int64_t epoch_batches) {
         "step {} | epoch {} | loss {:.4f} | ppl {:.2f} | lr {:.2e} | {:.0f} tok/s | {} elapsed | ETA {}",
         state_.step, state_.epoch + 1, loss, ppl, learning_rate(), tok_s, hms(elapsed), eta);
   }
-  append_metrics({{"step", state_.step},
+  append_metrics({{"kind", "train"},
+                  {"step", state_.step},
                   {"epoch", state_.epoch + 1},
                   {"train_loss", loss},
                   {"train_ppl", ppl},
@@ -402,12 +409,46 @@ void TrainerRun::validate() {
   spdlog::info("validation at step {}: ppl {:.3f} | BLEU {:.2f} | {}{} ({:.1f} s)", state_.step, ppl,
                bleu.score, improved ? "new best" : "no improvement x",
                improved ? "" : std::to_string(state_.bad_validations), seconds_since(start));
-  append_metrics({{"step", state_.step},
+  log_samples(hyps);
+  save_validation_output(hyps);
+  append_metrics({{"kind", "valid"},
+                  {"step", state_.step},
                   {"epoch", state_.epoch + 1},
                   {"valid_ppl", ppl},
                   {"valid_bleu", bleu.score},
                   {"best_step", state_.best_step},
                   {"lr", learning_rate()}});
+}
+
+// Three validation sentences (first, middle, last): source, reference and the current hypothesis.
+void TrainerRun::log_samples(const std::vector<std::string>& hyps) const {
+  const size_t n = hyps.size();
+  if (n == 0 || opt_.quiet) return;
+  for (const size_t i : std::set<size_t>{0, n / 2, n - 1}) {
+    spdlog::info("  valid line {}: source: {} | reference: {} | hypothesis: {}", i + 1, valid_src_lines_[i],
+                 valid_ref_lines_[i], hyps[i]);
+  }
+}
+
+// valid/step-N.hyp, the last kKeptValidationOutputs of them.
+void TrainerRun::save_validation_output(const std::vector<std::string>& hyps) const {
+  const auto dir = dir_ / "valid";
+  fs::ensure_dir(dir);
+  std::string text;
+  for (const auto& h : hyps) text += h + "\n";
+  fs::write_file_atomic(dir / ("step-" + std::to_string(state_.step) + ".hyp"), text);
+  std::map<int64_t, std::filesystem::path> outputs;  // step -> file
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const auto name = entry.path().filename().string();
+    if (name.rfind("step-", 0) == 0 && entry.path().extension() == ".hyp") {
+      outputs.emplace(std::atoll(name.c_str() + 5), entry.path());
+    }
+  }
+  std::error_code ec;
+  while (outputs.size() > static_cast<size_t>(kKeptValidationOutputs)) {
+    std::filesystem::remove(outputs.begin()->second, ec);
+    outputs.erase(outputs.begin());
+  }
 }
 
 // Validation translations with the engine `s2s translate` would use: the native CPU engine on the
@@ -508,6 +549,14 @@ bool TrainerRun::should_stop() const {
   return t.max_minutes > 0 && elapsed_at_start_ + seconds_since(run_start_) >= 60 * t.max_minutes;
 }
 
+// The head of each run in train.log: version, command line and the effective config.
+void TrainerRun::log_header(const std::shared_ptr<spdlog::sinks::sink>& file_sink) const {
+  spdlog::logger file_only("train.log", file_sink);
+  file_only.info("s2s {} (LibTorch {}), pid {}", version(), runtime::torch_version(), ::getpid());
+  if (!opt_.command_line.empty()) file_only.info("command: {}", opt_.command_line);
+  file_only.info("effective config:\n{}", dump_config(cfg_));
+}
+
 TrainSummary TrainerRun::run() {
   check_model_fits(cfg_);
   fs::ensure_dir(dir_);
@@ -520,6 +569,7 @@ TrainSummary TrainerRun::run() {
   struct SinkGuard {
     ~SinkGuard() { spdlog::default_logger()->sinks().pop_back(); }
   } sink_guard;
+  log_header(file_sink);
   prepare_dir();
   load_data();
   build();

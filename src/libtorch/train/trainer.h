@@ -12,7 +12,11 @@ namespace s2s {
 struct TrainRunOptions {
   std::filesystem::path model_dir;  // where config, vocabularies, checkpoints and metrics live
   bool quiet = false;               // no progress lines (warnings and errors only)
+  std::string command_line;         // how s2s was called, for the head of train.log
 };
+
+// Validation hypotheses kept in <model dir>/valid/step-N.hyp (older ones are removed).
+inline constexpr int kKeptValidationOutputs = 5;
 
 struct TrainSummary {
   int64_t steps = 0;    // optimizer steps done (all runs)
