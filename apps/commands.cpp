@@ -3,14 +3,17 @@
 #include <dlfcn.h>
 #include <spdlog/spdlog.h>
 
+#include <map>
 #include <memory>
 
 #include "common.h"
 #include "config/model_dir.h"
 #include "data/vocab.h"
+#include "infer/weights_file.h"
 #include "metrics/bleu.h"
 #include "torch_plugin.h"
 #include "util/error.h"
+#include "util/fs.h"
 #include "util/version.h"
 
 namespace s2s::app {
@@ -97,6 +100,67 @@ int run_vocab(const VocabArgs& a) {
   o.max_sentences = a.max_sentences, o.num_threads = a.threads;
   train_sentencepiece(o);
   spdlog::info("wrote {}.model and {}.vocab", a.model_prefix, a.model_prefix);
+  return 0;
+}
+
+namespace {
+
+// The most recent `n` checkpoints/step-N.bin of a model dir, oldest first.
+std::vector<std::filesystem::path> last_checkpoints(const std::filesystem::path& dir, int n) {
+  std::map<int64_t, std::filesystem::path> steps;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir / model_files::kCheckpoints, ec)) {
+    const auto name = entry.path().filename().string();
+    if (name.rfind("step-", 0) == 0 && entry.path().extension() == ".bin") {
+      steps.emplace(std::atoll(name.c_str() + 5), entry.path());
+    }
+  }
+  if (static_cast<int>(steps.size()) < n) {
+    throw Error("model dir '" + dir.string() + "' has " + std::to_string(steps.size()) + " checkpoints in " +
+                model_files::kCheckpoints + "/, --last asks for " + std::to_string(n) +
+                " (train with train.keep_checkpoints: " + std::to_string(n) + ")");
+  }
+  std::vector<std::filesystem::path> out;
+  for (auto it = std::prev(steps.end(), n); it != steps.end(); ++it) out.push_back(it->second);
+  return out;
+}
+
+// The model dir that -i files belong to: their directory, or its parent for files in checkpoints/.
+std::filesystem::path model_dir_of(const std::filesystem::path& weights) {
+  auto dir = weights.parent_path();
+  if (dir.filename() == model_files::kCheckpoints) dir = dir.parent_path();
+  return dir.empty() ? "." : dir;
+}
+
+}  // namespace
+
+int run_average(const AverageArgs& a) {
+  if (a.inputs.empty() && (a.model_dir.empty() || a.last < 1)) {
+    throw Error("average needs -m DIR --last N, or -i FILE (repeated) with the files to average");
+  }
+  std::vector<std::filesystem::path> inputs(a.inputs.begin(), a.inputs.end());
+  const std::filesystem::path source =
+      !a.model_dir.empty() ? std::filesystem::path(a.model_dir) : model_dir_of(inputs.front());
+  if (inputs.empty()) inputs = last_checkpoints(source, a.last);
+  const auto config = read_model_dir_config(source);
+  const std::filesystem::path out = a.output;
+  std::error_code ec;
+  if (std::filesystem::equivalent(out, source, ec)) {
+    throw Error("-o '" + a.output + "' is the source model dir; average into a new directory");
+  }
+  if (std::filesystem::exists(out / model_files::kBest) && !a.force) {
+    throw Error("'" + (out / model_files::kBest).string() + "' exists; pass --force to replace it");
+  }
+  fs::ensure_dir(out);
+  std::vector<std::filesystem::path> files{model_files::kConfig, model_files::kShortlist};
+  const auto [src_spm, tgt_spm] = tokenizer_paths(source, config);
+  files.push_back(src_spm.filename()), files.push_back(tgt_spm.filename());
+  for (const auto& name : files) {
+    if (std::filesystem::exists(source / name))
+      fs::write_file_atomic(out / name, fs::read_file(source / name));
+  }
+  average_weights_files(inputs, out / model_files::kBest);
+  spdlog::info("averaged {} weights files into {}", inputs.size(), (out / model_files::kBest).string());
   return 0;
 }
 

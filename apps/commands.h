@@ -64,6 +64,16 @@ int run_train(const TrainArgs& args);
 int run_translate(const TranslateArgs& args);
 int run_eval(const EvalArgs& args);
 int run_vocab(const VocabArgs& args);
+
+struct AverageArgs {
+  std::string model_dir;            // -m: the model dir whose checkpoints (--last) and files are used
+  int last = 0;                     // --last N: average the N most recent checkpoints/step-*.bin
+  std::vector<std::string> inputs;  // -i: explicit weights files instead
+  std::string output;               // -o: the new, self-contained model dir
+  bool force = false;               // --force: replace best.bin in an existing -o dir
+};
+
+int run_average(const AverageArgs& args);
 std::string version_text();
 
 }  // namespace s2s::app

@@ -153,6 +153,16 @@ int main(int argc, char** argv) {
   vocab_cmd->add_option("--threads", vocab.threads, "Training threads");
   vocab_cmd->add_flag("--force", vocab.force, "Replace an existing <prefix>.model");
 
+  s2s::app::AverageArgs average;
+  auto* average_cmd = app.add_subcommand("average", "Average checkpoints into a new model dir");
+  average_cmd->add_option("-m,--model,--model-dir", average.model_dir,
+                          "Model dir (its checkpoints with --last)");
+  average_cmd->add_option("--last", average.last, "Average the N most recent checkpoints")
+      ->check(CLI::Range(1, 1000));
+  average_cmd->add_option("-i,--input", average.inputs, "Weights files to average (repeat)");
+  average_cmd->add_option("-o,--output", average.output, "The new model dir")->required();
+  average_cmd->add_flag("--force", average.force, "Replace best.bin in an existing output dir");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -165,6 +175,7 @@ int main(int argc, char** argv) {
     if (*translate_cmd) code = s2s::app::run_translate(translate);
     if (*eval_cmd) code = s2s::app::run_eval(eval);
     if (*vocab_cmd) code = s2s::app::run_vocab(vocab);
+    if (*average_cmd) code = s2s::app::run_average(average);
   } catch (const std::exception& e) {
     std::string msg = e.what();
     if (const auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);

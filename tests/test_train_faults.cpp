@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/model_dir.h"
+#include "infer/weights_file.h"
 #include "libtorch/model/rnn/seq2seq.h"
 #include "libtorch/train/checkpoint.h"
 #include "libtorch/train/trainer.h"
@@ -176,6 +177,41 @@ TEST(TrainFaults, ValidationShowsSamplesAndKeepsTheLastHypothesisFiles) {
   std::sort(kept.begin(), kept.end());
   EXPECT_EQ(kept,
             (std::vector<std::string>{"step-3.hyp", "step-4.hyp", "step-5.hyp", "step-6.hyp", "step-7.hyp"}));
+}
+
+TEST(TrainFaults, KeptCheckpointsAverageIntoANewModelDir) {
+  const auto dir = s2s_test::temp_dir("average");
+  auto c = small_config();
+  c.train.max_steps = 8, c.train.valid_every = 2, c.train.keep_checkpoints = 3;
+  train(c, dir);
+  std::vector<std::string> kept;
+  for (const auto& entry : stdfs::directory_iterator(dir / "checkpoints"))
+    kept.push_back(entry.path().filename());
+  std::sort(kept.begin(), kept.end());
+  EXPECT_EQ(kept, (std::vector<std::string>{"step-4.bin", "step-6.bin", "step-8.bin"}));
+
+  const auto out = dir / "averaged";
+  const auto cmd = std::string("'") + S2S_BINARY + "' -q average -m '" + dir.string() + "' --last 2 -o '" +
+                   out.string() + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  for (const char* f : {"config.yml", "spm.model", "shortlist.txt", "best.bin"})
+    EXPECT_TRUE(stdfs::exists(out / f)) << f;
+  s2s::WeightsFileReader mean(out / "best.bin"), six(dir / "checkpoints" / "step-6.bin"),
+      eight(dir / "checkpoints" / "step-8.bin");
+  const auto e = mean.next();
+  six.next(), eight.next();
+  std::vector<float> m(static_cast<size_t>(e.numel())), a(m.size()), b(m.size());
+  mean.read_float(m.data(), e.numel()), six.read_float(a.data(), e.numel()),
+      eight.read_float(b.data(), e.numel());
+  for (size_t k = 0; k < m.size(); k += 97)
+    EXPECT_FLOAT_EQ(m[k], static_cast<float>((double(a[k]) + b[k]) / 2));
+  const auto translate =
+      std::string("echo 'Ein Hund.' | '") + S2S_BINARY + "' -q translate -m '" + out.string() + "'";
+  EXPECT_EQ(std::system(translate.c_str()), 0);  // self-contained
+  const auto too_many = std::string("'") + S2S_BINARY + "' -q average -m '" + dir.string() +
+                        "' --last 5 -o '" + (dir / "x").string() + "' 2> /dev/null";
+  EXPECT_NE(std::system(too_many.c_str()), 0);
+  EXPECT_FALSE(stdfs::exists(dir / "x" / "best.bin"));
 }
 
 }  // namespace

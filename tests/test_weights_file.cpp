@@ -63,11 +63,47 @@ TEST_F(WeightsFile, AFittingShapeReadsAndTheChecksumIsVerified) {
   s2s::fs::write_file_atomic(file, bytes);
   s2s::WeightsFileReader damaged(file);
   damaged.next();
-  EXPECT_CONTAINS(s2s_test::error_of([&] { damaged.read_float(got, 2); }), "checksum mismatch in parameter x");
+  EXPECT_CONTAINS(s2s_test::error_of([&] { damaged.read_float(got, 2); }),
+                  "checksum mismatch in parameter x");
 }
 
 TEST_F(WeightsFile, UnknownMagicIsNotAWeightsFile) {
   EXPECT_CONTAINS(error_for("S2SWEIG9" + std::string(8, '\0')), "is not an s2s weights file");
+}
+
+// Two parameters, values base + k.
+void write_pair(const std::filesystem::path& file, float base, const std::string& second = "b") {
+  s2s::write_weights_file(file, 2, [&](uint64_t i, const s2s::WriteParameter& write) {
+    const std::vector<float> v = {base, base + 1, base + 2, base + 3};
+    if (i == 0) write("a", {2, 2}, v.data());
+    if (i == 1) write(second, {3}, v.data());
+  });
+}
+
+TEST_F(WeightsFile, AveragingGivesTheElementWiseMean) {
+  write_pair(dir_ / "x.bin", 1), write_pair(dir_ / "y.bin", 2), write_pair(dir_ / "z.bin", 6);
+  s2s::average_weights_files({dir_ / "x.bin", dir_ / "y.bin", dir_ / "z.bin"}, dir_ / "mean.bin");
+  s2s::WeightsFileReader in(dir_ / "mean.bin");
+  ASSERT_EQ(in.count(), 2u);
+  auto a = in.next();
+  EXPECT_EQ(a.name, "a");
+  EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 2}));
+  float got[4];
+  in.read_float(got, 4);
+  for (int k = 0; k < 4; ++k) EXPECT_FLOAT_EQ(got[k], 3.0f + static_cast<float>(k));  // (1 + 2 + 6) / 3 + k
+  auto b = in.next();
+  EXPECT_EQ(b.shape, (std::vector<int64_t>{3}));
+  in.read_float(got, 3);
+  EXPECT_FLOAT_EQ(got[2], 5.0f);
+}
+
+TEST_F(WeightsFile, AveragingFilesOfAnotherModelIsRefused) {
+  write_pair(dir_ / "x.bin", 1), write_pair(dir_ / "other.bin", 1, "c");
+  EXPECT_CONTAINS(s2s_test::error_of([&] {
+                    s2s::average_weights_files({dir_ / "x.bin", dir_ / "other.bin"}, dir_ / "mean.bin");
+                  }),
+                  "cannot average '" + (dir_ / "other.bin").string() + "'");
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "mean.bin"));  // nothing half-written
 }
 
 }  // namespace

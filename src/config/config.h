@@ -97,6 +97,7 @@ struct TrainConfig {
   int patience = 5;           // validations without improvement before stopping (0 = never)
   int valid_beam_size = 1;    // beam size for validation BLEU (1 = greedy)
   int valid_batch_size = 64;  // sentences per validation translation batch
+  int keep_checkpoints = 0;  // weights of the last N validations kept in checkpoints/step-N.bin (s2s average)
 
   template <class V>
   void visit(V&& v) {
@@ -109,7 +110,7 @@ struct TrainConfig {
     v("precision", precision), v("log_every", log_every), v("valid_every", valid_every),
         v("early_stop_metric", early_stop_metric);
     v("patience", patience), v("valid_beam_size", valid_beam_size);
-    v("valid_batch_size", valid_batch_size);
+    v("valid_batch_size", valid_batch_size), v("keep_checkpoints", keep_checkpoints);
   }
 };
 

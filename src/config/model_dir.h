@@ -21,7 +21,8 @@ inline constexpr const char* kJointSpm = "spm.model";
 inline constexpr const char* kSrcSpm = "spm.src.model";
 inline constexpr const char* kTgtSpm = "spm.tgt.model";
 inline constexpr const char* kShortlist = "shortlist.txt";
-inline constexpr const char* kLock = "train.lock";  // flock held by the training that writes the dir
+inline constexpr const char* kCheckpoints = "checkpoints";  // step-N.bin, with train.keep_checkpoints
+inline constexpr const char* kLock = "train.lock";          // flock held by the training that writes the dir
 }  // namespace model_files
 
 // Tokenizer paths of a model dir for a config ({joint, joint} or {src, tgt}).

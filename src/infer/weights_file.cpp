@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include <xxhash.h>
 
 #include "kernels/kernels.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 namespace s2s {
 
@@ -122,6 +124,62 @@ void WeightsFileReader::read_bf16(uint16_t* dst, int64_t n) {
     done += k;
   }
   verify(XXH64_digest(hash.get()), current_);
+}
+
+void write_weights_file(const std::filesystem::path& file, uint64_t count,
+                        const std::function<void(uint64_t i, const WriteParameter& write)>& entry) {
+  fs::write_atomic(file, [&](std::ostream& out) {
+    auto put = [&](const auto& v) { out.write(reinterpret_cast<const char*>(&v), sizeof v); };
+    out.write(kWeightsMagic, sizeof kWeightsMagic);
+    put(count);
+    for (uint64_t i = 0; i < count; ++i) {
+      entry(i, [&](const std::string& name, const std::vector<int64_t>& shape, const float* data) {
+        int64_t numel = 1;
+        for (auto s : shape) numel *= s;
+        put(static_cast<uint32_t>(name.size()));
+        out.write(name.data(), static_cast<std::streamsize>(name.size()));
+        put(static_cast<uint32_t>(shape.size()));
+        for (auto s : shape) put(s);
+        const auto bytes = static_cast<size_t>(numel) * 4;
+        out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(bytes));
+        put(weights_checksum(data, bytes));
+      });
+    }
+  });
+}
+
+void average_weights_files(const std::vector<std::filesystem::path>& inputs,
+                           const std::filesystem::path& output) {
+  if (inputs.empty()) throw Error("nothing to average: no weights files given");
+  std::vector<std::unique_ptr<WeightsFileReader>> readers;
+  for (const auto& input : inputs) {
+    readers.push_back(std::make_unique<WeightsFileReader>(input));
+    if (readers.back()->count() != readers.front()->count()) {
+      throw Error("cannot average '" + input.string() + "' with '" + inputs.front().string() +
+                  "': " + std::to_string(readers.back()->count()) + " parameters against " +
+                  std::to_string(readers.front()->count()));
+    }
+  }
+  std::vector<double> sum;
+  std::vector<float> values, mean;
+  write_weights_file(output, readers.front()->count(), [&](uint64_t, const WriteParameter& write) {
+    const auto first = readers.front()->next();
+    sum.assign(static_cast<size_t>(first.numel()), 0.0);
+    for (size_t f = 0; f < readers.size(); ++f) {
+      const auto entry = f == 0 ? first : readers[f]->next();
+      if (entry.name != first.name || entry.shape != first.shape) {
+        throw Error("cannot average '" + inputs[f].string() + "' with '" + inputs.front().string() +
+                    "': parameter " + entry.name + " where the first has " + first.name + " (other model?)");
+      }
+      values.resize(sum.size());
+      readers[f]->read_float(values.data(), first.numel());
+      for (size_t k = 0; k < sum.size(); ++k) sum[k] += values[k];
+    }
+    mean.resize(sum.size());
+    for (size_t k = 0; k < sum.size(); ++k)
+      mean[k] = static_cast<float>(sum[k] / static_cast<double>(readers.size()));
+    write(first.name, first.shape, mean.data());
+  });
 }
 
 }  // namespace s2s

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -57,5 +58,19 @@ class WeightsFileReader {
   bool checksums_ = true;  // false for version-1 files
   std::string current_;    // name of the parameter whose data is read next
 };
+
+// Writes a weights file atomically (temp file, fsync, rename), one parameter at a time: `entry(i, write)`
+// must call write(name, shape, data) for parameter i of `count`; `data` (float32, row-major) only has to live
+// during that call.
+using WriteParameter =
+    std::function<void(const std::string& name, const std::vector<int64_t>& shape, const float* data)>;
+void write_weights_file(const std::filesystem::path& file, uint64_t count,
+                        const std::function<void(uint64_t i, const WriteParameter& write)>& entry);
+
+// Writes the element-wise mean of weights files with the same parameters (names, order and shapes), e.g.
+// the last checkpoints of a run (checkpoint averaging). Throws s2s::Error naming the file and parameter that
+// differ. Sums in double; one parameter of each file is in memory at a time.
+void average_weights_files(const std::vector<std::filesystem::path>& inputs,
+                           const std::filesystem::path& output);
 
 }  // namespace s2s

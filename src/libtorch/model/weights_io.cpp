@@ -159,22 +159,12 @@ void read_weights_file(const std::filesystem::path& file, torch::nn::Module& mod
   }
 }
 
-void write_weights_file(const std::filesystem::path& file, torch::nn::Module& model) {
+void write_module_weights(const std::filesystem::path& file, torch::nn::Module& model) {
   const auto named = model.named_parameters();
-  fs::write_atomic(file, [&](std::ostream& out) {
-    auto put = [&](const auto& v) { out.write(reinterpret_cast<const char*>(&v), sizeof v); };
-    out.write(kWeightsMagic, sizeof kWeightsMagic);
-    put(static_cast<uint64_t>(named.size()));
-    for (const auto& kv : named) {
-      const auto data = kv.value().detach().to(torch::kCPU, torch::kFloat).contiguous();
-      put(static_cast<uint32_t>(kv.key().size()));
-      out.write(kv.key().data(), static_cast<std::streamsize>(kv.key().size()));
-      put(static_cast<uint32_t>(data.dim()));
-      for (auto s : data.sizes()) put(static_cast<int64_t>(s));
-      const auto bytes = static_cast<size_t>(data.numel()) * 4;
-      out.write(reinterpret_cast<const char*>(data.data_ptr<float>()), static_cast<std::streamsize>(bytes));
-      put(weights_checksum(data.data_ptr<float>(), bytes));
-    }
+  write_weights_file(file, named.size(), [&](uint64_t i, const WriteParameter& write) {
+    const auto& kv = named[i];
+    const auto data = kv.value().detach().to(torch::kCPU, torch::kFloat).contiguous();
+    write(kv.key(), data.sizes().vec(), data.data_ptr<float>());
   });
 }
 
@@ -205,7 +195,7 @@ std::unique_ptr<infer::ParameterSource> module_parameters(const torch::nn::Modul
 }
 
 void save_weights(const std::filesystem::path& file, torch::nn::Module& model) {
-  write_weights_file(file, model);
+  write_module_weights(file, model);
 }
 
 void load_weights(const std::filesystem::path& file, torch::nn::Module& model, torch::Dtype dtype) {

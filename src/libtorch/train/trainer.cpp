@@ -79,9 +79,9 @@ std::vector<std::string> config_differences(const Config& stored, const Config& 
 
 // Settings a resumed run may change freely: when to stop, logging, threads, validation batching, decoding.
 bool free_to_change(const std::string& difference) {
-  for (const char* key :
-       {"train.max_steps:", "train.max_epochs:", "train.max_minutes:", "train.patience:", "train.log_every:",
-        "train.threads:", "train.share_cores:", "train.valid_batch_size:", "decode."}) {
+  for (const char* key : {"train.max_steps:", "train.max_epochs:", "train.max_minutes:", "train.patience:",
+                          "train.log_every:", "train.threads:", "train.keep_checkpoints:",
+                          "train.share_cores:", "train.valid_batch_size:", "decode."}) {
     if (difference.rfind(key, 0) == 0) return true;
   }
   return false;
@@ -147,7 +147,7 @@ class TrainerRun {
   void validate();
   std::vector<std::string> translate_valid();
   void log_samples(const std::vector<std::string>& hyps) const;
-  void save_validation_output(const std::vector<std::string>& hyps) const;
+  void save_validation_output(const std::vector<std::string>& hyps);
   void log_header(const std::shared_ptr<spdlog::sinks::sink>& file_sink) const;
   double learning_rate() const;
   bool should_stop() const;
@@ -420,6 +420,22 @@ void TrainerRun::validate() {
                   {"lr", learning_rate()}});
 }
 
+// Removes all but the `keep` files step-N<ext> of `dir` with the highest N.
+void keep_last_steps(const std::filesystem::path& dir, const std::string& ext, int keep) {
+  std::map<int64_t, std::filesystem::path> files;  // step -> file
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const auto name = entry.path().filename().string();
+    if (name.rfind("step-", 0) == 0 && entry.path().extension() == ext) {
+      files.emplace(std::atoll(name.c_str() + 5), entry.path());
+    }
+  }
+  std::error_code ec;
+  while (files.size() > static_cast<size_t>(std::max(keep, 0))) {
+    std::filesystem::remove(files.begin()->second, ec);
+    files.erase(files.begin());
+  }
+}
+
 // Three validation sentences (first, middle, last): source, reference and the current hypothesis.
 void TrainerRun::log_samples(const std::vector<std::string>& hyps) const {
   const size_t n = hyps.size();
@@ -430,25 +446,19 @@ void TrainerRun::log_samples(const std::vector<std::string>& hyps) const {
   }
 }
 
-// valid/step-N.hyp, the last kKeptValidationOutputs of them.
-void TrainerRun::save_validation_output(const std::vector<std::string>& hyps) const {
-  const auto dir = dir_ / "valid";
-  fs::ensure_dir(dir);
+// valid/step-N.hyp, the last kKeptValidationOutputs of them; checkpoints/step-N.bin, the last
+// train.keep_checkpoints of them.
+void TrainerRun::save_validation_output(const std::vector<std::string>& hyps) {
+  const auto name = "step-" + std::to_string(state_.step);
+  fs::ensure_dir(dir_ / "valid");
   std::string text;
   for (const auto& h : hyps) text += h + "\n";
-  fs::write_file_atomic(dir / ("step-" + std::to_string(state_.step) + ".hyp"), text);
-  std::map<int64_t, std::filesystem::path> outputs;  // step -> file
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    const auto name = entry.path().filename().string();
-    if (name.rfind("step-", 0) == 0 && entry.path().extension() == ".hyp") {
-      outputs.emplace(std::atoll(name.c_str() + 5), entry.path());
-    }
-  }
-  std::error_code ec;
-  while (outputs.size() > static_cast<size_t>(kKeptValidationOutputs)) {
-    std::filesystem::remove(outputs.begin()->second, ec);
-    outputs.erase(outputs.begin());
-  }
+  fs::write_file_atomic(dir_ / "valid" / (name + ".hyp"), text);
+  keep_last_steps(dir_ / "valid", ".hyp", kKeptValidationOutputs);
+  if (cfg_.train.keep_checkpoints == 0) return;
+  fs::ensure_dir(dir_ / model_files::kCheckpoints);
+  save_weights(dir_ / model_files::kCheckpoints / (name + ".bin"), *model_);
+  keep_last_steps(dir_ / model_files::kCheckpoints, ".bin", cfg_.train.keep_checkpoints);
 }
 
 // Validation translations with the engine `s2s translate` would use: the native CPU engine on the
