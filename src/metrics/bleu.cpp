@@ -237,37 +237,7 @@ std::string tokenize_13a(std::string_view line) {
     rules::replace_all(s, "&gt;", ">");
   }
   // The regex passes run on " " + line + " ", in sacreBLEU's order.
-  std::string padded;
-  padded.reserve(s.size() * 2 + 2);
-  padded += ' ';
-  for (char c : s) {
-    if (rules::is_mteval_symbol(c)) {
-      padded.append({' ', c, ' '});
-    } else {
-      padded += c;
-    }
-  }
-  padded += ' ';
-  const auto is_dot_comma = [](char c) { return c == '.' || c == ','; };
-  // ([^0-9])([\.,]) -> "\1 \2 "
-  padded = rules::substitute_pairs(
-      padded, [&](char a, char b) { return !rules::is_digit(a) && is_dot_comma(b); },
-      [](std::string& out, char a, char b) {
-        out.append({a, ' ', b, ' '});
-      });
-  // ([\.,])([^0-9]) -> " \1 \2"
-  padded = rules::substitute_pairs(
-      padded, [&](char a, char b) { return is_dot_comma(a) && !rules::is_digit(b); },
-      [](std::string& out, char a, char b) {
-        out.append({' ', a, ' ', b});
-      });
-  // ([0-9])(-) -> "\1 \2 "
-  padded = rules::substitute_pairs(
-      padded, [](char a, char b) { return rules::is_digit(a) && b == '-'; },
-      [](std::string& out, char a, char b) {
-        out.append({a, ' ', b, ' '});
-      });
-  return rules::join_words(padded);
+  return rules::join_words(rules::split_dots_commas_dashes(rules::pad_symbols(s)));
 }
 
 std::vector<std::string> read_lines_for_scoring(const std::filesystem::path& path) {

@@ -32,37 +32,10 @@ std::string normalize_western(std::string s) {
   rules::replace_all(s, "&amp;", "&");
   rules::replace_all(s, "&lt;", "<");
   rules::replace_all(s, "&gt;", ">");
-  std::string padded = " ";
-  padded.reserve(s.size() * 2 + 2);
-  for (char c : s) {
-    if (rules::is_mteval_symbol(c)) {
-      padded.append({' ', c, ' '});
-    } else {
-      padded += c;
-    }
-  }
-  padded += ' ';
+  std::string padded = rules::pad_symbols(s);
   // Possessives. The second rule ("'s$") never fires: the padded line ends with a space.
   rules::replace_all(padded, "'s ", " 's ");
-  const auto is_dot_comma = [](char c) { return c == '.' || c == ','; };
-  // ([^0-9])([\.,]) -> "\1 \2 "
-  padded = rules::substitute_pairs(
-      padded, [&](char a, char b) { return !rules::is_digit(a) && is_dot_comma(b); },
-      [](std::string& out, char a, char b) {
-        out.append({a, ' ', b, ' '});
-      });
-  // ([\.,])([^0-9]) -> " \1 \2"
-  padded = rules::substitute_pairs(
-      padded, [&](char a, char b) { return is_dot_comma(a) && !rules::is_digit(b); },
-      [](std::string& out, char a, char b) {
-        out.append({' ', a, ' ', b});
-      });
-  // ([0-9])(-) -> "\1 \2 "
-  return rules::substitute_pairs(
-      padded, [](char a, char b) { return rules::is_digit(a) && b == '-'; },
-      [](std::string& out, char a, char b) {
-        out.append({a, ' ', b, ' '});
-      });
+  return rules::split_dots_commas_dashes(padded);
 }
 
 bool in_range(char32_t c, char32_t lo, char32_t hi) {

@@ -64,4 +64,40 @@ std::string substitute_pairs(const std::string& s, Match match, Emit emit) {
   return out;
 }
 
+// " " + s + " " with every mteval symbol padded by spaces (the first regex pass of 13a and tercom).
+inline std::string pad_symbols(std::string_view s) {
+  std::string padded = " ";
+  padded.reserve(s.size() * 3 + 2);
+  for (char c : s) {
+    if (is_mteval_symbol(c)) {
+      padded.append({' ', c, ' '});
+    } else {
+      padded += c;
+    }
+  }
+  padded += ' ';
+  return padded;
+}
+
+// The number rules of both tokenizers, in sacreBLEU's order: ([^0-9])([\.,]) -> "\1 \2 ",
+// ([\.,])([^0-9]) -> " \1 \2", ([0-9])(-) -> "\1 \2 ".
+inline std::string split_dots_commas_dashes(const std::string& padded) {
+  const auto is_dot_comma = [](char c) { return c == '.' || c == ','; };
+  auto out = substitute_pairs(
+      padded, [&](char a, char b) { return !is_digit(a) && is_dot_comma(b); },
+      [](std::string& o, char a, char b) {
+        o.append({a, ' ', b, ' '});
+      });
+  out = substitute_pairs(
+      out, [&](char a, char b) { return is_dot_comma(a) && !is_digit(b); },
+      [](std::string& o, char a, char b) {
+        o.append({' ', a, ' ', b});
+      });
+  return substitute_pairs(
+      out, [](char a, char b) { return is_digit(a) && b == '-'; },
+      [](std::string& o, char a, char b) {
+        o.append({a, ' ', b, ' '});
+      });
+}
+
 }  // namespace s2s::metrics::rules
