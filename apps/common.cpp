@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/model_dir.h"
+#include "infer/gemm.h"
 #include "infer/rnn/native_model.h"
 #include "metrics/bleu.h"
 #include "metrics/chrf.h"
@@ -71,7 +72,15 @@ std::shared_ptr<Engine> make_engine(const std::filesystem::path& dir, const Conf
 }
 
 Config decode_config(const DecodeArgs& d) {
-  return read_model_dir_config(d.model_dir, d.overrides);
+  auto config = read_model_dir_config(d.model_dir, d.overrides);
+  auto& precision = config.decode.precision;
+  if (precision == Precision::kAuto) {  // the fastest precision within 0.3 BLEU of fp32 (docs/BENCHMARKS.md)
+    const bool bf16 = config.decode.device.is_cpu() && infer::bf16_is_fast();
+    precision = bf16 ? Precision::kBf16 : Precision::kFp32;
+    spdlog::info("precision auto: {} ({})", to_string(precision),
+                 bf16 ? "the CPU has AVX512-BF16" : "no native bf16 GEMMs here; --precision bf16 forces it");
+  }
+  return config;
 }
 
 TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d) {
@@ -86,8 +95,10 @@ TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d) {
   o.threads_per_worker = std::max(1, c.threads / o.workers);
   o.batch_size = c.batch_size, o.batch_tokens = c.batch_tokens, o.max_length = c.max_length;
   o.read_ahead = c.read_ahead, o.scores = d.scores;
-  if (c.shortlist) {
-    const auto file = std::filesystem::path(d.model_dir) / model_files::kShortlist;
+  const auto file = std::filesystem::path(d.model_dir) / model_files::kShortlist;
+  const bool use =
+      c.shortlist == Switch::kOn || (c.shortlist == Switch::kAuto && std::filesystem::exists(file));
+  if (use) {
     if (!std::filesystem::exists(file)) {
       throw Error("--shortlist: model dir '" + d.model_dir + "' has no " + model_files::kShortlist +
                   " (written by s2s train; run train on it again to create it)");

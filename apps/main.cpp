@@ -50,13 +50,17 @@ void add_decode_options(CLI::App* cmd, s2s::app::DecodeArgs& d, bool require_mod
   add_decode_flag<int>(cmd, d, "--workers", "workers",
                        "Batches decoded concurrently, threads/workers threads each (0 = one per thread)");
   add_decode_flag<std::string>(cmd, d, "--device", "device", "cpu | cuda | cuda:N");
-  add_decode_flag<std::string>(cmd, d, "--precision", "precision", "fp32 | bf16");
+  add_decode_flag<std::string>(cmd, d, "--precision", "precision",
+                               "auto (default: bf16 on CPUs with AVX512-BF16, else fp32) | fp32 | bf16");
   add_decode_flag<std::string>(cmd, d, "--engine", "engine",
                                "auto | native (CPU, no LibTorch) | torch (LibTorch, CPU or CUDA)");
   add_decode_flag<int>(cmd, d, "--read-ahead", "read_ahead", "Lines sorted by length together for batching");
   cmd->add_flag_callback(
       "--shortlist", [&d] { d.overrides.push_back("decode.shortlist=true"); },
-      "Score only lexical-shortlist candidates (faster, from the model dir's shortlist.txt)");
+      "Require the model dir's lexical shortlist (used by default when present)");
+  cmd->add_flag_callback(
+      "--no-shortlist", [&d] { d.overrides.push_back("decode.shortlist=false"); },
+      "Exact search over the whole vocabulary (with --precision fp32: the exact fp32 search)");
   add_set_option(cmd, d.overrides);
 }
 

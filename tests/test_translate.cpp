@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
 
+#include "data/shortlist.h"
+#include "infer/gemm.h"
 #include "libtorch/decode/torch_engine.h"
 #include "libtorch/train/checkpoint.h"
 #include "nn_fixture.h"
@@ -169,9 +172,10 @@ TEST_F(TranslateTest, NativeAndLibTorchEnginesPrintTheSame) {
   const auto input = dir_ / "engines.txt";
   s2s::fs::write_file_atomic(input, kHostile);
   auto run = [&](const std::string& engine, const std::string& model) {
-    auto child = s2s_test::spawn({"translate", "--model", model, "-i", input.string(), "--engine", engine,
-                                  "--n-best", "2", "--beam-size", "3", "--max-length", "40"},
-                                 (dir_ / ("stderr_" + engine + ".txt")).string());
+    auto child = s2s_test::spawn(
+        {"translate", "--model", model, "-i", input.string(), "--engine", engine, "--n-best", "2",
+         "--beam-size", "3", "--max-length", "40", "--precision", "fp32", "--no-shortlist"},
+        (dir_ / ("stderr_" + engine + ".txt")).string());
     auto out = s2s_test::read_all(child.stdout_fd);
     const int status = s2s_test::wait_status(child.pid);
     ::close(child.stdout_fd);
@@ -208,6 +212,64 @@ TEST_F(TranslateTest, NativeAndLibTorchEnginesPrintTheSame) {
   const auto [auto_rc, fallback] = run("auto", bahdanau.string());  // auto falls back to LibTorch
   EXPECT_EQ(auto_rc, 0);
   EXPECT_EQ(std::count(fallback.begin(), fallback.end(), '\n'), 14);
+}
+
+// The default command is the explicit flags it stands for: --precision auto resolves to bf16 where the CPU
+// has native bf16 GEMMs (else fp32), and the model dir's shortlist is used when it has one.
+TEST_F(TranslateTest, DefaultsEqualTheExplicitFlagsTheyStandFor) {
+  const auto with_shortlist = s2s_test::temp_dir("translate_defaults");
+  for (const char* f : {"config.yml", "spm.model", "best.bin"}) {
+    s2s::fs::write_file_atomic(with_shortlist / f, s2s::fs::read_file(dir_ / f));
+  }
+  const auto tok = s2s_test::demo_tokenizer();
+  s2s::CorpusOptions copt;
+  const auto corpus = s2s::load_parallel(s2s_test::source_path("data/train.de"),
+                                         s2s_test::source_path("data/train.en"), *tok, *tok, copt);
+  s2s::save_shortlist(with_shortlist / "shortlist.txt",
+                      s2s::build_shortlist(corpus, tok->vocab_size(), tok->vocab_size(), {}));
+  const auto input = dir_ / "defaults.txt";
+  s2s::fs::write_file_atomic(input, "Ein Mann geht.\nZwei Kinder spielen im Park.\nHallo Welt.\n");
+  auto run = [&](std::vector<std::string> flags) {
+    std::vector<std::string> args{"translate", "--model",      with_shortlist.string(),
+                                  "-i",        input.string(), "--scores"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    auto child = s2s_test::spawn(args, (dir_ / "stderr_defaults.txt").string());
+    auto out = s2s_test::read_all(child.stdout_fd);
+    s2s_test::wait_status(child.pid);
+    ::close(child.stdout_fd);
+    return std::make_pair(out, s2s::fs::read_file(dir_ / "stderr_defaults.txt"));
+  };
+  const auto [defaults, log] = run({});
+  const std::string precision = s2s::infer::bf16_is_fast() ? "bf16" : "fp32";
+  EXPECT_NE(log.find("precision auto: " + precision), std::string::npos) << log;
+  EXPECT_EQ(defaults, run({"--precision", precision, "--shortlist"}).first);
+  EXPECT_NE(defaults, run({"--precision", "fp32", "--no-shortlist"}).first);  // the exact search differs here
+  EXPECT_EQ(run({"--no-shortlist", "--precision", precision}).first,
+            run({"--set", "decode.shortlist=false", "--precision", precision}).first);
+}
+
+// A CPU without native bf16 (simulated by capping oneDNN at AVX2): auto picks fp32; an explicit bf16 is a
+// one-line error, never a crash.
+TEST_F(TranslateTest, CappedIsaFallsBackToFloat32OrSaysWhy) {
+  const auto input = dir_ / "isa.txt";
+  s2s::fs::write_file_atomic(input, "Ein Mann geht.\n");
+  const auto err = dir_ / "stderr_isa.txt";
+  const auto cmd = [&](const std::string& flags) {
+    const auto line = "ONEDNN_MAX_CPU_ISA=AVX2 '" + std::string(S2S_BINARY) + "' translate --model '" +
+                      dir_.string() + "' -i '" + input.string() + "' " + flags + " > /dev/null 2> '" +
+                      err.string() + "'";
+    const int status = std::system(line.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  EXPECT_EQ(cmd(""), 0);
+  EXPECT_NE(s2s::fs::read_file(err).find("precision auto: fp32"), std::string::npos)
+      << s2s::fs::read_file(err);
+  if (!s2s::infer::bf16_is_fast())
+    GTEST_SKIP() << "no AVX512-BF16 here: the capped case is the machine itself";
+  EXPECT_EQ(cmd("--precision bf16"), 1);
+  const auto msg = s2s::fs::read_file(err);
+  EXPECT_NE(msg.find("use --precision fp32"), std::string::npos) << msg;
+  EXPECT_EQ(std::count(msg.begin(), msg.end(), '\n'), 1) << msg;
 }
 
 }  // namespace

@@ -124,8 +124,11 @@ struct DecodeConfig {
   int max_length = 256;            // input longer than this (subword tokens) is cropped, with a warning
   double max_length_factor = 2.0;  // output is at most factor * source length + 5 tokens
   int read_ahead = 1000;           // lines read ahead and sorted by length for batching
-  Precision precision = Precision::kFp32;  // fp32 | bf16
-  bool shortlist = false;         // score only lexical-shortlist candidates (model dir's shortlist.txt)
+  Precision precision =
+      Precision::kAuto;  // auto | fp32 | bf16 (auto: bf16 on CPUs with AVX512-BF16, else fp32)
+  Switch shortlist =
+      Switch::kAuto;              // score only lexical-shortlist candidates (auto: when the model dir has
+                                  // shortlist.txt; true: required; false: exact search over the vocabulary)
   int shortlist_per_source = 10;  // shortlist: best candidates used per source token (train stores 50)
   int shortlist_frequent = 100;   // shortlist: most frequent target tokens always scored (train stores 500)
   int threads = 2;                // CPU threads

@@ -14,7 +14,8 @@ namespace s2s {
     return names;                                                           \
   }
 
-S2S_ENUM_NAMES(Precision, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"})
+S2S_ENUM_NAMES(Precision, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kAuto, "auto"})
+S2S_ENUM_NAMES(Switch, {Switch::kAuto, "auto"}, {Switch::kOn, "true"}, {Switch::kOff, "false"})
 S2S_ENUM_NAMES(EngineKind, {EngineKind::kAuto, "auto"}, {EngineKind::kNative, "native"},
                {EngineKind::kTorch, "torch"})
 S2S_ENUM_NAMES(AttentionType, {AttentionType::kBahdanau, "bahdanau"}, {AttentionType::kLuongDot, "luong-dot"},
@@ -60,6 +61,7 @@ E parse_enum(const std::string& name, const std::string& what) {
   template std::string enum_choices<E>();      \
   template E parse_enum<E>(const std::string&, const std::string&);
 S2S_ENUM_INSTANTIATE(Precision)
+S2S_ENUM_INSTANTIATE(Switch)
 S2S_ENUM_INSTANTIATE(EngineKind)
 S2S_ENUM_INSTANTIATE(AttentionType)
 S2S_ENUM_INSTANTIATE(LrSchedule)

@@ -8,7 +8,8 @@
 
 namespace s2s {
 
-enum class Precision { kFp32, kBf16 };             // GEMM arithmetic (bf16: fp32 sums)
+enum class Precision { kFp32, kBf16, kAuto };      // GEMM arithmetic (bf16: fp32 sums); auto: bf16 where fast
+enum class Switch { kAuto, kOn, kOff };            // a feature used when available (auto), always, or never
 enum class EngineKind { kAuto, kNative, kTorch };  // decoding engine (auto: native when it can)
 enum class AttentionType { kBahdanau, kLuongDot, kLuongGeneral };  // RNN attention scoring function
 enum class LrSchedule { kPlateau, kConstant, kInverseSqrt };       // learning-rate schedule after warmup

@@ -1,5 +1,8 @@
 #include "infer/gemm.h"
 
+#include <cstdlib>
+#include <string>
+
 #include <dnnl.h>
 
 #include <cstring>
@@ -7,6 +10,7 @@
 
 #include "kernels/kernels.h"
 #include "util/error.h"
+#include "util/text.h"
 
 // oneDNN exports its bf16 GEMM (row-major, like dnnl_sgemm) but 2.x leaves it out of the public header.
 extern "C" dnnl_status_t dnnl_gemm_bf16bf16f32(char transa, char transb, dnnl_dim_t M, dnnl_dim_t N,
@@ -63,6 +67,19 @@ void matmul(const float* A, int64_t M, int64_t lda, const Matrix& W, bool transp
                 std::to_string(static_cast<int>(status)) + ")" +
                 (W.is_bf16() ? ": bf16 needs an AVX-512 CPU; use --precision fp32 or --engine torch" : ""));
   }
+}
+
+bool bf16_is_fast() {
+#if defined(__x86_64__)
+  if (!__builtin_cpu_supports("avx512bf16")) return false;
+#else
+  return false;
+#endif
+  const char* cap = std::getenv("ONEDNN_MAX_CPU_ISA");  // oneDNN's ISA limit, if any
+  if (cap == nullptr) cap = std::getenv("DNNL_MAX_CPU_ISA");
+  if (cap == nullptr) return true;
+  const std::string isa = text::to_lower(cap);
+  return isa == "all" || isa.find("bf16") != std::string::npos || isa.find("amx") != std::string::npos;
 }
 
 }  // namespace s2s::infer

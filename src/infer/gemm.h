@@ -24,4 +24,8 @@ struct Matrix {
 void matmul(const float* A, int64_t M, int64_t lda, const Matrix& W, bool transposed, float* C, int64_t ldc,
             bool accumulate);
 
+// Whether bf16 GEMMs run natively here (AVX512-BF16 or AMX, not capped by ONEDNN_MAX_CPU_ISA), so that
+// --precision auto picks bf16; elsewhere oneDNN would emulate them, slower than float32.
+bool bf16_is_fast();
+
 }  // namespace s2s::infer
