@@ -63,7 +63,8 @@ int run_translate(const TranslateArgs& a) {
     if (const char* trace = std::getenv("S2S_PROFILE")) profile = torch_plugin().start_profile(trace);
     return torch_engine;
   });
-  Translator translator(engine, src_tok, tgt_tok, translate_options(config.decode, a.decode));
+  Translator translator(engine, src_tok, tgt_tok,
+                        translate_options(config.decode, a.decode, tgt_tok->vocab_size()));
   const auto lines = translate_io(translator, a);
   profile.reset();
   spdlog::info("translated {} lines", lines);

@@ -83,7 +83,7 @@ Config decode_config(const DecodeArgs& d) {
   return config;
 }
 
-TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d) {
+TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d, int64_t tgt_vocab) {
   TranslateOptions o;
   o.search.beam_size = c.beam_size, o.search.n_best = c.n_best, o.search.normalize = c.normalize;
   o.search.max_length_factor = c.max_length_factor,
@@ -103,7 +103,7 @@ TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d) {
       throw Error("--shortlist: model dir '" + d.model_dir + "' has no " + model_files::kShortlist +
                   " (written by s2s train; run train on it again to create it)");
     }
-    auto shortlist = load_shortlist(file);
+    auto shortlist = load_shortlist(file, tgt_vocab);
     shortlist.limit(c.shortlist_per_source, c.shortlist_frequent);
     o.shortlist = std::make_shared<const Shortlist>(std::move(shortlist));
   }

@@ -25,7 +25,7 @@ std::shared_ptr<Engine> make_engine(const std::filesystem::path& dir, const Conf
                                     const std::function<std::shared_ptr<Engine>()>& load_torch);
 
 // Translator options from the decode config and flags (loads the shortlist when asked for).
-TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d);
+TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d, int64_t tgt_vocab);
 
 // Prints BLEU and chrF (and the perplexity, when given) as text or JSON.
 // `systems`: one hypothesis stream per --hyp (several only with --paired-bs); `refs`: one stream per --ref.

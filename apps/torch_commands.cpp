@@ -91,7 +91,8 @@ int eval_model_command(const EvalArgs& a) {
       return std::make_shared<TorchEngine>(bundle.model, bundle.device,
                                            config.decode.precision == Precision::kBf16);
     });
-    Translator translator(engine, bundle.src_tok, bundle.tgt_tok, translate_options(config.decode, a.decode));
+    Translator translator(engine, bundle.src_tok, bundle.tgt_tok,
+                          translate_options(config.decode, a.decode, bundle.tgt_tok->vocab_size()));
     hyps = translator.translate(sources);
   }
   if (!a.output.empty()) {

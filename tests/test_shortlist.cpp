@@ -52,16 +52,24 @@ TEST(Shortlist, SaveLoadRoundTripAndBadFile) {
   std::filesystem::create_directories(dir);
   const auto list = s2s::build_shortlist(toy_corpus(), 40, 40, {});
   s2s::save_shortlist(dir / "shortlist.txt", list);
-  const auto back = s2s::load_shortlist(dir / "shortlist.txt");
+  const auto back = s2s::load_shortlist(dir / "shortlist.txt", 1 << 20);
   EXPECT_EQ(back.frequent, list.frequent);
   EXPECT_EQ(back.by_source, list.by_source);
   s2s::fs::write_file_atomic(dir / "bad.txt", "hello\n");
   try {
-    s2s::load_shortlist(dir / "bad.txt");
+    s2s::load_shortlist(dir / "bad.txt", 1 << 20);
     FAIL() << "expected an error";
   } catch (const s2s::Error& e) {
     EXPECT_NE(std::string(e.what()).find("bad.txt"), std::string::npos);
   }
+  // Damage found by tests/fuzz/fuzz_model_files: a negative count wrapped around; ids beyond the vocabulary
+  // would select rows outside the output layer.
+  for (const std::string bad : {"s2s-shortlist 1-1", "s2s-shortlist 1 0\n3 99", "s2s-shortlist 1 0\n3 x",
+                                "s2s-shortlist 1 1\n3\n-2"}) {
+    s2s::fs::write_file_atomic(dir / "bad.txt", bad + "\n");
+    EXPECT_THROW(s2s::load_shortlist(dir / "bad.txt", 40), s2s::Error) << bad;
+  }
+  EXPECT_EQ(s2s::load_shortlist(dir / "shortlist.txt", 40).by_source, list.by_source);
   std::filesystem::remove_all(dir);
 }
 

@@ -101,27 +101,36 @@ void save_shortlist(const std::filesystem::path& file, const Shortlist& list) {
   });
 }
 
-Shortlist load_shortlist(const std::filesystem::path& file) {
+Shortlist load_shortlist(const std::filesystem::path& file, int64_t tgt_vocab) {
   const auto lines = fs::read_lines(file);
   std::istringstream header(lines.empty() ? std::string() : lines[0]);
   std::string magic;
   int version = 0;
-  size_t n = 0;
+  int64_t n = -1;
   header >> magic >> version >> n;
-  if (magic != "s2s-shortlist" || version != 1 || lines.size() != n + 2) {
+  if (magic != "s2s-shortlist" || version != 1 || n < 0 || static_cast<int64_t>(lines.size()) != n + 2) {
     throw Error("'" + file.string() +
                 "' is not an s2s shortlist (expected header 's2s-shortlist 1 N' and N+2 lines)");
   }
   auto parse = [&](size_t i) {
     std::vector<int32_t> ids;
     std::istringstream in(lines[i]);
-    int32_t id;
-    while (in >> id) ids.push_back(id);
+    int64_t id;
+    while (in >> id) {
+      if (id < 0 || id >= tgt_vocab) {
+        throw Error("'" + file.string() + "' line " + std::to_string(i + 1) + ": target id " +
+                    std::to_string(id) + " is outside the vocabulary of " + std::to_string(tgt_vocab) +
+                    " (a damaged shortlist?)");
+      }
+      ids.push_back(static_cast<int32_t>(id));
+    }
+    if (!in.eof())
+      throw Error("'" + file.string() + "' line " + std::to_string(i + 1) + ": not a list of ids");
     return ids;
   };
   Shortlist list;
   list.frequent = parse(1);
-  for (size_t i = 0; i < n; ++i) list.by_source.push_back(parse(i + 2));
+  for (size_t i = 0; i < static_cast<size_t>(n); ++i) list.by_source.push_back(parse(i + 2));
   return list;
 }
 

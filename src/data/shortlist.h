@@ -33,6 +33,7 @@ Shortlist build_shortlist(const ParallelCorpus& corpus, int64_t src_vocab, int64
 
 // Text file: "s2s-shortlist 1", the frequent ids, then one line of target ids per source id. Atomic write.
 void save_shortlist(const std::filesystem::path& file, const Shortlist& shortlist);
-Shortlist load_shortlist(const std::filesystem::path& file);
+// Every target id must be in [0, tgt_vocab): a damaged file is an error naming the file and line.
+Shortlist load_shortlist(const std::filesystem::path& file, int64_t tgt_vocab);
 
 }  // namespace s2s
