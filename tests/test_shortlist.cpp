@@ -64,8 +64,9 @@ TEST(Shortlist, SaveLoadRoundTripAndBadFile) {
   }
   // Damage found by tests/fuzz/fuzz_model_files: a negative count wrapped around; ids beyond the vocabulary
   // would select rows outside the output layer.
-  for (const std::string bad : {"s2s-shortlist 1-1", "s2s-shortlist 1 0\n3 99", "s2s-shortlist 1 0\n3 x",
-                                "s2s-shortlist 1 1\n3\n-2"}) {
+  for (const std::string bad :
+       {"s2s-shortlist 1-1", "s2s-shortlist 1 9223372036854775807", "s2s-shortlist 1 0\n3 99",
+        "s2s-shortlist 1 0\n3 x", "s2s-shortlist 1 1\n3\n-2"}) {
     s2s::fs::write_file_atomic(dir / "bad.txt", bad + "\n");
     EXPECT_THROW(s2s::load_shortlist(dir / "bad.txt", 40), s2s::Error) << bad;
   }

@@ -27,7 +27,7 @@ run() {  # name beam -> prints seconds of the fastest run; logs RSS and BLEU to 
     if [[ -z $best ]] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
   done
   local bleu
-  bleu=$("$S2S" -q eval --hyp "$OUT/$name.en" --ref "$REF" | head -1)
+  bleu=$("$S2S" -q eval --hyp "$OUT/$name.en" --ref "$REF" --metrics bleu -w 2)
   echo "$name: best of $RUNS = ${best}s, peak RSS $((rss / 1024)) MB, $bleu" >&2
   echo "$best"
 }

@@ -108,7 +108,7 @@ Shortlist load_shortlist(const std::filesystem::path& file, int64_t tgt_vocab) {
   int version = 0;
   int64_t n = -1;
   header >> magic >> version >> n;
-  if (magic != "s2s-shortlist" || version != 1 || n < 0 || static_cast<int64_t>(lines.size()) != n + 2) {
+  if (magic != "s2s-shortlist" || version != 1 || n < 0 || static_cast<int64_t>(lines.size()) - 2 != n) {
     throw Error("'" + file.string() +
                 "' is not an s2s shortlist (expected header 's2s-shortlist 1 N' and N+2 lines)");
   }
