@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/model_dir.h"
+#include "data/tokenizer.h"
 #include "infer/weights_file.h"
 #include "libtorch/model/rnn/seq2seq.h"
 #include "libtorch/train/checkpoint.h"
@@ -128,14 +129,19 @@ TEST(TrainFaults, ResumingWithChangedSettingsWarnsAndModelChangesAreRefused) {
 TEST(TrainFaults, AFailedStartDoesNotBlockTheCorrectedRerun) {
   const auto dir = s2s_test::temp_dir("failed_start");
   auto c = small_config();
-  c.data.train_src = (dir / "missing.de").string();  // the first start fails reading the corpus
+  c.vocab.src_model.clear(), c.vocab.size = 200;     // the first start trains its own vocabulary...
+  c.data.valid_src = (dir / "missing.de").string();  // ...and fails after it, reading the validation data
   c.model.dec_hidden = 48;
   c.train.max_steps = 2;
   EXPECT_CONTAINS(error_of([&] { train(c, dir); }), "missing.de");
   EXPECT_FALSE(stdfs::exists(dir / "last.pt"));
+  ASSERT_TRUE(stdfs::exists(dir / "spm.model"));
   auto fixed = small_config();
+  fixed.vocab.src_model.clear(), fixed.vocab.size = 300;
   fixed.train.max_steps = 2;
-  EXPECT_EQ(train(fixed, dir).steps, 2);
+  EXPECT_EQ(train(fixed, dir).steps, 2);  // other model settings: no refusal without a checkpoint
+  EXPECT_EQ(s2s::Tokenizer::load(dir / "spm.model")->vocab_size(), 300);  // not the failed start's 200
+  EXPECT_CONTAINS(s2s::fs::read_file(dir / "train.log"), "was a failed start's");
 }
 
 TEST(TrainFaults, AbsurdModelSizeIsRefusedBeforeAnythingIsWritten) {

@@ -149,6 +149,7 @@ class TrainerRun {
   void log_samples(const std::vector<std::string>& hyps) const;
   void save_validation_output(const std::vector<std::string>& hyps);
   void log_header(const std::shared_ptr<spdlog::sinks::sink>& file_sink) const;
+  void discard_failed_start(const std::filesystem::path& config_file) const;
   double learning_rate() const;
   bool should_stop() const;
   void save_last();
@@ -183,7 +184,9 @@ class TrainerRun {
 // config is only a failed start's, and the new one replaces it.
 void TrainerRun::prepare_dir() {
   const auto config_file = dir_ / model_files::kConfig;
-  if (std::filesystem::exists(config_file) && std::filesystem::exists(dir_ / model_files::kLast)) {
+  if (std::filesystem::exists(config_file) && !std::filesystem::exists(dir_ / model_files::kLast)) {
+    discard_failed_start(config_file);
+  } else if (std::filesystem::exists(config_file)) {
     const auto stored = parse_config(fs::read_file(config_file), config_file.string(), dir_);
     for (const auto& difference : config_differences(stored, cfg_)) {
       if (difference.rfind("model.", 0) == 0 || difference.rfind("vocab.", 0) == 0) {
@@ -261,6 +264,30 @@ void TrainerRun::build() {
   }
   truncate_metrics();
   elapsed_at_start_ = state_.elapsed_seconds;
+}
+
+// A config.yml without a checkpoint is a failed start's. Files it derived from other vocabulary or data
+// settings (SentencePiece models, the shortlist) would be reused silently: they are removed to be rebuilt.
+void TrainerRun::discard_failed_start(const std::filesystem::path& config_file) const {
+  Config stored;
+  try {
+    stored = parse_config(fs::read_file(config_file), config_file.string(), dir_);
+  } catch (const Error&) {
+    return;  // unreadable: replaced below, and nothing can have been derived from it
+  }
+  const auto section = [](const Config& c) { return dump_config(Config{c.data, c.vocab, {}, {}, {}}); };
+  if (section(stored) == section(cfg_)) return;
+  std::error_code ec;
+  auto [src, tgt] = tokenizer_paths(dir_, stored);
+  for (const auto& spm : {src, tgt}) {
+    std::filesystem::remove(spm, ec);
+    std::filesystem::remove(std::filesystem::path(spm).replace_extension(".vocab"), ec);
+  }
+  std::filesystem::remove(dir_ / model_files::kShortlist, ec);
+  spdlog::info(
+      "{} was a failed start's with other data or vocabulary settings: its SentencePiece models and "
+      "shortlist are rebuilt",
+      config_file.string());
 }
 
 double TrainerRun::learning_rate() const {
