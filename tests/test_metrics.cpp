@@ -117,7 +117,8 @@ TEST(BleuHand, PerfectAndEmpty) {
 }
 
 TEST(BleuHand, LowercaseAndTokenizeNone) {
-  EXPECT_EQ(corpus_bleu(Lines{"A MAN WALKS ."}, Lines{"a man walks ."}).counts, (std::vector<int64_t>{1, 0, 0, 0}));
+  EXPECT_EQ(corpus_bleu(Lines{"A MAN WALKS ."}, Lines{"a man walks ."}).counts,
+            (std::vector<int64_t>{1, 0, 0, 0}));
   BleuOptions lc;
   lc.lowercase = true;
   const auto s = corpus_bleu(Lines{"A MAN WALKS ."}, Lines{"a man walks ."}, lc);
@@ -134,7 +135,7 @@ TEST(BleuHand, LowercaseAndTokenizeNone) {
 
 TEST(BleuHand, TrailingWhitespaceIsStripped) {
   const auto s = corpus_bleu(Lines{"a b c d\xE2\x80\xA8 "}, Lines{"\ta\xC2\xA0"
-                                                        "b c  d"});
+                                                                  "b c  d"});
   EXPECT_NEAR(s.score, 100.0, 1e-9);
   EXPECT_EQ(s.sys_len, 4);
 }
@@ -326,7 +327,8 @@ namespace {
 // Several reference streams, against the sacreBLEU 2.6.0 command line (`sacrebleu REF1 REF2 [REF3] -i HYP
 // -m bleu chrf [--chrf-word-order 2] -w 12 -f text`, run on the shared vectors).
 TEST(MetricsSacrebleuVectors, SeveralReferencesMatchTheCommandLine) {
-  if (!fs::exists(kVectorDir / "ref.valid.en")) GTEST_SKIP() << "sacreBLEU test vectors not found at " << kVectorDir;
+  if (!fs::exists(kVectorDir / "ref.valid.en"))
+    GTEST_SKIP() << "sacreBLEU test vectors not found at " << kVectorDir;
   auto read = [](const char* name) { return s2s::metrics::read_lines_for_scoring(kVectorDir / name); };
   const auto hyp = read("hyp.drop_every_3rd_word.en");
   const std::vector<Lines> two{read("ref.valid.en"), read("hyp.punct_detached.en")};
