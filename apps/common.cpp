@@ -163,13 +163,10 @@ void print_json(const std::vector<std::string>& hyps, const std::vector<std::vec
   if (a.sentence_level) {
     const auto per_sentence = make_scorers(names, a, /*sentences=*/true);
     auto& rows = j["sentences"] = nlohmann::json::array();
-    std::vector<std::string> line_refs(refs.size());
-    for (size_t i = 0; i < hyps.size(); ++i) {
-      for (size_t r = 0; r < refs.size(); ++r) line_refs[r] = refs[r][i];
-      nlohmann::json row;
-      for (size_t m = 0; m < names.size(); ++m)
-        row[names[m]] = per_sentence[m]->sentence(hyps[i], line_refs).score;
-      rows.push_back(row);
+    for (size_t i = 0; i < hyps.size(); ++i) rows.push_back(nlohmann::json::object());
+    for (size_t m = 0; m < names.size(); ++m) {
+      const auto scores = per_sentence[m]->sentences(hyps, refs);
+      for (size_t i = 0; i < scores.size(); ++i) rows[i][names[m]] = scores[i].score;
     }
   }
   std::cout << j.dump(1) << "\n";
@@ -224,14 +221,9 @@ void print_scores(const std::vector<std::vector<std::string>>& systems,
   if (a.json) return print_json(hyps, refs, names, a, ppl);
   const auto scorers = make_scorers(names, a, a.sentence_level);
   if (a.sentence_level) {  // sacreBLEU --sentence-level: one line per sentence, nothing else
-    std::vector<std::string> line_refs(refs.size());
-    metrics::sentence_stats(
-        hyps, refs,
-        [&](const std::string& h, const std::vector<std::string>& r) {
-          std::cout << metrics::format_result(scorers[0]->sentence(h, r), a.width, a.score_only) << "\n";
-          return std::vector<double>{};
-        },
-        "scoring");
+    for (const auto& r : scorers[0]->sentences(hyps, refs)) {
+      std::cout << metrics::format_result(r, a.width, a.score_only) << "\n";
+    }
     return;
   }
   std::vector<std::string> lines;

@@ -91,6 +91,13 @@ MetricResult Scorer::sentence(const std::string& hyp, const std::vector<std::str
   return from_stats(sentence_stats(hyp, refs), refs.size());
 }
 
+std::vector<MetricResult> Scorer::sentences(const std::vector<std::string>& hyps,
+                                            const std::vector<std::vector<std::string>>& refs) const {
+  std::vector<MetricResult> out;
+  for (const auto& row : sentence_stats_of(hyps, refs)) out.push_back(from_stats(row, refs.size()));
+  return out;
+}
+
 std::unique_ptr<Scorer> make_scorer(const std::string& metric, const ScorerOptions& options) {
   if (metric == "bleu") return std::make_unique<BleuScorer>(options);
   if (metric == "chrf") return std::make_unique<ChrfScorer>(options);

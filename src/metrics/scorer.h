@@ -46,6 +46,9 @@ class Scorer {
   MetricResult corpus(const std::vector<std::string>& hyps,
                       const std::vector<std::vector<std::string>>& refs) const;
   MetricResult sentence(const std::string& hyp, const std::vector<std::string>& refs) const;
+  // The score of every sentence (refs: one stream per reference, line-aligned with hyps).
+  std::vector<MetricResult> sentences(const std::vector<std::string>& hyps,
+                                      const std::vector<std::vector<std::string>>& refs) const;
 };
 
 // "bleu", "chrf" or "ter"; throws s2s::Error naming the choices otherwise.
