@@ -17,10 +17,14 @@ struct TrainArgs {
 };
 
 struct DecodeArgs {
-  std::string model_dir;               // --model (model directory)
+  std::vector<std::string> models;     // -m/--model: model directories (several: an ensemble)
+  std::vector<double> weights;         // --weights: one per model (ensembles; default equal)
   std::vector<std::string> overrides;  // --set decode.key=value, and the flags below mapped onto decode.*
   bool scores = false;                 // --scores
   std::string alignment = "none";      // --alignment none|hard|soft
+  std::string shortlist_file;  // --shortlist FILE: the user's own shortlist instead of the model dir's
+  // The first (or only) model directory; empty when none was given.
+  std::string model_dir() const { return models.empty() ? std::string() : models.front(); }
 };
 
 struct TranslateArgs {
@@ -48,6 +52,15 @@ struct EvalArgs {
   int paired_bs_n = 1000;            // --paired-bs-n: bootstrap samples
 };
 
+struct ScoreArgs {
+  DecodeArgs decode;
+  std::string src;           // --src: source lines ('-': stdin)
+  std::string tgt;           // --tgt: target lines to score, one per source line ('-': stdin)
+  std::string output;        // -o: scores file (default stdout; written atomically)
+  bool normalize = false;    // --normalize: divide by the target length (tokens with EOS)
+  bool word_scores = false;  // --word-scores: append the log-probability of every token
+};
+
 struct VocabArgs {
   std::vector<std::string> inputs;     // -i raw text files
   std::string model_prefix;            // -o prefix: writes <prefix>.model and <prefix>.vocab
@@ -63,6 +76,7 @@ struct VocabArgs {
 int run_train(const TrainArgs& args);
 int run_translate(const TranslateArgs& args);
 int run_eval(const EvalArgs& args);
+int run_score(const ScoreArgs& args);
 int run_vocab(const VocabArgs& args);
 
 struct AverageArgs {

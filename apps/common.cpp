@@ -11,13 +11,16 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include <spdlog/fmt/ranges.h>
 #include "config/model_dir.h"
+#include "decode/ensemble.h"
 #include "infer/gemm.h"
 #include "infer/rnn/native_model.h"
 #include "metrics/bleu.h"
 #include "metrics/chrf.h"
 #include "metrics/scorer.h"
 #include "metrics/significance.h"
+#include "torch_plugin.h"
 #include "util/allocator.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -57,30 +60,73 @@ std::shared_ptr<Engine> native_engine(const std::filesystem::path& dir, const Co
   return engine;
 }
 
-}  // namespace
-
-std::shared_ptr<Engine> make_engine(const std::filesystem::path& dir, const Config& config,
-                                    const Tokenizer& src_tok, const Tokenizer& tgt_tok,
-                                    const std::function<std::shared_ptr<Engine>()>& load_torch) {
-  std::string why;
-  if (use_native(config, dir, why)) {
-    spdlog::debug("engine: native CPU ({})", to_string(config.decode.precision));
-    return native_engine(dir, config, src_tok, tgt_tok);
-  }
-  spdlog::debug("engine: LibTorch ({})", why);
-  return load_torch();
-}
-
-Config decode_config(const DecodeArgs& d) {
-  auto config = read_model_dir_config(d.model_dir, d.overrides);
+// A model dir's stored config with the decode flags applied; decode.precision auto resolved (logged once).
+Config decode_config(const std::string& dir, const DecodeArgs& d, bool log) {
+  auto config = read_model_dir_config(dir, d.overrides);
   auto& precision = config.decode.precision;
   if (precision == Precision::kAuto) {  // the fastest precision within 0.3 BLEU of fp32 (docs/BENCHMARKS.md)
     const bool bf16 = config.decode.device.is_cpu() && infer::bf16_is_fast();
     precision = bf16 ? Precision::kBf16 : Precision::kFp32;
-    spdlog::info("precision auto: {} ({})", to_string(precision),
-                 bf16 ? "the CPU has AVX512-BF16" : "no native bf16 GEMMs here; --precision bf16 forces it");
+    if (log) {
+      spdlog::info(
+          "precision auto: {} ({})", to_string(precision),
+          bf16 ? "the CPU has AVX512-BF16" : "no native bf16 GEMMs here; --precision bf16 forces it");
+    }
   }
   return config;
+}
+
+// Throws unless the SentencePiece model `mine` of -m `dir` has the same bytes as `first`'s.
+void check_same_vocab(const std::filesystem::path& first, const std::filesystem::path& mine,
+                      const std::string& dir, const char* side) {
+  if (fs::read_file(first) != fs::read_file(mine)) {
+    throw Error("-m '" + dir + "': its " + side + " SentencePiece model '" + mine.string() +
+                "' differs from '" + first.string() + "'; ensemble members must share the vocabularies");
+  }
+}
+
+}  // namespace
+
+Models load_models(const DecodeArgs& d) {
+  if (d.models.empty()) throw Error("no model: pass -m/--model DIR");
+  if (!d.weights.empty() && d.weights.size() != d.models.size()) {
+    throw Error("--weights has " + std::to_string(d.weights.size()) + " values for " +
+                std::to_string(d.models.size()) + " models (-m)");
+  }
+  Models m;
+  std::vector<std::shared_ptr<Engine>> engines;
+  std::filesystem::path first_src, first_tgt;
+  for (size_t i = 0; i < d.models.size(); ++i) {
+    const std::filesystem::path dir = d.models[i];
+    auto config = decode_config(dir, d, /*log=*/i == 0);
+    const auto [src_path, tgt_path] = tokenizer_paths(dir, config);
+    if (i == 0) {
+      m.config = config, first_src = src_path, first_tgt = tgt_path;
+      m.src_tok = Tokenizer::load(src_path);
+      m.tgt_tok =
+          config.vocab.joint ? m.src_tok : std::shared_ptr<const Tokenizer>(Tokenizer::load(tgt_path));
+    } else {
+      check_same_vocab(first_src, src_path, dir.string(), "source");
+      check_same_vocab(first_tgt, tgt_path, dir.string(), "target");
+    }
+    std::string why;
+    if (use_native(config, dir, why)) {
+      spdlog::debug("engine: native CPU ({}) for {}", to_string(config.decode.precision), dir.string());
+      engines.push_back(native_engine(dir, config, *m.src_tok, *m.tgt_tok));
+    } else {
+      spdlog::debug("engine: LibTorch ({}) for {}", why, dir.string());
+      engines.push_back(torch_plugin().load_engine(dir, config));
+      m.torch = true;
+    }
+  }
+  if (engines.size() == 1) {
+    m.engine = engines.front();
+  } else {
+    auto ensemble = std::make_shared<EnsembleEngine>(std::move(engines), d.weights);
+    spdlog::info("ensemble of {} models, weights {}", d.models.size(), fmt::join(ensemble->weights(), ","));
+    m.engine = ensemble;
+  }
+  return m;
 }
 
 TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d, int64_t tgt_vocab) {
@@ -95,12 +141,15 @@ TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d, i
   o.threads_per_worker = std::max(1, c.threads / o.workers);
   o.batch_size = c.batch_size, o.batch_tokens = c.batch_tokens, o.max_length = c.max_length;
   o.read_ahead = c.read_ahead, o.scores = d.scores;
-  const auto file = std::filesystem::path(d.model_dir) / model_files::kShortlist;
+  const bool own = !d.shortlist_file.empty();
+  const auto file = own ? std::filesystem::path(d.shortlist_file)
+                        : std::filesystem::path(d.model_dir()) / model_files::kShortlist;
   const bool use =
-      c.shortlist == Switch::kOn || (c.shortlist == Switch::kAuto && std::filesystem::exists(file));
+      own || c.shortlist == Switch::kOn || (c.shortlist == Switch::kAuto && std::filesystem::exists(file));
   if (use) {
     if (!std::filesystem::exists(file)) {
-      throw Error("--shortlist: model dir '" + d.model_dir + "' has no " + model_files::kShortlist +
+      if (own) throw Error("--shortlist '" + d.shortlist_file + "' does not exist");
+      throw Error("--shortlist: model dir '" + d.model_dir() + "' has no " + model_files::kShortlist +
                   " (written by s2s train; run train on it again to create it)");
     }
     auto shortlist = load_shortlist(file, tgt_vocab);

@@ -14,15 +14,19 @@
 
 namespace s2s::app {
 
-// The model dir's stored config with decode.* overrides from the command line applied.
-Config decode_config(const DecodeArgs& d);
+// The models of -m ready to decode: one engine, or an ensemble of one engine per model.
+struct Models {
+  Config config;                             // the first model's config with the decode flags applied
+  std::shared_ptr<const Tokenizer> src_tok;  // shared by every model (checked)
+  std::shared_ptr<const Tokenizer> tgt_tok;
+  std::shared_ptr<Engine> engine;
+  bool torch = false;  // some model runs on the LibTorch engine
+};
 
-// The engine translate and eval use: the native CPU engine when decode.engine, the device and the model
-// allow it (Luong attention, best.bin), else the LibTorch engine from `load_torch`. --engine native where
-// it cannot run is a one-line error naming the reason.
-std::shared_ptr<Engine> make_engine(const std::filesystem::path& dir, const Config& config,
-                                    const Tokenizer& src_tok, const Tokenizer& tgt_tok,
-                                    const std::function<std::shared_ptr<Engine>()>& load_torch);
+// Loads every -m model dir. Each runs on the native CPU engine when decode.engine, the device and the model
+// allow it (Luong attention, best.bin), else on the LibTorch engine; --engine native where it cannot run is
+// a one-line error naming the reason. Ensemble members must share the SentencePiece models.
+Models load_models(const DecodeArgs& d);
 
 // Translator options from the decode config and flags (loads the shortlist when asked for).
 TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d, int64_t tgt_vocab);

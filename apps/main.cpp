@@ -33,19 +33,19 @@ void add_decode_flag(CLI::App* cmd, s2s::app::DecodeArgs& d, const std::string& 
       help);
 }
 
-void add_decode_options(CLI::App* cmd, s2s::app::DecodeArgs& d, bool require_model) {
-  auto* model =
-      cmd->add_option("-m,--model,--model-dir", d.model_dir, "Model directory written by `s2s train`");
+// The options of every command that runs models: -m (repeatable), batching, threads, device, precision;
+// with `search`, also the search's (beam, n-best, length normalization, shortlist).
+void add_decode_options(CLI::App* cmd, s2s::app::DecodeArgs& d, bool require_model, bool search = true) {
+  auto* model = cmd->add_option("-m,--model,--model-dir", d.models,
+                                "Model directory written by `s2s train`; repeat for an ensemble");
   if (require_model) model->required();
-  add_decode_flag<int>(cmd, d, "-b,--beam-size", "beam_size", "Beam size (1 = greedy)");
-  add_decode_flag<int>(cmd, d, "--n-best", "n_best", "Print N hypotheses per line (Moses n-best format)");
+  cmd->add_option("--weights", d.weights, "Ensemble weights, one per -m (normalized; default equal)")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
   add_decode_flag<int>(cmd, d, "--batch-size", "batch_size", "Sentences per batch");
   add_decode_flag<int>(cmd, d, "--batch-tokens", "batch_tokens",
                        "Source tokens per batch (overrides --batch-size)");
-  add_decode_flag<double>(cmd, d, "--normalize", "normalize",
-                          "Length normalization exponent alpha (0 = off)");
   add_decode_flag<int>(cmd, d, "--max-length", "max_length", "Crop input lines to N subword tokens");
-  add_decode_flag<double>(cmd, d, "--max-length-factor", "max_length_factor", "Output length limit factor");
   add_decode_flag<int>(cmd, d, "--threads", "threads", "CPU threads");
   add_decode_flag<int>(cmd, d, "--workers", "workers",
                        "Batches decoded concurrently, threads/workers threads each (0 = one per thread)");
@@ -55,13 +55,25 @@ void add_decode_options(CLI::App* cmd, s2s::app::DecodeArgs& d, bool require_mod
   add_decode_flag<std::string>(cmd, d, "--engine", "engine",
                                "auto | native (CPU, no LibTorch) | torch (LibTorch, CPU or CUDA)");
   add_decode_flag<int>(cmd, d, "--read-ahead", "read_ahead", "Lines sorted by length together for batching");
-  cmd->add_flag_callback(
-      "--shortlist", [&d] { d.overrides.push_back("decode.shortlist=true"); },
-      "Require the model dir's lexical shortlist (used by default when present)");
+  add_set_option(cmd, d.overrides);
+  if (!search) return;
+  add_decode_flag<int>(cmd, d, "-b,--beam-size", "beam_size", "Beam size (1 = greedy)");
+  add_decode_flag<int>(cmd, d, "--n-best", "n_best", "Print N hypotheses per line (Moses n-best format)");
+  add_decode_flag<double>(cmd, d, "--normalize", "normalize",
+                          "Length normalization exponent alpha (0 = off)");
+  add_decode_flag<double>(cmd, d, "--max-length-factor", "max_length_factor", "Output length limit factor");
+  cmd->add_option_function<std::string>(
+         "--shortlist",
+         [&d](const std::string& file) {
+           if (file.empty()) d.overrides.push_back("decode.shortlist=true");
+           d.shortlist_file = file;
+         },
+         "Require the model dir's lexical shortlist (used by default when present), or use FILE instead")
+      ->expected(0, 1)
+      ->default_str("");
   cmd->add_flag_callback(
       "--no-shortlist", [&d] { d.overrides.push_back("decode.shortlist=false"); },
       "Exact search over the whole vocabulary (with --precision fp32: the exact fp32 search)");
-  add_set_option(cmd, d.overrides);
 }
 
 void setup_logging(const std::string& level, bool quiet) {
@@ -77,6 +89,7 @@ void setup_logging(const std::string& level, bool quiet) {
 int main(int argc, char** argv) {
   CLI::App app{"s2s: LSTM encoder-attention-decoder neural machine translation (LibTorch)", "s2s"};
   app.require_subcommand(1);
+  app.fallthrough();  // -q and --log-level work before or after the subcommand
   app.set_version_flag(
       "--version", std::function<std::string()>(s2s::app::version_text));  // loads LibTorch only when asked
   std::string log_level = "info";
@@ -144,6 +157,18 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--paired-bs-n", eval.paired_bs_n, "Bootstrap samples (default 1000)")
       ->check(CLI::Range(1, 1000000));
 
+  s2s::app::ScoreArgs score;
+  auto* score_cmd = app.add_subcommand(
+      "score", "Score given translations: log-probability of each --tgt line given its --src line");
+  add_decode_options(score_cmd, score.decode, /*require_model=*/true, /*search=*/false);
+  score_cmd->add_option("--src", score.src, "Source lines ('-': stdin)")->required();
+  score_cmd->add_option("--tgt", score.tgt, "Target lines, one per source line ('-': stdin)")->required();
+  score_cmd->add_option("-o,--output", score.output, "Output file (default: stdout)");
+  score_cmd->add_flag("--normalize", score.normalize,
+                      "Divide each score by its target length (EOS included)");
+  score_cmd->add_flag("--word-scores", score.word_scores,
+                      "Append ' ||| ' and the score of every target token");
+
   s2s::app::VocabArgs vocab;
   auto* vocab_cmd = app.add_subcommand("vocab", "Train a SentencePiece model from raw text");
   vocab_cmd->add_option("-i,--input", vocab.inputs, "Raw text file(s), one sentence per line")->required();
@@ -178,6 +203,7 @@ int main(int argc, char** argv) {
     if (*train_cmd) code = s2s::app::run_train(train);
     if (*translate_cmd) code = s2s::app::run_translate(translate);
     if (*eval_cmd) code = s2s::app::run_eval(eval);
+    if (*score_cmd) code = s2s::app::run_score(score);
     if (*vocab_cmd) code = s2s::app::run_vocab(vocab);
     if (*average_cmd) code = s2s::app::run_average(average);
   } catch (const std::exception& e) {

@@ -15,8 +15,6 @@ namespace s2s::app {
 
 struct TorchPlugin {
   int (*train)(const TrainArgs& args);
-  // eval --model: translate with the LibTorch model, score, and the perplexity of the reference.
-  int (*eval_model)(const EvalArgs& args);
   // The LibTorch engine for a model dir (device, threads and precision from config.decode).
   std::shared_ptr<Engine> (*load_engine)(const std::filesystem::path& dir, const Config& config);
   // S2S_PROFILE: a chrome-trace profile of everything LibTorch runs until the returned guard is released.

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "decode/ensemble.h"
 #include "infer/rnn/native_model.h"
 #include "libtorch/data/batch.h"
 #include "libtorch/decode/torch_engine.h"
@@ -23,12 +24,12 @@ struct Variant {
 
 // A seeded model with weights scaled up (so that the distributions are peaked, not near-uniform ties),
 // saved as best.bin in a fresh model dir.
-std::filesystem::path make_model_dir(const s2s::Config& c, const std::string& name) {
+std::filesystem::path make_model_dir(const s2s::Config& c, const std::string& name, uint64_t seed = 7) {
   const auto dir = s2s_test::temp_dir("native_" + name);
   auto tok = s2s_test::demo_tokenizer();
   s2s::fs::write_file_atomic(dir / "config.yml", s2s::dump_config(c));
   s2s::fs::write_file_atomic(dir / "spm.model", s2s::fs::read_file(tok->path()));
-  torch::manual_seed(7);
+  torch::manual_seed(seed);
   auto model = s2s::build_model(c.model, s2s_test::vocabs_of(*tok));
   {
     torch::NoGradGuard no_grad;
@@ -149,6 +150,57 @@ TEST_P(NativeEngineTest, BeamSearchMatchesLibTorch) {
   EXPECT_GE(longest, 3u) << "the hypotheses are too short to compare the engines";
 }
 
+// log p(target token | prefix) from the model's teacher-forced forward pass, EOS last, per sentence.
+std::vector<std::vector<double>> teacher_forced_log_probs(s2s::Seq2SeqImpl& model,
+                                                          const std::vector<std::vector<int32_t>>& src,
+                                                          const std::vector<std::vector<int32_t>>& tgt) {
+  const auto& v = model.vocabs;
+  torch::NoGradGuard no_grad;
+  auto batch = s2s::make_source_batch(src, {v.pad_id, v.bos_id, v.eos_id});
+  int64_t T = 0;
+  for (const auto& t : tgt) T = std::max<int64_t>(T, static_cast<int64_t>(t.size()) + 1);
+  auto tgt_in = torch::full({static_cast<int64_t>(src.size()), T}, v.pad_id, torch::kInt64);  // [B, T]
+  for (size_t b = 0; b < tgt.size(); ++b) {
+    tgt_in[b][0] = v.bos_id;
+    for (size_t t = 0; t < tgt[b].size(); ++t) tgt_in[b][t + 1] = tgt[b][t];
+  }
+  auto logp = torch::log_softmax(model.logits(model.forward(batch.src, batch.src_lengths, tgt_in)), -1)
+                  .to(torch::kDouble);  // [B, T, V]
+  std::vector<std::vector<double>> out(tgt.size());
+  for (size_t b = 0; b < tgt.size(); ++b) {
+    for (size_t t = 0; t <= tgt[b].size(); ++t) {
+      const int64_t next = t < tgt[b].size() ? tgt[b][t] : v.eos_id;
+      out[b].push_back(logp[b][t][next].item<double>());
+    }
+  }
+  return out;
+}
+
+// Forced decoding (s2s score) through either engine gives the teacher-forced log-probabilities, token by
+// token, while sentences of different lengths leave the batch.
+TEST_P(NativeEngineTest, ForcedDecodingMatchesTeacherForcing) {
+  const auto c = config();
+  const auto dir = make_model_dir(c, GetParam().name + "_force");
+  auto bundle = s2s::load_model_dir(dir, torch::kCPU);
+  const auto& v = bundle.model->vocabs;
+  s2s::TorchEngine torch_engine(bundle.model, torch::kCPU, /*bf16=*/false);
+  s2s::infer::NativeEngine native(native_model(dir, c, /*bf16=*/false),
+                                  {v.pad_id, v.bos_id, v.eos_id, v.unk_id});
+  const auto src = encode_all(*bundle.src_tok);
+  auto tgt = encode_all(*bundle.tgt_tok);
+  tgt[1].clear();  // an empty target: EOS alone
+  const auto expected = teacher_forced_log_probs(*bundle.model, src, tgt);
+  for (s2s::Engine* engine : std::vector<s2s::Engine*>{&torch_engine, &native}) {
+    const auto got = engine->score_batch(src, tgt);
+    ASSERT_EQ(got.size(), expected.size());
+    for (size_t b = 0; b < got.size(); ++b) {
+      ASSERT_EQ(got[b].size(), expected[b].size()) << "sentence " << b;
+      for (size_t t = 0; t < got[b].size(); ++t)
+        EXPECT_NEAR(got[b][t], expected[b][t], 1e-3) << "sentence " << b << " token " << t;
+    }
+  }
+}
+
 // The model in memory (module_parameters, used by validation during training) == its best.bin.
 TEST_P(NativeEngineTest, ParametersInMemoryEqualTheWeightsFile) {
   const auto c = config();
@@ -206,6 +258,48 @@ TEST(NativeEngine, Bf16StaysCloseToFloat32) {
   size_t same = 0;
   for (size_t i = 0; i < a.size(); ++i) same += a[i][0].tokens == b[i][0].tokens;
   EXPECT_GE(same, a.size() / 2);
+}
+
+// An ensemble's log-probabilities are the weighted average of its members', with members on different
+// engines; an ensemble of a model with itself searches exactly as the model alone.
+TEST(Ensemble, AveragesTheMembersLogProbabilities) {
+  const auto c = s2s_test::tiny_config();
+  const auto dir_a = make_model_dir(c, "ens_a", 7), dir_b = make_model_dir(c, "ens_b", 8);
+  auto tok = s2s_test::demo_tokenizer();
+  const s2s::TargetIds ids{tok->pad_id(), tok->bos_id(), tok->eos_id(), tok->unk_id()};
+  auto a = std::make_shared<s2s::infer::NativeEngine>(native_model(dir_a, c, false), ids);
+  auto bundle_b = s2s::load_model_dir(dir_b, torch::kCPU);
+  auto b = std::make_shared<s2s::TorchEngine>(bundle_b.model, torch::kCPU, /*bf16=*/false);
+  s2s::EnsembleEngine ensemble({a, b}, {3, 1});  // normalized to 0.75, 0.25
+  const auto src = encode_all(*tok), tgt = encode_all(*tok);
+  const auto sa = a->score_batch(src, tgt), sb = b->score_batch(src, tgt),
+             se = ensemble.score_batch(src, tgt);
+  for (size_t i = 0; i < se.size(); ++i) {
+    ASSERT_EQ(se[i].size(), tgt[i].size() + 1);
+    for (size_t t = 0; t < se[i].size(); ++t) EXPECT_NEAR(se[i][t], 0.75 * sa[i][t] + 0.25 * sb[i][t], 1e-4);
+  }
+  EXPECT_GT(std::abs(sa[0][0] - sb[0][0]), 1e-3) << "the two members should differ";
+
+  s2s::EnsembleEngine twice({a, a}, {});
+  s2s::SearchOptions opt;
+  opt.beam_size = 4, opt.n_best = 2, opt.keep_attention = true;
+  const auto single = a->translate_batch(src, {}, opt), doubled = twice.translate_batch(src, {}, opt);
+  for (size_t i = 0; i < single.size(); ++i) {
+    ASSERT_EQ(single[i].size(), doubled[i].size());
+    for (size_t k = 0; k < single[i].size(); ++k) {
+      EXPECT_EQ(single[i][k].tokens, doubled[i][k].tokens);
+      EXPECT_NEAR(single[i][k].score, doubled[i][k].score, 1e-4);
+      EXPECT_EQ(single[i][k].attention.size(), doubled[i][k].attention.size());
+    }
+  }
+  EXPECT_NE(s2s_test::error_of([&] {
+              s2s::EnsembleEngine({a, b}, {1});
+            }).find("--weights has 1 values for 2"),
+            std::string::npos);
+  EXPECT_NE(s2s_test::error_of([&] {
+              s2s::EnsembleEngine({a, b}, {1, -1});
+            }).find("positive"),
+            std::string::npos);
 }
 
 TEST(NativeEngine, RefusesBahdanauAndMismatchedWeights) {

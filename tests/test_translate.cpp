@@ -273,3 +273,123 @@ TEST_F(TranslateTest, CappedIsaFallsBackToFloat32OrSaysWhy) {
 }
 
 }  // namespace
+
+namespace {
+
+struct Run {
+  int code = -1;
+  std::string out, err;
+};
+
+Run run_s2s(const std::vector<std::string>& args, const stdfs::path& err_file) {
+  auto child = s2s_test::spawn(args, err_file.string());
+  Run r;
+  r.out = s2s_test::read_all(child.stdout_fd);
+  const int status = s2s_test::wait_status(child.pid);
+  ::close(child.stdout_fd);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = s2s::fs::read_file(err_file);
+  return r;
+}
+
+std::vector<double> numbers(const std::string& line) {
+  std::vector<double> v;
+  std::istringstream in(line);
+  std::string word;
+  while (in >> word) {
+    if (word != "|||") v.push_back(std::stod(word));
+  }
+  return v;
+}
+
+}  // namespace
+
+// s2s score: one line per pair whatever the input, the same scores from both engines, --normalize and
+// --word-scores consistent with the total, and mismatched inputs refused in one line.
+TEST_F(TranslateTest, ScoreKeepsOneLinePerPairOnBothEngines) {
+  const auto src = dir_ / "score.de", tgt = dir_ / "score.en";
+  s2s::fs::write_file_atomic(src, kHostile);
+  s2s::fs::write_file_atomic(tgt, "A dog runs.\n\nSome text.\nxxx\nHello world.\nNull byte.\n\nThe end.\n");
+  auto score = [&](const std::string& engine, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"score", "-m",           dir_.string(), "--src", src.string(),
+                                  "--tgt", tgt.string(),   "--engine",    engine,  "--precision",
+                                  "fp32",  "--max-length", "40"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_s2s(args, dir_ / ("stderr_score_" + engine + ".txt"));
+  };
+  const auto native = score("native", {"--word-scores"}), torch_run = score("torch", {"--word-scores"});
+  ASSERT_EQ(native.code, 0) << native.err;
+  ASSERT_EQ(torch_run.code, 0) << torch_run.err;
+  const auto a = split_lines(native.out), b = split_lines(torch_run.out);
+  ASSERT_EQ(a.size(), 8u);
+  ASSERT_EQ(b.size(), 8u);
+  EXPECT_EQ(a[1], "nan");  // an empty source has nothing to condition on
+  EXPECT_NE(native.err.find("source line 2 is empty"), std::string::npos) << native.err;
+  const auto normalized = split_lines(score("native", {"--normalize"}).out);
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (i == 1 || i == 2) continue;  // empty and blank sources
+    const auto na = numbers(a[i]), nb = numbers(b[i]);
+    ASSERT_EQ(na.size(), nb.size()) << a[i];
+    ASSERT_GE(na.size(), 2u) << a[i];  // total, then one score per token (EOS included)
+    double sum = 0;
+    for (size_t k = 1; k < na.size(); ++k) sum += na[k];
+    EXPECT_NEAR(na[0], sum, 1e-4) << "line " << i;
+    EXPECT_LT(na[0], 0) << "line " << i;
+    for (size_t k = 0; k < na.size(); ++k) EXPECT_NEAR(na[k], nb[k], 1e-4) << "line " << i;
+    EXPECT_NEAR(std::stod(normalized[i]), na[0] / static_cast<double>(na.size() - 1), 1e-5) << "line " << i;
+  }
+  s2s::fs::write_file_atomic(tgt, "only one line\n");
+  const auto mismatch = score("native");
+  EXPECT_EQ(mismatch.code, 1);
+  EXPECT_NE(mismatch.err.find("has 8 lines but --tgt '" + tgt.string() + "' has 1"), std::string::npos)
+      << mismatch.err;
+}
+
+// -m twice is an ensemble; members must share the vocabularies. -q works after the subcommand too, and
+// --shortlist FILE takes the user's own shortlist.
+TEST_F(TranslateTest, EnsembleShortlistFileAndQuietAfterTheSubcommand) {
+  const auto input = dir_ / "ensemble.txt";
+  s2s::fs::write_file_atomic(input, "Ein Mann geht.\nZwei Kinder spielen im Park.\n");
+  const std::vector<std::string> base{"translate", "-i", input.string(), "--precision", "fp32", "-b", "3"};
+  auto translate = [&](std::vector<std::string> extra) {
+    auto args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_s2s(args, dir_ / "stderr_ensemble.txt");
+  };
+  const auto single = translate({"-m", dir_.string()});
+  const auto twice = translate({"-m", dir_.string(), "-m", dir_.string(), "--weights", "0.3,0.7", "-q"});
+  ASSERT_EQ(single.code, 0) << single.err;
+  ASSERT_EQ(twice.code, 0) << twice.err;
+  EXPECT_EQ(twice.out, single.out);
+  EXPECT_EQ(twice.err, "") << "-q after the subcommand";
+
+  const auto other = s2s_test::temp_dir("translate_other_vocab");
+  for (const char* f : {"config.yml", "best.bin"})
+    s2s::fs::write_file_atomic(other / f, s2s::fs::read_file(dir_ / f));
+  auto spm = s2s::fs::read_file(dir_ / "spm.model");
+  spm.back() = static_cast<char>(spm.back() ^ 1);  // another vocabulary, as far as an ensemble can tell
+  s2s::fs::write_file_atomic(other / "spm.model", spm);
+  const auto refused = translate({"-m", dir_.string(), "-m", other.string()});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_NE(refused.err.find("ensemble members must share the vocabularies"), std::string::npos)
+      << refused.err;
+  const auto weights = translate({"-m", dir_.string(), "-m", dir_.string(), "--weights", "1"});
+  EXPECT_EQ(weights.code, 1);
+  EXPECT_NE(weights.err.find("--weights has 1 values for 2 models"), std::string::npos) << weights.err;
+
+  const auto tok = s2s_test::demo_tokenizer();
+  const auto corpus = s2s::load_parallel(s2s_test::source_path("data/train.de"),
+                                         s2s_test::source_path("data/train.en"), *tok, *tok, {});
+  const auto shortlist = dir_ / "my_shortlist.txt";
+  s2s::save_shortlist(shortlist, s2s::build_shortlist(corpus, tok->vocab_size(), tok->vocab_size(), {}));
+  const auto with_shortlist = s2s_test::temp_dir("translate_own_shortlist");
+  for (const char* f : {"config.yml", "best.bin", "spm.model"})
+    s2s::fs::write_file_atomic(with_shortlist / f, s2s::fs::read_file(dir_ / f));
+  s2s::fs::write_file_atomic(with_shortlist / "shortlist.txt", s2s::fs::read_file(shortlist));
+  const auto own = translate({"-m", dir_.string(), "--shortlist", shortlist.string()});
+  ASSERT_EQ(own.code, 0) << own.err;
+  EXPECT_EQ(own.out, translate({"-m", with_shortlist.string(), "--shortlist"}).out);
+  const auto missing = translate({"-m", dir_.string(), "--shortlist", (dir_ / "nope.txt").string()});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("nope.txt' does not exist"), std::string::npos) << missing.err;
+}

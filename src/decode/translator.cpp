@@ -74,8 +74,8 @@ std::string format_score(double v) {
   return os.str();
 }
 
-// Consecutive runs of `order` (indices of `sources` sorted by length) that fit one batch: [begin, end).
-std::vector<std::pair<size_t, size_t>> plan_batches(const std::vector<std::vector<int32_t>>& sources,
+// Consecutive runs of `order` (indices sorted by `lengths`) that fit one batch: [begin, end).
+std::vector<std::pair<size_t, size_t>> plan_batches(const std::vector<size_t>& lengths,
                                                     const std::vector<size_t>& order, int batch_size,
                                                     int batch_tokens) {
   std::vector<std::pair<size_t, size_t>> batches;
@@ -83,7 +83,7 @@ std::vector<std::pair<size_t, size_t>> plan_batches(const std::vector<std::vecto
     size_t end = begin + 1;
     for (; end < order.size(); ++end) {
       const auto n = static_cast<int64_t>(end - begin + 1);
-      const auto len = static_cast<int64_t>(sources[order[end]].size());
+      const auto len = static_cast<int64_t>(lengths[order[end]]);
       if (batch_tokens > 0 ? n * len > batch_tokens : n > batch_size) break;
     }
     batches.emplace_back(begin, end);
@@ -131,45 +131,87 @@ Translator::Translator(std::shared_ptr<Engine> engine, std::shared_ptr<const Tok
       tgt_tok_(std::move(tgt_tok)),
       options_(std::move(options)) {}
 
-std::vector<int32_t> Translator::prepare(std::string line, int64_t line_no) const {
+std::vector<int32_t> Translator::prepare(std::string line, int64_t line_no, const Tokenizer& tok,
+                                         const char* what) const {
   if (!line.empty() && line.back() == '\r') line.pop_back();
   if (line.find('\0') != std::string::npos || !text::is_valid_utf8(line)) {
     text::sanitize_utf8(line);
-    spdlog::warn("input line {}: invalid UTF-8 or NUL bytes replaced", line_no);
+    spdlog::warn("{} line {}: invalid UTF-8 or NUL bytes replaced", what, line_no);
   }
   if (text::strip(line).empty()) return {};
-  auto ids = src_tok_->encode(line);
+  auto ids = tok.encode(line);
   if (static_cast<int>(ids.size()) > options_.max_length) {
-    spdlog::warn("input line {}: {} tokens, cropped to --max-length {}", line_no, ids.size(),
+    spdlog::warn("{} line {}: {} tokens, cropped to --max-length {}", what, line_no, ids.size(),
                  options_.max_length);
     ids.resize(static_cast<size_t>(options_.max_length));
   }
   return {ids.begin(), ids.end()};
 }
 
-std::vector<std::vector<Hypothesis>> Translator::translate_lines(const std::vector<std::string>& lines,
-                                                                 int64_t first_line) {
-  std::vector<std::vector<int32_t>> sources(lines.size());
-  for (size_t i = 0; i < lines.size(); ++i)
-    sources[i] = prepare(lines[i], first_line + static_cast<int64_t>(i));
-  std::vector<size_t> order;
-  for (size_t i = 0; i < sources.size(); ++i) {
-    if (!sources[i].empty()) order.push_back(i);
-  }
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return sources[a].size() < sources[b].size(); });
-  const auto batches = plan_batches(sources, order, options_.batch_size, options_.batch_tokens);
-  std::vector<std::vector<Hypothesis>> results(lines.size());
+void Translator::run_batches(const std::vector<size_t>& lengths, const std::vector<size_t>& order,
+                             const std::function<void(size_t, size_t)>& fn) {
+  const auto batches = plan_batches(lengths, order, options_.batch_size, options_.batch_tokens);
   const auto workers =
       engine_->concurrent()
           ? std::min<size_t>(static_cast<size_t>(std::max(1, options_.workers)), batches.size())
           : 1;
-  run_concurrently(batches.size(), workers, options_.threads_per_worker, *engine_, [&](size_t k) {
-    const auto [begin, end] = batches[k];
+  run_concurrently(batches.size(), workers, options_.threads_per_worker, *engine_,
+                   [&](size_t k) { fn(batches[k].first, batches[k].second); });
+}
+
+std::vector<std::vector<Hypothesis>> Translator::translate_lines(const std::vector<std::string>& lines,
+                                                                 int64_t first_line) {
+  std::vector<std::vector<int32_t>> sources(lines.size());
+  std::vector<size_t> lengths(lines.size()), order;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    sources[i] = prepare(lines[i], first_line + static_cast<int64_t>(i), *src_tok_);
+    lengths[i] = sources[i].size();
+    if (!sources[i].empty()) order.push_back(i);
+    stats_.src_tokens += static_cast<int64_t>(lengths[i]);
+  }
+  stats_.lines += static_cast<int64_t>(lines.size());
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lengths[a] < lengths[b]; });
+  std::vector<std::vector<Hypothesis>> results(lines.size());
+  run_batches(lengths, order, [&](size_t begin, size_t end) {
     std::vector<std::vector<int32_t>> batch;
     for (size_t i = begin; i < end; ++i) batch.push_back(sources[order[i]]);
     auto hyps = translate_batch(batch);
     for (size_t i = begin; i < end; ++i) results[order[i]] = std::move(hyps[i - begin]);
+  });
+  for (const auto& r : results) stats_.tgt_tokens += r.empty() ? 0 : static_cast<int64_t>(r[0].tokens.size());
+  return results;
+}
+
+std::vector<std::vector<float>> Translator::score_lines(const std::vector<std::string>& sources,
+                                                        const std::vector<std::string>& targets,
+                                                        int64_t first_line) {
+  if (sources.size() != targets.size()) {
+    throw Error("score: " + std::to_string(sources.size()) + " source lines but " +
+                std::to_string(targets.size()) + " target lines");
+  }
+  const auto n = sources.size();
+  std::vector<std::vector<int32_t>> src(n), tgt(n);
+  std::vector<size_t> lengths(n), order;  // a pair costs its longer side
+  for (size_t i = 0; i < n; ++i) {
+    const auto line_no = first_line + static_cast<int64_t>(i);
+    src[i] = prepare(sources[i], line_no, *src_tok_, "source");
+    tgt[i] = prepare(targets[i], line_no, *tgt_tok_, "target");
+    lengths[i] = std::max(src[i].size(), tgt[i].size() + 1);
+    if (!src[i].empty()) order.push_back(i);
+    stats_.src_tokens += static_cast<int64_t>(src[i].size());
+    stats_.tgt_tokens += static_cast<int64_t>(tgt[i].size());
+  }
+  stats_.lines += static_cast<int64_t>(n);
+  // By target length: rows finish together, so the decoder's batch stays full.
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return tgt[a].size() < tgt[b].size(); });
+  std::vector<std::vector<float>> results(n);
+  run_batches(lengths, order, [&](size_t begin, size_t end) {
+    std::vector<std::vector<int32_t>> batch_src, batch_tgt;
+    for (size_t i = begin; i < end; ++i)
+      batch_src.push_back(src[order[i]]), batch_tgt.push_back(tgt[order[i]]);
+    auto scores = engine_->score_batch(batch_src, batch_tgt);
+    for (size_t i = begin; i < end; ++i) results[order[i]] = std::move(scores[i - begin]);
   });
   return results;
 }

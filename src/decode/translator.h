@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <string>
@@ -38,6 +39,11 @@ class Translator {
   // N-best hypotheses per line, input order; `first_line` numbers lines in warnings (1-based).
   std::vector<std::vector<Hypothesis>> translate_lines(const std::vector<std::string>& lines,
                                                        int64_t first_line = 1);
+  // Forced decoding of (source, target) line pairs, input order: the log-probability of every target token,
+  // EOS last, over the full vocabulary. An empty source line gets no scores (an empty vector).
+  std::vector<std::vector<float>> score_lines(const std::vector<std::string>& sources,
+                                              const std::vector<std::string>& targets,
+                                              int64_t first_line = 1);
   // 1-best detokenized translations, input order.
   std::vector<std::string> translate(const std::vector<std::string>& lines);
   // The output line(s) for one input line (n-best: one per hypothesis, Moses format, 0-based `id`).
@@ -48,14 +54,28 @@ class Translator {
 
   std::string detokenize(const Hypothesis& h) const;
 
+  // Totals over every call so far, for the timing summary.
+  struct Stats {
+    int64_t lines = 0;       // input lines (empty ones included)
+    int64_t src_tokens = 0;  // subword tokens read
+    int64_t tgt_tokens = 0;  // subword tokens of the 1-best outputs (EOS excluded)
+  };
+  const Stats& stats() const { return stats_; }
+
  private:
-  std::vector<int32_t> prepare(std::string line, int64_t line_no) const;
+  // A line's token ids: sanitized, cropped to max_length (with a warning), empty for a blank line.
+  std::vector<int32_t> prepare(std::string line, int64_t line_no, const Tokenizer& tok,
+                               const char* what = "input") const;
+  // Runs fn(batch begin, end) over `order` cut into batches by `lengths`, on the configured workers.
+  void run_batches(const std::vector<size_t>& lengths, const std::vector<size_t>& order,
+                   const std::function<void(size_t, size_t)>& fn);
   // One batch of token ids (similar lengths) -> n-best hypotheses per sentence.
   std::vector<std::vector<Hypothesis>> translate_batch(const std::vector<std::vector<int32_t>>& batch);
 
   std::shared_ptr<Engine> engine_;
   std::shared_ptr<const Tokenizer> src_tok_, tgt_tok_;
   TranslateOptions options_;
+  Stats stats_;
 };
 
 }  // namespace s2s

@@ -327,12 +327,9 @@ void NativeScorer::reorder(const std::vector<int64_t>& rows, const std::vector<i
   enc_.batch = static_cast<int64_t>(kept.size());
 }
 
-std::vector<std::vector<Hypothesis>> NativeEngine::translate_batch(
-    const std::vector<std::vector<int32_t>>& batch, const std::vector<int64_t>& vocab_subset,
-    const SearchOptions& options) {
-  NativeScorer scorer(*model_, batch, ids_.pad, vocab_subset, options.beam_size);
-  const auto lengths = scorer.encoded().lengths;  // the scorer compacts its copy as sentences finish
-  return beam_search(scorer, lengths, options, ids_.bos, ids_.eos);
+std::unique_ptr<StepScorer> NativeEngine::start(const std::vector<std::vector<int32_t>>& batch,
+                                                const std::vector<int64_t>& vocab_subset, int64_t K) {
+  return std::make_unique<NativeScorer>(*model_, batch, ids_.pad, vocab_subset, K);
 }
 
 void NativeEngine::set_thread_threads(int threads) {

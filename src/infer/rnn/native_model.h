@@ -108,9 +108,8 @@ class NativeEngine : public Engine {
  public:
   NativeEngine(std::shared_ptr<const NativeModel> model, TargetIds ids)
       : model_(std::move(model)), ids_(ids) {}
-  std::vector<std::vector<Hypothesis>> translate_batch(const std::vector<std::vector<int32_t>>& batch,
-                                                       const std::vector<int64_t>& vocab_subset,
-                                                       const SearchOptions& options) override;
+  std::unique_ptr<StepScorer> start(const std::vector<std::vector<int32_t>>& batch,
+                                    const std::vector<int64_t>& vocab_subset, int64_t K) override;
   // OpenMP team size of the calling thread (oneDNN's GEMMs), and denormals flushed to zero.
   void set_thread_threads(int threads) override;
   bool concurrent() const override { return true; }

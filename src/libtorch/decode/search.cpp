@@ -86,6 +86,12 @@ class TorchScorer : public StepScorer {
 
 }  // namespace
 
+std::unique_ptr<StepScorer> make_torch_scorer(Seq2SeqImpl& model, const torch::Tensor& src,
+                                              const torch::Tensor& src_lengths,
+                                              const std::vector<int64_t>& vocab_subset, int64_t K) {
+  return std::make_unique<TorchScorer>(model, src, src_lengths, vocab_subset, K);
+}
+
 std::vector<std::vector<Hypothesis>> beam_search(Seq2SeqImpl& model, const torch::Tensor& src,
                                                  const torch::Tensor& src_lengths, const SearchOptions& opt,
                                                  const std::vector<int64_t>& vocab_subset) {

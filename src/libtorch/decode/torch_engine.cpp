@@ -55,15 +55,39 @@ bool needs_autocast(bool bf16, const Seq2SeqImpl& model) {
 TorchEngine::TorchEngine(Seq2Seq model, torch::Device device, bool bf16)
     : model_(std::move(model)), device_(device), bf16_(bf16) {}
 
-std::vector<std::vector<Hypothesis>> TorchEngine::translate_batch(
-    const std::vector<std::vector<int32_t>>& batch, const std::vector<int64_t>& vocab_subset,
-    const SearchOptions& options) {
-  // Autocast and grad mode are per thread: set them where the batch runs.
-  runtime::AutocastGuard autocast(needs_autocast(bf16_, *model_), device_);
-  torch::NoGradGuard no_grad;
-  const SpecialIds ids{model_->vocabs.pad_id, model_->vocabs.bos_id, model_->vocabs.eos_id};
-  auto tensors = make_source_batch(batch, ids).to(device_);
-  return beam_search(*model_, tensors.src, tensors.src_lengths, options, vocab_subset);
+namespace {
+
+// A batch's scorer with the thread's grad mode and autocast set for as long as it lives (both are per
+// thread: they are set where the batch runs).
+class GuardedScorer : public StepScorer {
+ public:
+  GuardedScorer(Seq2SeqImpl& model, const torch::Device& device, bool bf16,
+                const std::vector<std::vector<int32_t>>& batch, const std::vector<int64_t>& vocab_subset,
+                int64_t K)
+      : autocast_(needs_autocast(bf16, model), device) {
+    const SpecialIds ids{model.vocabs.pad_id, model.vocabs.bos_id, model.vocabs.eos_id};
+    auto tensors = make_source_batch(batch, ids).to(device);
+    scorer_ = make_torch_scorer(model, tensors.src, tensors.src_lengths, vocab_subset, K);
+  }
+  StepScores step(const std::vector<int64_t>& tokens, int64_t A, int64_t K, bool keep_attention) override {
+    return scorer_->step(tokens, A, K, keep_attention);
+  }
+  void reorder(const std::vector<int64_t>& rows, const std::vector<int64_t>& kept, int64_t A,
+               int64_t K) override {
+    scorer_->reorder(rows, kept, A, K);
+  }
+
+ private:
+  runtime::AutocastGuard autocast_;
+  torch::NoGradGuard no_grad_;
+  std::unique_ptr<StepScorer> scorer_;
+};
+
+}  // namespace
+
+std::unique_ptr<StepScorer> TorchEngine::start(const std::vector<std::vector<int32_t>>& batch,
+                                               const std::vector<int64_t>& vocab_subset, int64_t K) {
+  return std::make_unique<GuardedScorer>(*model_, device_, bf16_, batch, vocab_subset, K);
 }
 
 void TorchEngine::set_thread_threads(int threads) {

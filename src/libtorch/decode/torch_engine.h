@@ -33,9 +33,8 @@ class TorchEngine : public Engine {
  public:
   // bf16: run the matmuls in bf16 (autocast while the weights are float32).
   TorchEngine(Seq2Seq model, torch::Device device, bool bf16);
-  std::vector<std::vector<Hypothesis>> translate_batch(const std::vector<std::vector<int32_t>>& batch,
-                                                       const std::vector<int64_t>& vocab_subset,
-                                                       const SearchOptions& options) override;
+  std::unique_ptr<StepScorer> start(const std::vector<std::vector<int32_t>>& batch,
+                                    const std::vector<int64_t>& vocab_subset, int64_t K) override;
   void set_thread_threads(int threads) override;
   bool concurrent() const override { return device_.is_cpu(); }
   TargetIds ids() const override;
