@@ -16,6 +16,8 @@
 #include "data/vocab.h"
 #include "infer/weights_file.h"
 #include "metrics/bleu.h"
+#include "plot/plot.h"
+#include "serve/server.h"
 #include "torch_plugin.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -101,10 +103,13 @@ int eval_models(const EvalArgs& a) {
                 "' has " + std::to_string(refs[0].size()));
   }
   if (!a.output.empty()) fs::check_not_same_file(a.src, a.output);
+  const auto start = std::chrono::steady_clock::now();
   auto m = load_models(a.decode);
+  if (m.config.decode.n_best > 1) throw Error("eval scores the 1-best translation; --n-best does not apply");
   Translator translator(m.engine, m.src_tok, m.tgt_tok,
                         translate_options(m.config.decode, a.decode, m.tgt_tok->vocab_size()));
   const auto hyps = translator.translate(sources);
+  log_summary("translated", translator.stats(), start);
   if (!a.output.empty()) {
     fs::write_output(a.output, [&](std::ostream& out) {
       for (const auto& h : hyps) out << h << '\n';
@@ -139,6 +144,12 @@ int run_eval(const EvalArgs& a) {
     if (!a.output.empty())
       throw Error("eval -o keeps the translations of --model/--src; with --hyp there are none");
     if (!a.decode.models.empty()) throw Error("eval: --hyp scores given translations; drop -m/--model");
+    if (!a.decode.overrides.empty()) {  // decoding flags would be silently ignored
+      const auto& first =
+          a.decode.typed.empty() ? "--set " + a.decode.overrides.front() : a.decode.typed.front().second;
+      throw Error("eval --hyp scores given translations: '" + first +
+                  "' applies only with --model and --src");
+    }
     std::vector<std::vector<std::string>> systems, refs;
     for (const auto& hyp : a.hyps) systems.push_back(read_scoring_file(hyp));
     for (const auto& ref : a.refs) refs.push_back(read_scoring_file(ref));
@@ -186,6 +197,58 @@ int run_score(const ScoreArgs& a) {
   else
     fs::write_output(a.output, write);
   log_summary("scored", translator.stats(), start);
+  return 0;
+}
+
+int run_serve(const ServeArgs& a) {
+  serve::block_stop_signals();  // before the model's threads start: SIGTERM must reach our waiter alone
+  auto m = load_models(a.decode);
+  const auto options = translate_options(m.config.decode, a.decode, m.tgt_tok->vocab_size());
+  serve::ServeOptions so;
+  so.host = a.host, so.port = a.port, so.max_lines = static_cast<size_t>(a.max_lines);
+  so.max_request_bytes = static_cast<size_t>(a.max_request_kb) * 1024, so.batch_wait_ms = a.batch_wait_ms;
+  so.default_beam_size = options.search.beam_size;
+  serve::Server server(
+      [&](int beam_size) {
+        auto o = options;
+        o.search.beam_size = beam_size, o.search.n_best = 1;
+        return std::make_unique<Translator>(m.engine, m.src_tok, m.tgt_tok, o);
+      },
+      so);
+  serve::run_until_signal(server, [&](int port) {
+    spdlog::info("serving {} on http://{}:{} (POST /translate, GET /health)", a.decode.model_dir(), a.host,
+                 port);
+  });
+  spdlog::info("server stopped");
+  return 0;
+}
+
+int run_plot(const PlotArgs& a) {
+  const plot::Size size{a.width, a.height};
+  std::string png;
+  if (a.attention.empty()) {
+    const auto metrics = std::filesystem::path(a.decode.model_dir()) / model_files::kMetrics;
+    png = plot::draw_curves(plot::read_curves(metrics), size);
+  } else {
+    auto m = load_models(a.decode);
+    auto options = translate_options(m.config.decode, a.decode, m.tgt_tok->vocab_size());
+    options.search.keep_attention = true, options.search.n_best = 1;
+    Translator translator(m.engine, m.src_tok, m.tgt_tok, options);
+    const auto hyps = translator.translate_lines({a.attention});
+    if (hyps[0].empty()) throw Error("--attention: the sentence is empty");
+    const auto& best = hyps[0][0];
+    std::vector<std::string> src, tgt;
+    for (const auto id : m.src_tok->encode(a.attention)) src.push_back(m.src_tok->id_to_piece(id));
+    src.resize(std::min<size_t>(src.size(), static_cast<size_t>(options.max_length)));
+    for (const auto id : best.tokens) tgt.push_back(m.tgt_tok->id_to_piece(id));
+    if (best.attention.size() > best.tokens.size())
+      tgt.push_back("</s>");  // not when cut at the length limit
+    png = plot::draw_attention(best.attention, src, tgt, size);
+    spdlog::info("translation: {}", translator.detokenize(best));
+  }
+  fs::write_output(
+      a.output, [&](std::ostream& out) { out.write(png.data(), static_cast<std::streamsize>(png.size())); });
+  spdlog::info("wrote {} ({}x{} PNG)", a.output, a.width, a.height);
   return 0;
 }
 

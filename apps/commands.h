@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace s2s::app {
@@ -20,8 +21,10 @@ struct DecodeArgs {
   std::vector<std::string> models;     // -m/--model: model directories (several: an ensemble)
   std::vector<double> weights;         // --weights: one per model (ensembles; default equal)
   std::vector<std::string> overrides;  // --set decode.key=value, and the flags below mapped onto decode.*
-  bool scores = false;                 // --scores
-  std::string alignment = "none";      // --alignment none|hard|soft
+  std::vector<std::pair<std::string, std::string>> typed;  // override -> the flag as typed, for errors
+  bool scores = false;                                     // --scores
+  std::string alignment = "none";                          // --alignment none|hard|soft
+  bool spm_decode = true;                                  // --no-spm-decode: print SentencePiece pieces
   std::string shortlist_file;  // --shortlist FILE: the user's own shortlist instead of the model dir's
   // The first (or only) model directory; empty when none was given.
   std::string model_dir() const { return models.empty() ? std::string() : models.front(); }
@@ -61,6 +64,23 @@ struct ScoreArgs {
   bool word_scores = false;  // --word-scores: append the log-probability of every token
 };
 
+struct ServeArgs {
+  DecodeArgs decode;
+  std::string host = "127.0.0.1";  // --host
+  int port = 8080;                 // --port (0: any free port, logged)
+  int max_lines = 1000;            // --max-lines: lines per request (more: 413)
+  int max_request_kb = 1024;       // --max-request-kb: request body size (more: 413)
+  int batch_wait_ms = 5;           // --batch-wait-ms: how long a batch waits for more requests
+};
+
+struct PlotArgs {
+  DecodeArgs decode;      // -m: the model dir (its metrics.jsonl; the model itself with --attention)
+  std::string output;     // -o: the PNG file
+  std::string attention;  // --attention "source sentence": draw its attention instead of the curves
+  int width = 1200;       // --width in pixels
+  int height = 900;       // --height in pixels
+};
+
 struct VocabArgs {
   std::vector<std::string> inputs;     // -i raw text files
   std::string model_prefix;            // -o prefix: writes <prefix>.model and <prefix>.vocab
@@ -77,6 +97,8 @@ int run_train(const TrainArgs& args);
 int run_translate(const TranslateArgs& args);
 int run_eval(const EvalArgs& args);
 int run_score(const ScoreArgs& args);
+int run_serve(const ServeArgs& args);
+int run_plot(const PlotArgs& args);
 int run_vocab(const VocabArgs& args);
 
 struct AverageArgs {

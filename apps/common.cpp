@@ -62,7 +62,17 @@ std::shared_ptr<Engine> native_engine(const std::filesystem::path& dir, const Co
 
 // A model dir's stored config with the decode flags applied; decode.precision auto resolved (logged once).
 Config decode_config(const std::string& dir, const DecodeArgs& d, bool log) {
-  auto config = read_model_dir_config(dir, d.overrides);
+  Config config;
+  try {
+    config = read_model_dir_config(dir, d.overrides);
+  } catch (const Error& e) {  // name the flag the user typed, not the override it maps onto
+    std::string msg = e.what();
+    for (const auto& [item, flag] : d.typed) {
+      for (auto at = msg.find("--set " + item); at != std::string::npos; at = msg.find("--set " + item, at))
+        msg.replace(at, 6 + item.size(), flag);
+    }
+    throw Error(msg);
+  }
   auto& precision = config.decode.precision;
   if (precision == Precision::kAuto) {  // the fastest precision within 0.3 BLEU of fp32 (docs/BENCHMARKS.md)
     const bool bf16 = config.decode.device.is_cpu() && infer::bf16_is_fast();
@@ -140,7 +150,7 @@ TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d, i
   o.workers = c.workers > 0 ? c.workers : (cpu ? c.threads : 1);
   o.threads_per_worker = std::max(1, c.threads / o.workers);
   o.batch_size = c.batch_size, o.batch_tokens = c.batch_tokens, o.max_length = c.max_length;
-  o.read_ahead = c.read_ahead, o.scores = d.scores;
+  o.read_ahead = c.read_ahead, o.scores = d.scores, o.spm_decode = d.spm_decode;
   const bool own = !d.shortlist_file.empty();
   const auto file = own ? std::filesystem::path(d.shortlist_file)
                         : std::filesystem::path(d.model_dir()) / model_files::kShortlist;

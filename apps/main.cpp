@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -27,10 +28,15 @@ void add_set_option(CLI::App* cmd, std::vector<std::string>& overrides) {
 template <class T>
 void add_decode_flag(CLI::App* cmd, s2s::app::DecodeArgs& d, const std::string& flag, const std::string& key,
                      const std::string& help) {
+  const auto name = flag.substr(flag.rfind(',') + 1);  // the long name, for error messages
   cmd->add_option_function<T>(
       flag,
-      [&d, key](const T& v) { d.overrides.push_back("decode." + key + "=" + CLI::detail::to_string(v)); },
-      help);
+      [&d, key, name](const T& v) {
+        const auto value = CLI::detail::to_string(v);
+        d.overrides.push_back("decode." + key + "=" + value);
+        d.typed.emplace_back(d.overrides.back(), name + " " + value);
+      },
+      help + " [default: the model's decode." + key + "]");
 }
 
 // The options of every command that runs models: -m (repeatable), batching, threads, device, precision;
@@ -76,7 +82,7 @@ void add_decode_options(CLI::App* cmd, s2s::app::DecodeArgs& d, bool require_mod
       "Exact search over the whole vocabulary (with --precision fp32: the exact fp32 search)");
 }
 
-void setup_logging(const std::string& level, bool quiet) {
+void setup_logging(const std::string& level, bool quiet) {  // before parsing: usage errors are logged too
   auto logger = spdlog::stderr_color_mt("s2s");
   logger->set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] %v");
   spdlog::set_default_logger(logger);
@@ -89,7 +95,8 @@ void setup_logging(const std::string& level, bool quiet) {
 int main(int argc, char** argv) {
   CLI::App app{"s2s: LSTM encoder-attention-decoder neural machine translation (LibTorch)", "s2s"};
   app.require_subcommand(1);
-  app.fallthrough();  // -q and --log-level work before or after the subcommand
+  app.fallthrough();                                // -q and --log-level work before or after the subcommand
+  app.option_defaults()->always_capture_default();  // --help shows every default
   app.set_version_flag(
       "--version", std::function<std::string()>(s2s::app::version_text));  // loads LibTorch only when asked
   std::string log_level = "info";
@@ -108,15 +115,17 @@ int main(int argc, char** argv) {
       ->required();
   add_set_option(train_cmd, train.overrides);
   train_cmd->add_flag("--dump-config", train.dump_config, "Print the effective config and exit");
-  auto train_flag = [&](const std::string& flag, const std::string& key, const std::string& help) {
-    train_cmd->add_option_function<std::string>(
-        flag, [&train, key](const std::string& v) { train.overrides.push_back(key + "=" + v); }, help);
+  auto train_flag = [&](auto type, const std::string& flag, const std::string& key, const std::string& help) {
+    using T = decltype(type);
+    train_cmd->add_option_function<T>(
+        flag, [&train, key](const T& v) { train.overrides.push_back(key + "=" + CLI::detail::to_string(v)); },
+        help + " [default: the config's " + key + "]");
   };
-  train_flag("--threads", "train.threads", "CPU threads");
-  train_flag("--device", "train.device", "cpu | cuda | cuda:N");
-  train_flag("--seed", "train.seed", "Random seed");
-  train_flag("--max-steps", "train.max_steps", "Stop after N optimizer steps (absolute)");
-  train_flag("--precision", "train.precision", "fp32 | bf16");
+  train_flag(int{}, "--threads", "train.threads", "CPU threads");
+  train_flag(std::string{}, "--device", "train.device", "cpu | cuda | cuda:N");
+  train_flag(int64_t{}, "--seed", "train.seed", "Random seed");
+  train_flag(int64_t{}, "--max-steps", "train.max_steps", "Stop after N optimizer steps (absolute)");
+  train_flag(std::string{}, "--precision", "train.precision", "fp32 | bf16");
   train_cmd->add_flag("-q,--quiet", train.quiet, "No progress lines");
 
   s2s::app::TranslateArgs translate;
@@ -130,6 +139,9 @@ int main(int argc, char** argv) {
       ->add_option("--alignment", translate.decode.alignment,
                    "Append attention alignments: none | hard | soft")
       ->check(CLI::IsMember({"none", "hard", "soft"}));
+  translate_cmd->add_flag_callback(
+      "--no-spm-decode", [&translate] { translate.decode.spm_decode = false; },
+      "Print the SentencePiece pieces (what --alignment indexes) instead of detokenized text");
 
   s2s::app::EvalArgs eval;
   auto* eval_cmd =
@@ -169,6 +181,36 @@ int main(int argc, char** argv) {
   score_cmd->add_flag("--word-scores", score.word_scores,
                       "Append ' ||| ' and the score of every target token");
 
+  s2s::app::ServeArgs serve;
+  auto* serve_cmd = app.add_subcommand("serve", "HTTP/JSON translation server: POST /translate, GET /health");
+  add_decode_options(serve_cmd, serve.decode, /*require_model=*/true);
+  serve_cmd->add_option("--host", serve.host, "Address to listen on")->capture_default_str();
+  serve_cmd->add_option("--port", serve.port, "TCP port (0: any free port, logged)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  serve_cmd->add_option("--max-lines", serve.max_lines, "Lines per request (more: HTTP 413)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  serve_cmd->add_option("--max-request-kb", serve.max_request_kb, "Request body size (more: HTTP 413)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  serve_cmd->add_option("--batch-wait-ms", serve.batch_wait_ms, "How long a batch waits for more requests")
+      ->check(CLI::Range(0, 10000))
+      ->capture_default_str();
+
+  s2s::app::PlotArgs plot;
+  auto* plot_cmd = app.add_subcommand(
+      "plot", "PNG of the training curves (loss, perplexity, BLEU, LR), or of one sentence's attention");
+  add_decode_options(plot_cmd, plot.decode, /*require_model=*/true);
+  plot_cmd->add_option("-o,--output", plot.output, "PNG file to write")->required();
+  plot_cmd->add_option("--attention", plot.attention, "Translate this sentence and draw its attention");
+  plot_cmd->add_option("--width", plot.width, "Width in pixels")
+      ->check(CLI::Range(100, 10000))
+      ->capture_default_str();
+  plot_cmd->add_option("--height", plot.height, "Height in pixels")
+      ->check(CLI::Range(100, 10000))
+      ->capture_default_str();
+
   s2s::app::VocabArgs vocab;
   auto* vocab_cmd = app.add_subcommand("vocab", "Train a SentencePiece model from raw text");
   vocab_cmd->add_option("-i,--input", vocab.inputs, "Raw text file(s), one sentence per line")->required();
@@ -192,18 +234,31 @@ int main(int argc, char** argv) {
   average_cmd->add_option("-o,--output", average.output, "The new model dir")->required();
   average_cmd->add_flag("--force", average.force, "Replace best.bin in an existing output dir");
 
+  setup_logging("info", false);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {  // a usage error: one line, exit 1, as every other user error
+    std::string msg = e.what();
+    std::replace(msg.begin(), msg.end(), '\n', ' ');
+    const auto* sub = app.get_subcommands().empty() ? nullptr : app.get_subcommands().front();
+    spdlog::error("{} (see s2s {}--help)", msg, sub ? sub->get_name() + " " : "");
+    return 1;
   }
   int code = 0;
   try {
-    setup_logging(log_level, quiet || train.quiet);
+    spdlog::set_level(quiet || train.quiet ? spdlog::level::warn : spdlog::level::from_str(log_level));
     if (*train_cmd) code = s2s::app::run_train(train);
     if (*translate_cmd) code = s2s::app::run_translate(translate);
     if (*eval_cmd) code = s2s::app::run_eval(eval);
     if (*score_cmd) code = s2s::app::run_score(score);
+    if (*serve_cmd) code = s2s::app::run_serve(serve);
+    if (*plot_cmd) code = s2s::app::run_plot(plot);
     if (*vocab_cmd) code = s2s::app::run_vocab(vocab);
     if (*average_cmd) code = s2s::app::run_average(average);
   } catch (const std::exception& e) {

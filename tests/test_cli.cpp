@@ -200,14 +200,35 @@ TEST_F(Cli, HelpAndVersion) {
   EXPECT_EQ(count_lines(r[5].out), 1u) << r[5].out;
 }
 
+// CLI11's parse errors are user errors like any other: one line, exit code 1.
 TEST_F(Cli, UsageErrors) {
   const auto r = run_all({{},              // no subcommand
                           {"frobnicate"},  // unknown subcommand
                           {"translate", "--model-dir", dir_.string(), "--no-such-option"},
-                          {"train", "-c", kDemo}});  // --model-dir is required
-  for (const auto& x : r) expect_usage_error(x);
+                          {"train", "-c", kDemo},  // --model-dir is required
+                          {"train", "-c", kDemo, "--model-dir", path("m"), "--threads", "two"},
+                          {"eval", "--hyp", "h.txt", "--ref", "r.txt", "--beam-size", "4"}});
+  for (const auto& x : r) {
+    expect_one_line_error(x);
+    EXPECT_EQ(x.code, 1) << x.command;
+  }
   EXPECT_CONTAINS(r[2].err, "--no-such-option");
   EXPECT_CONTAINS(r[3].err, "--model-dir");
+  EXPECT_CONTAINS(r[4].err, "--threads");
+  EXPECT_CONTAINS(r[5].err, "'--beam-size 4' applies only with --model");
+}
+
+// --help shows the defaults and the types of numeric flags; -q works after the subcommand.
+TEST_F(Cli, HelpShowsDefaultsAndTypes) {
+  const auto r =
+      run_all({{"vocab", "--help"}, {"train", "--help"}, {"translate", "--help"}, {"eval", "--help"}});
+  for (const auto& x : r) expect_success(x);
+  EXPECT_CONTAINS(r[0].out, "8000");  // --vocab-size
+  EXPECT_CONTAINS(r[0].out, "INT");
+  EXPECT_CONTAINS(r[1].out, "INT");    // --threads, --seed, --max-steps
+  EXPECT_CONTAINS(r[2].out, "FLOAT");  // --normalize
+  EXPECT_CONTAINS(r[2].out, "[default: the model's decode.beam_size]");
+  EXPECT_CONTAINS(r[3].out, "1000");  // --paired-bs-n
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -305,8 +326,13 @@ TEST_F(Cli, DecodeFlagsAndSetCombine) {
   const auto model = path("m");
   stdfs::create_directories(model);
   stdfs::copy_file(kDemo, stdfs::path(model) / "config.yml");
-  const auto r = run_all({{"translate", "--model", model, "--beam-size", "1", "--set", "decode.n_best=2"}});
+  const auto r = run_all({{"translate", "--model", model, "--beam-size", "1", "--set", "decode.n_best=2"},
+                          {"translate", "--model", model, "--n-best", "3", "--beam-size", "2"}});
   EXPECT_CONTAINS(expect_one_line_error(r[0]), "decode.n_best");
+  // The error names the flag as typed, not the override it maps onto.
+  const auto typed = expect_one_line_error(r[1]);
+  EXPECT_CONTAINS(typed, "--n-best 3");
+  EXPECT_EQ(typed.find("--set"), std::string::npos) << typed;
 }
 
 // ---------------------------------------------------------------------------------------------------------

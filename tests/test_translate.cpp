@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <regex>
 #include <sstream>
 
 #include "data/shortlist.h"
@@ -12,6 +13,7 @@
 #include "libtorch/decode/torch_engine.h"
 #include "libtorch/train/checkpoint.h"
 #include "nn_fixture.h"
+#include "png_check.h"
 #include "process.h"
 #include "util/fs.h"
 
@@ -392,4 +394,58 @@ TEST_F(TranslateTest, EnsembleShortlistFileAndQuietAfterTheSubcommand) {
   const auto missing = translate({"-m", dir_.string(), "--shortlist", (dir_ / "nope.txt").string()});
   EXPECT_EQ(missing.code, 1);
   EXPECT_NE(missing.err.find("nope.txt' does not exist"), std::string::npos) << missing.err;
+}
+
+// n-best with alignments follows Marian's field order; --no-spm-decode prints the pieces the alignment
+// indexes (one i-j pair per target piece, source index within the source).
+TEST_F(TranslateTest, NBestAlignmentFieldsFollowMarian) {
+  s2s::TranslateOptions opt;
+  opt.search.beam_size = 3, opt.search.n_best = 2, opt.search.keep_attention = true;
+  opt.alignment = s2s::Alignment::kHard, opt.spm_decode = false;
+  auto translator = make(opt);
+  const std::string source = "Ein Mann geht mit seinem Hund.";
+  const auto source_len = s2s_test::demo_tokenizer()->encode(source).size();
+  const auto lines = split_lines(run_stream(translator, source + "\n"));
+  ASSERT_EQ(lines.size(), 2u);
+  const std::regex pair(R"((\d+)-(\d+))");
+  for (const auto& line : lines) {
+    std::vector<std::string> fields;
+    for (size_t at = 0;;) {
+      const auto next = line.find(" ||| ", at);
+      fields.push_back(line.substr(at, next == std::string::npos ? std::string::npos : next - at));
+      if (next == std::string::npos) break;
+      at = next + 5;
+    }
+    ASSERT_EQ(fields.size(), 5u) << line;  // id, pieces, alignment, F0= score, normalized score
+    EXPECT_EQ(fields[0], "0");
+    EXPECT_EQ(fields[3].rfind("F0= ", 0), 0u) << line;
+    std::istringstream pieces(fields[1]);
+    size_t n_pieces = 0;
+    for (std::string p; pieces >> p;) ++n_pieces;
+    size_t n_pairs = 0;
+    for (std::sregex_iterator it(fields[2].begin(), fields[2].end(), pair), end; it != end; ++it, ++n_pairs) {
+      EXPECT_LT(std::stoul((*it)[1]), source_len) << line;
+      EXPECT_EQ(std::stoul((*it)[2]), n_pairs) << line;
+    }
+    EXPECT_EQ(n_pairs, n_pieces) << line;
+  }
+}
+
+// s2s plot --attention translates the sentence and writes a PNG of the asked size; the curves of a model dir
+// without metrics.jsonl are a one-line error naming the file.
+TEST_F(TranslateTest, PlotAttentionAndCurvesFromTheCommandLine) {
+  const auto png = dir_ / "attention.png";
+  const auto ok = run_s2s({"plot", "-m", dir_.string(), "--attention", "Ein Mann geht mit seinem Hund.", "-o",
+                           png.string(), "--width", "500", "--height", "400"},
+                          dir_ / "stderr_plot.txt");
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  const auto info = s2s_test::decode_png(s2s::fs::read_file(png));
+  EXPECT_TRUE(info.ok) << info.why;
+  EXPECT_EQ(info.width, 500u);
+  EXPECT_EQ(info.height, 400u);
+  const auto curves =
+      run_s2s({"plot", "-m", dir_.string(), "-o", (dir_ / "curves.png").string()}, dir_ / "stderr_plot.txt");
+  EXPECT_EQ(curves.code, 1);
+  EXPECT_NE(curves.err.find((dir_ / "metrics.jsonl").string()), std::string::npos) << curves.err;
+  EXPECT_FALSE(stdfs::exists(dir_ / "curves.png"));
 }

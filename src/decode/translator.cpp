@@ -227,6 +227,11 @@ std::vector<std::vector<Hypothesis>> Translator::translate_batch(
 }
 
 std::string Translator::detokenize(const Hypothesis& h) const {
+  if (!options_.spm_decode) {  // the pieces themselves, as the alignments index them
+    std::string out;
+    for (const auto id : h.tokens) out += (out.empty() ? "" : " ") + tgt_tok_->id_to_piece(id);
+    return out;
+  }
   return tgt_tok_->decode(std::vector<int>(h.tokens.begin(), h.tokens.end()));
 }
 
@@ -239,34 +244,45 @@ std::vector<std::string> Translator::translate(const std::vector<std::string>& l
   return out;
 }
 
-std::string Translator::format(int64_t id, const std::vector<Hypothesis>& hyps) const {
-  auto extras = [&](const Hypothesis& h) {
-    std::string s;
-    if (options_.search.n_best > 1 || options_.scores) {
-      s += " ||| F0= " + format_score(h.score) + " ||| " + format_score(h.norm_score);
+namespace {
+
+// The alignment field: hard "i-j" pairs (source piece i, target piece j, Moses order) or soft rows of
+// weights.
+std::string alignment_field(const Hypothesis& h, Alignment kind) {
+  std::string s;
+  for (size_t t = 0; t < h.attention.size() && t < h.tokens.size(); ++t) {
+    const auto& row = h.attention[t];
+    if (kind == Alignment::kHard) {
+      const auto j = std::max_element(row.begin(), row.end()) - row.begin();
+      s += (t ? " " : "") + std::to_string(j) + "-" + std::to_string(t);
+    } else {
+      s += t ? " " : "";
+      for (size_t j = 0; j < row.size(); ++j) s += (j ? "," : "") + format_score(row[j]);
     }
-    if (options_.alignment != Alignment::kNone) {
-      s += " |||";
-      for (size_t t = 0; t < h.attention.size() && t < h.tokens.size(); ++t) {
-        const auto& row = h.attention[t];
-        if (options_.alignment == Alignment::kHard) {
-          const auto j = std::max_element(row.begin(), row.end()) - row.begin();
-          s += " " + std::to_string(j) + "-" + std::to_string(t);
-        } else {
-          s += " ";
-          for (size_t j = 0; j < row.size(); ++j) s += (j ? "," : "") + format_score(row[j]);
-        }
-      }
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string Translator::format(int64_t id, const std::vector<Hypothesis>& hyps) const {
+  // Marian's field order: [id |||] translation [||| alignment] [||| F0= score ||| normalized score]
+  auto line = [&](const Hypothesis* h) {
+    std::string s = h ? detokenize(*h) : "";
+    if (options_.alignment != Alignment::kNone)
+      s += " ||| " + (h ? alignment_field(*h, options_.alignment) : "");
+    if (options_.search.n_best > 1 || options_.scores) {
+      s += " ||| F0= " + format_score(h ? h->score : 0) + " ||| " + format_score(h ? h->norm_score : 0);
     }
     return s;
   };
   if (options_.search.n_best <= 1) {
-    if (hyps.empty()) return "\n";
-    return detokenize(hyps[0]) + extras(hyps[0]) + "\n";
+    if (hyps.empty()) return "\n";  // an empty input line stays an empty output line
+    return line(&hyps[0]) + "\n";
   }
+  if (hyps.empty()) return std::to_string(id) + " ||| " + line(nullptr) + "\n";
   std::string out;
-  if (hyps.empty()) return std::to_string(id) + " |||  ||| F0= 0.000000 ||| 0.000000\n";
-  for (const auto& h : hyps) out += std::to_string(id) + " ||| " + detokenize(h) + extras(h) + "\n";
+  for (const auto& h : hyps) out += std::to_string(id) + " ||| " + line(&h) + "\n";
   return out;
 }
 

@@ -28,6 +28,7 @@ struct TranslateOptions {
   int threads_per_worker = 1;  // intra-op threads of each worker (when workers > 1)
   bool scores = false;         // append " ||| F0= score ||| normalized" to 1-best lines
   Alignment alignment = Alignment::kNone;      // append attention alignments (hard: Moses-style i-j pairs)
+  bool spm_decode = true;                      // false: print the target pieces, space-separated
   std::shared_ptr<const Shortlist> shortlist;  // restrict the output layer to shortlist candidates (optional)
 };
 
