@@ -199,6 +199,7 @@ TEST_F(TranslateTest, NativeAndLibTorchEnginesPrintTheSame) {
     EXPECT_NEAR(fa, fb, 1e-5 * std::abs(fb) + 1e-6) << "line " << i;
   }
 
+  // Bahdanau models run natively too, with the same output as LibTorch's.
   const auto bahdanau = s2s_test::temp_dir("translate_bahdanau");
   auto c = s2s_test::tiny_config();
   c.model.attention = s2s::AttentionType::kBahdanau;
@@ -207,13 +208,23 @@ TEST_F(TranslateTest, NativeAndLibTorchEnginesPrintTheSame) {
   torch::manual_seed(1);
   s2s::save_weights(bahdanau / s2s::model_files::kBest,
                     *s2s::build_model(c.model, s2s_test::vocabs_of(*s2s_test::demo_tokenizer())));
-  const auto [refused_rc, refused] = run("native", bahdanau.string());
+  const auto [b_native_rc, b_native] = run("native", bahdanau.string());
+  const auto [b_torch_rc, b_torch] = run("torch", bahdanau.string());
+  EXPECT_EQ(b_native_rc, 0);
+  EXPECT_EQ(b_torch_rc, 0);
+  const auto na = split_lines(b_native), nb = split_lines(b_torch);
+  ASSERT_EQ(na.size(), nb.size());
+  for (size_t i = 0; i < na.size(); ++i)
+    EXPECT_EQ(na[i].substr(0, na[i].find(" ||| F0= ")), nb[i].substr(0, nb[i].find(" ||| F0= "))) << i;
+
+  // --engine native where it cannot run (no best.bin) is a one-line error naming the reason.
+  const auto no_weights = s2s_test::temp_dir("translate_no_weights");
+  for (const char* f : {"config.yml", "spm.model"})
+    s2s::fs::write_file_atomic(no_weights / f, s2s::fs::read_file(dir_ / f));
+  const auto [refused_rc, refused] = run("native", no_weights.string());
   EXPECT_EQ(refused_rc, 1);
   const auto err = s2s::fs::read_file(dir_ / "stderr_native.txt");
-  EXPECT_NE(err.find("bahdanau attention"), std::string::npos) << err;
-  const auto [auto_rc, fallback] = run("auto", bahdanau.string());  // auto falls back to LibTorch
-  EXPECT_EQ(auto_rc, 0);
-  EXPECT_EQ(std::count(fallback.begin(), fallback.end(), '\n'), 14);
+  EXPECT_NE(err.find("cannot use the native CPU engine here (no best.bin)"), std::string::npos) << err;
 }
 
 // The default command is the explicit flags it stands for: --precision auto resolves to bf16 where the CPU

@@ -149,21 +149,33 @@ S2S_CLONES void logsumexp_bf16(const uint16_t* x, int64_t cols, int64_t begin, i
   logsumexp_rows(x, cols, begin, end, out);
 }
 
+// Attention score of query q against key k: the dot product, or Bahdanau's v . tanh(q + k) when v is given
+// (q is then the projected query).
+template <class T>
+__attribute__((always_inline)) inline float score(const float* __restrict q, const T* __restrict k,
+                                                  const float* __restrict v, int64_t D) {
+  float s = 0;
+  if (v) {
+    for (int64_t d = 0; d < D; ++d) s += v[d] * std::tanh(q[d] + as_float(k[d]));
+  } else {
+    for (int64_t d = 0; d < D; ++d) s += q[d] * as_float(k[d]);
+  }
+  return s;
+}
+
 template <class T>
 __attribute__((always_inline)) inline void attend(const float* __restrict query, const T* __restrict keys,
-                                                  const T* __restrict memory, const bool* mask, int64_t group,
-                                                  int64_t S, int64_t D, int64_t M, float* __restrict weights,
+                                                  const float* __restrict v, const T* __restrict memory,
+                                                  const bool* mask, int64_t group, int64_t S, int64_t D,
+                                                  int64_t M, float* __restrict weights,
                                                   float* __restrict context) {
   for (int64_t g = 0; g < group; ++g) {
     const float* q = query + g * D;
     float* w = weights + g * S;
     float max = std::numeric_limits<float>::lowest();  // finite: this file assumes no infinities
     for (int64_t s = 0; s < S; ++s) {
-      float dot = 0;
-      const T* k = keys + s * D;
-      for (int64_t d = 0; d < D; ++d) dot += q[d] * as_float(k[d]);
-      w[s] = dot;
-      if (mask[s] && dot > max) max = dot;
+      w[s] = mask[s] ? score(q, keys + s * D, v, D) : 0.0f;
+      if (mask[s] && w[s] > max) max = w[s];
     }
     float sum = 0;
     for (int64_t s = 0; s < S; ++s) {
@@ -176,21 +188,22 @@ __attribute__((always_inline)) inline void attend(const float* __restrict query,
     for (int64_t s = 0; s < S; ++s) {
       const float ws = (w[s] *= inv);
       if (ws == 0) continue;
-      const T* v = memory + s * M;
-      for (int64_t m = 0; m < M; ++m) ctx[m] += ws * as_float(v[m]);
+      const T* mem = memory + s * M;
+      for (int64_t m = 0; m < M; ++m) ctx[m] += ws * as_float(mem[m]);
     }
   }
 }
 
-S2S_CLONES void attend_f32(const float* query, const float* keys, const float* memory, const bool* mask,
-                           int64_t group, int64_t S, int64_t D, int64_t M, float* weights, float* context) {
-  attend(query, keys, memory, mask, group, S, D, M, weights, context);
+S2S_CLONES void attend_f32(const float* query, const float* keys, const float* v, const float* memory,
+                           const bool* mask, int64_t group, int64_t S, int64_t D, int64_t M, float* weights,
+                           float* context) {
+  attend(query, keys, v, memory, mask, group, S, D, M, weights, context);
 }
 
-S2S_CLONES void attend_bf16(const float* query, const uint16_t* keys, const uint16_t* memory,
+S2S_CLONES void attend_bf16(const float* query, const uint16_t* keys, const float* v, const uint16_t* memory,
                             const bool* mask, int64_t group, int64_t S, int64_t D, int64_t M, float* weights,
                             float* context) {
-  attend(query, keys, memory, mask, group, S, D, M, weights, context);
+  attend(query, keys, v, memory, mask, group, S, D, M, weights, context);
 }
 
 }  // namespace
@@ -260,12 +273,18 @@ void row_logsumexp(const uint16_t* x, int64_t cols, int64_t begin, int64_t end, 
 
 void attention(const float* query, const float* keys, const float* memory, const bool* mask, int64_t group,
                int64_t src_len, int64_t dim, int64_t mem_dim, float* weights, float* context) {
-  attend_f32(query, keys, memory, mask, group, src_len, dim, mem_dim, weights, context);
+  attend_f32(query, keys, nullptr, memory, mask, group, src_len, dim, mem_dim, weights, context);
 }
 
 void attention(const float* query, const uint16_t* keys, const uint16_t* memory, const bool* mask,
                int64_t group, int64_t src_len, int64_t dim, int64_t mem_dim, float* weights, float* context) {
-  attend_bf16(query, keys, memory, mask, group, src_len, dim, mem_dim, weights, context);
+  attend_bf16(query, keys, nullptr, memory, mask, group, src_len, dim, mem_dim, weights, context);
+}
+
+void additive_attention(const float* query, const float* keys, const float* v, const float* memory,
+                        const bool* mask, int64_t group, int64_t src_len, int64_t dim, int64_t mem_dim,
+                        float* weights, float* context) {
+  attend_f32(query, keys, v, memory, mask, group, src_len, dim, mem_dim, weights, context);
 }
 
 }  // namespace s2s::kernels

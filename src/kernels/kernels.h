@@ -55,4 +55,10 @@ void attention(const float* query, const float* keys, const float* memory, const
 void attention(const float* query, const uint16_t* keys, const uint16_t* memory, const bool* mask,
                int64_t group, int64_t src_len, int64_t dim, int64_t mem_dim, float* weights, float* context);
 
+// Bahdanau (additive) attention, the same contract with score(s) = v . tanh(query + keys[s]): query [group,
+// dim] is the projected query (W_q q + b), keys [src_len, dim] the projected memory (W_k m), v [dim].
+void additive_attention(const float* query, const float* keys, const float* v, const float* memory,
+                        const bool* mask, int64_t group, int64_t src_len, int64_t dim, int64_t mem_dim,
+                        float* weights, float* context);
+
 }  // namespace s2s::kernels

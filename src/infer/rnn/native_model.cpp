@@ -50,12 +50,8 @@ std::vector<float> gather_rows(const std::vector<float>& x, int64_t width, const
 
 }  // namespace
 
-bool NativeModel::supports(const ModelConfig& config, std::string* why) {
-  if (config.attention == AttentionType::kBahdanau) {
-    if (why) *why = "bahdanau attention";
-    return false;
-  }
-  return true;
+bool NativeModel::supports(const ModelConfig&, std::string*) {
+  return true;  // every RNN configuration (Luong general/dot and Bahdanau attention)
 }
 
 NativeModel::NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
@@ -115,9 +111,14 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
   }
   bridge_ = make_matrix(w.get("decoder.bridge.weight", {2 * L * H, M}), bf16);
   bridge_bias_ = w.get("decoder.bridge.bias", {2 * L * H}).data;
-  if (config.attention == AttentionType::kLuongGeneral) {
+  if (config.attention != AttentionType::kLuongDot) {
     key_proj_ = make_matrix(w.get("decoder.attention.key_proj.weight", {H, M}), bf16);
-  } else if (H != M) {
+  }
+  if (config.attention == AttentionType::kBahdanau) {
+    query_proj_ = make_matrix(w.get("decoder.attention.query_proj.weight", {H, H}), bf16);
+    query_bias_ = w.get("decoder.attention.query_proj.bias", {H}).data;
+    score_v_ = w.get("decoder.attention.v.weight", {1, H}).data;
+  } else if (config.attention == AttentionType::kLuongDot && H != M) {
     throw Error("luong-dot attention needs decoder hidden size == encoder output size");
   }
   combine_ = make_matrix(w.get("decoder.combine.weight", {out_dim, M + H}), bf16);
@@ -263,10 +264,24 @@ void NativeModel::step(const std::vector<int64_t>& tokens, DecoderRows& s, const
   if (attn) attn->resize(static_cast<size_t>(R * S));
   thread_local std::vector<float> weights;
   weights.resize(static_cast<size_t>(R * S));
+  const float* query = top.data();  // [R, D] dot scores: h_top itself
+  thread_local std::vector<float> projected;
+  if (!score_v_.empty()) {  // Bahdanau: the projected query W_q h + b, scored by v . tanh(q + k)
+    projected.resize(static_cast<size_t>(R * D));
+    fill_rows(projected.data(), R, query_bias_);
+    matmul(top.data(), R, H, query_proj_, /*transposed=*/true, projected.data(), D, /*accumulate=*/true);
+    query = projected.data();
+  }
   for (int64_t a = 0; a < enc.batch; ++a) {
-    kernels::attention(&top[a * group * H], &enc.keys[a * S * D], &enc.memory[a * S * M],
-                       reinterpret_cast<const bool*>(&enc.mask[a * S]), group, S, D, M,
-                       &weights[a * group * S], &context[a * group * M]);
+    const auto* mask = reinterpret_cast<const bool*>(&enc.mask[a * S]);
+    if (score_v_.empty()) {
+      kernels::attention(query + a * group * D, &enc.keys[a * S * D], &enc.memory[a * S * M], mask, group, S,
+                         D, M, &weights[a * group * S], &context[a * group * M]);
+    } else {
+      kernels::additive_attention(query + a * group * D, &enc.keys[a * S * D], score_v_.data(),
+                                  &enc.memory[a * S * M], mask, group, S, D, M, &weights[a * group * S],
+                                  &context[a * group * M]);
+    }
   }
   if (attn) *attn = weights;
   for (int64_t r = 0; r < R; ++r) {

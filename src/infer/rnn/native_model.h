@@ -1,8 +1,7 @@
 // The attentional LSTM encoder-decoder (libtorch/model/rnn/seq2seq.h) re-implemented on plain buffers for CPU
 // inference without LibTorch: oneDNN GEMMs (float32 or bf16 weights), the fused kernels of kernels/kernels.h,
 // and the same arithmetic as the LibTorch model's eval mode. Reads best.bin directly, or parameters handed
-// over in memory (validation during training). Supports Luong attention (general and dot); Bahdanau models
-// use the LibTorch engine.
+// over in memory (validation during training). Supports Luong (general, dot) and Bahdanau attention.
 #pragma once
 
 #include <cstdint>
@@ -37,7 +36,7 @@ struct DecoderRows {
 
 class NativeModel {
  public:
-  // Whether this config can run natively (Luong attention); otherwise `why` says what is missing.
+  // Whether this config can run natively (every RNN config today); otherwise `why` says what is missing.
   static bool supports(const ModelConfig& config, std::string* why = nullptr);
   // Loads a weights file (best.bin) for `config`; bf16 = weights as bfloat16 (GEMMs in bf16, fp32 sums).
   NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
@@ -77,8 +76,11 @@ class NativeModel {
   std::vector<DecLayer> dec_layers_;
   Matrix bridge_;  // [2 * layers * H, M] (used transposed)
   std::vector<float> bridge_bias_;
-  Matrix key_proj_;  // [H, M] (luong-general; used transposed)
-  Matrix combine_;   // [out_dim, M + H] (used transposed)
+  Matrix key_proj_;                // [H, M] (luong-general and bahdanau; used transposed)
+  Matrix query_proj_;              // [H, H] bahdanau W_q (used transposed)
+  std::vector<float> query_bias_;  // [H] bahdanau b_q
+  std::vector<float> score_v_;     // [H] bahdanau v (empty: dot-product scores)
+  Matrix combine_;                 // [out_dim, M + H] (used transposed)
   Matrix out_weight_;
   std::vector<float> out_bias_;
 };
