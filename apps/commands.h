@@ -8,10 +8,26 @@
 
 namespace s2s::app {
 
+// Typed flags (--n-best 3) map onto config overrides (decode.n_best=3); this pairs each override with the
+// flag as the user typed it, so that errors name the flag.
+using TypedFlags = std::vector<std::pair<std::string, std::string>>;
+
+// `message` with every "--set <override>" of a typed flag replaced by the flag as typed (header-only: both
+// the executable and the LibTorch plugin use it).
+inline std::string name_typed_flags(std::string message, const TypedFlags& typed) {
+  for (const auto& [item, flag] : typed) {
+    const auto set = "--set " + item;
+    for (auto at = message.find(set); at != std::string::npos; at = message.find(set, at))
+      message.replace(at, set.size(), flag);
+  }
+  return message;
+}
+
 struct TrainArgs {
   std::string config;                  // -c/--config YAML file (optional when the model dir has one)
   std::string model_dir;               // --model-dir
-  std::vector<std::string> overrides;  // --set section.key=value
+  std::vector<std::string> overrides;  // --set section.key=value, and the typed flags mapped onto train.*
+  TypedFlags typed;                    // override -> the flag as typed, for errors
   bool dump_config = false;            // print the effective config and exit
   bool quiet = false;                  // --quiet
   std::string command_line;            // the whole command, for train.log
@@ -21,10 +37,10 @@ struct DecodeArgs {
   std::vector<std::string> models;     // -m/--model: model directories (several: an ensemble)
   std::vector<double> weights;         // --weights: one per model (ensembles; default equal)
   std::vector<std::string> overrides;  // --set decode.key=value, and the flags below mapped onto decode.*
-  std::vector<std::pair<std::string, std::string>> typed;  // override -> the flag as typed, for errors
-  bool scores = false;                                     // --scores
-  std::string alignment = "none";                          // --alignment none|hard|soft
-  bool spm_decode = true;                                  // --no-spm-decode: print SentencePiece pieces
+  TypedFlags typed;                    // override -> the flag as typed, for errors
+  bool scores = false;                 // --scores
+  std::string alignment = "none";      // --alignment none|hard|soft
+  bool spm_decode = true;              // --no-spm-decode: print SentencePiece pieces
   std::string shortlist_file;  // --shortlist FILE: the user's own shortlist instead of the model dir's
   // The first (or only) model directory; empty when none was given.
   std::string model_dir() const { return models.empty() ? std::string() : models.front(); }

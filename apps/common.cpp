@@ -66,12 +66,7 @@ Config decode_config(const std::string& dir, const DecodeArgs& d, bool log) {
   try {
     config = read_model_dir_config(dir, d.overrides);
   } catch (const Error& e) {  // name the flag the user typed, not the override it maps onto
-    std::string msg = e.what();
-    for (const auto& [item, flag] : d.typed) {
-      for (auto at = msg.find("--set " + item); at != std::string::npos; at = msg.find("--set " + item, at))
-        msg.replace(at, 6 + item.size(), flag);
-    }
-    throw Error(msg);
+    throw Error(name_typed_flags(e.what(), d.typed));
   }
   auto& precision = config.decode.precision;
   if (precision == Precision::kAuto) {  // the fastest precision within 0.3 BLEU of fp32 (docs/BENCHMARKS.md)

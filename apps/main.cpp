@@ -118,7 +118,11 @@ int main(int argc, char** argv) {
   auto train_flag = [&](auto type, const std::string& flag, const std::string& key, const std::string& help) {
     using T = decltype(type);
     train_cmd->add_option_function<T>(
-        flag, [&train, key](const T& v) { train.overrides.push_back(key + "=" + CLI::detail::to_string(v)); },
+        flag,
+        [&train, key, flag](const T& v) {
+          train.overrides.push_back(key + "=" + CLI::detail::to_string(v));
+          train.typed.emplace_back(train.overrides.back(), flag + " " + CLI::detail::to_string(v));
+        },
         help + " [default: the config's " + key + "]");
   };
   train_flag(int{}, "--threads", "train.threads", "CPU threads");

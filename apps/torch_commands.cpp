@@ -13,6 +13,7 @@
 #include "util/fs.h"
 
 namespace s2s::app {
+
 namespace {
 
 // Loads the model for decoding with the config's device, threads, precision and allocator settings.
@@ -34,7 +35,12 @@ int train_command(const TrainArgs& a) {
       throw Error("no config: pass -c/--config FILE (model dir '" + a.model_dir + "' has no config.yml yet)");
     }
   }
-  const auto config = load_config(config_file, a.overrides);
+  Config config;
+  try {
+    config = load_config(config_file, a.overrides);
+  } catch (const Error& e) {  // name the flag the user typed (--threads 0), not its override
+    throw Error(name_typed_flags(e.what(), a.typed));
+  }
   if (a.dump_config) {
     std::cout << dump_config(config);
     return 0;

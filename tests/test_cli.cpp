@@ -207,7 +207,8 @@ TEST_F(Cli, UsageErrors) {
                           {"translate", "--model-dir", dir_.string(), "--no-such-option"},
                           {"train", "-c", kDemo},  // --model-dir is required
                           {"train", "-c", kDemo, "--model-dir", path("m"), "--threads", "two"},
-                          {"eval", "--hyp", "h.txt", "--ref", "r.txt", "--beam-size", "4"}});
+                          {"eval", "--hyp", "h.txt", "--ref", "r.txt", "--beam-size", "4"},
+                          {"train", "-c", kDemo, "--model-dir", path("m"), "--threads", "0"}});
   for (const auto& x : r) {
     expect_one_line_error(x);
     EXPECT_EQ(x.code, 1) << x.command;
@@ -215,6 +216,8 @@ TEST_F(Cli, UsageErrors) {
   EXPECT_CONTAINS(r[2].err, "--no-such-option");
   EXPECT_CONTAINS(r[3].err, "--model-dir");
   EXPECT_CONTAINS(r[4].err, "--threads");
+  EXPECT_CONTAINS(r[6].err, "--threads 0");  // the flag as typed, not "--set train.threads=0"
+  EXPECT_EQ(r[6].err.find("--set"), std::string::npos) << r[6].err;
   EXPECT_CONTAINS(r[5].err, "'--beam-size 4' applies only with --model");
 }
 
