@@ -124,6 +124,10 @@ TEST_F(ServeTest, BadRequestsGet400And413) {
   EXPECT_EQ(bad->status, 400);
   EXPECT_NE(json::parse(bad->body)["error"].get<std::string>().find("bad JSON"), std::string::npos);
   EXPECT_EQ(post(R"({"text": 5})")->status, 400);
+  const auto binary = post("{\"text\": [\"\xff\xfe\"]}");  // invalid UTF-8: a 400 whose JSON still parses
+  ASSERT_TRUE(binary);
+  EXPECT_EQ(binary->status, 400);
+  EXPECT_NO_THROW(json::parse(binary->body));
   EXPECT_EQ(post(R"({"text": ["a"], "beam_size": 0})")->status, 400);
   EXPECT_EQ(post(R"({"text": ["a", "b", "c", "d", "e"]})")->status, 413);
   EXPECT_EQ(post(json{{"text", {std::string(2000, 'x')}}}.dump())->status, 413);

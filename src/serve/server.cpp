@@ -17,20 +17,8 @@
 #include "util/error.h"
 
 namespace s2s::serve {
-namespace {
 
-// A client error with its HTTP status.
-struct HttpError : Error {
-  HttpError(int status, const std::string& what) : Error(what), status(status) {}
-  int status;
-};
-
-struct Request {
-  std::vector<std::string> lines;
-  int beam_size = 5;
-};
-
-Request parse_request(const std::string& body, const ServeOptions& o) {
+TranslateRequest parse_request(const std::string& body, const ServeOptions& o) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(body);
@@ -39,7 +27,7 @@ Request parse_request(const std::string& body, const ServeOptions& o) {
   }
   if (!j.is_object() || !j.contains("text"))
     throw HttpError(400, R"(expected a JSON object {"text": ["...", ...]})");
-  Request r;
+  TranslateRequest r;
   const auto& text = j["text"];
   if (text.is_string()) {
     r.lines.push_back(text.get<std::string>());
@@ -71,6 +59,8 @@ Request parse_request(const std::string& body, const ServeOptions& o) {
   return r;
 }
 
+namespace {
+
 // Gathers the lines of requests queued together and translates them as one input.
 class BatchQueue {
  public:
@@ -86,7 +76,7 @@ class BatchQueue {
     thread_.join();
   }
 
-  std::future<std::vector<std::string>> submit(Request r) {
+  std::future<std::vector<std::string>> submit(TranslateRequest r) {
     Pending p{std::move(r), {}};
     auto future = p.promise.get_future();
     {
@@ -103,7 +93,7 @@ class BatchQueue {
 
  private:
   struct Pending {
-    Request request;
+    TranslateRequest request;
     std::promise<std::vector<std::string>> promise;
   };
 
@@ -163,7 +153,8 @@ class BatchQueue {
 
 void reply(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  // replace: an error message may quote invalid UTF-8 from the request
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
 }
 
 }  // namespace

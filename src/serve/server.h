@@ -11,8 +11,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "decode/translator.h"
+#include "util/error.h"
 
 namespace s2s::serve {
 
@@ -26,6 +28,21 @@ struct ServeOptions {
   int batch_wait_ms = 5;               // how long a batch waits for more requests to join it
   int http_threads = 32;               // connections served at once
 };
+
+// A client error with its HTTP status (400 bad request, 413 too large).
+struct HttpError : Error {
+  HttpError(int status, const std::string& what) : Error(what), status(status) {}
+  int status;
+};
+
+// A parsed POST /translate body.
+struct TranslateRequest {
+  std::vector<std::string> lines;  // one entry per line to translate (line breaks inside became spaces)
+  int beam_size = 5;
+};
+
+// Parses and checks a POST /translate body; throws HttpError (400/413) naming what is wrong.
+TranslateRequest parse_request(const std::string& body, const ServeOptions& options);
 
 // Builds the Translator for one beam size (the server keeps one per beam size asked for).
 using TranslatorFactory = std::function<std::unique_ptr<Translator>(int beam_size)>;
