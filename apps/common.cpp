@@ -32,6 +32,8 @@ namespace {
 bool use_native(const Config& config, const std::filesystem::path& dir, std::string& why) {
   const auto& d = config.decode;
   if (d.engine == EngineKind::kTorch) {
+    if (d.precision == Precision::kInt8)
+      throw Error("--precision int8 runs on the native CPU engine only, not --engine torch");
     why = "--engine torch";
     return false;
   }
@@ -45,6 +47,8 @@ bool use_native(const Config& config, const std::filesystem::path& dir, std::str
     return true;
   if (d.engine == EngineKind::kNative)
     throw Error("--engine native: cannot use the native CPU engine here (" + why + ")");
+  if (d.precision == Precision::kInt8)
+    throw Error("--precision int8 runs on the native CPU engine only, which cannot run here (" + why + ")");
   return false;
 }
 
@@ -53,32 +57,38 @@ std::shared_ptr<Engine> native_engine(const std::filesystem::path& dir, const Co
   runtime::tune_allocator();  // heap, not fresh mmaps: load temporaries and per-batch buffers are reused
   auto model = std::make_shared<const infer::NativeModel>(
       config.model, src_tok.vocab_size(), tgt_tok.vocab_size(), dir / model_files::kBest,
-      /*bf16=*/config.decode.precision == Precision::kBf16);
+      config.decode.precision == Precision::kInt8   ? infer::WeightType::kInt8
+      : config.decode.precision == Precision::kBf16 ? infer::WeightType::kBf16
+                                                    : infer::WeightType::kF32);
   TargetIds ids{tgt_tok.pad_id(), tgt_tok.bos_id(), tgt_tok.eos_id(), tgt_tok.unk_id()};
   auto engine = std::make_shared<infer::NativeEngine>(std::move(model), ids);
   engine->set_thread_threads(config.decode.threads);  // batches run on this thread with one worker
   return engine;
 }
 
-// A model dir's stored config with the decode flags applied; decode.precision auto resolved (logged once).
-Config decode_config(const std::string& dir, const DecodeArgs& d, bool log) {
-  Config config;
+// A model dir's stored config with the decode flags applied.
+Config decode_config(const std::string& dir, const DecodeArgs& d) {
+  Config config;  // decode.precision may stay auto: resolved once the engine is known (resolve_auto)
   try {
     config = read_model_dir_config(dir, d.overrides);
   } catch (const Error& e) {  // name the flag the user typed, not the override it maps onto
     throw Error(name_typed_flags(e.what(), d.typed));
   }
-  auto& precision = config.decode.precision;
-  if (precision == Precision::kAuto) {  // the fastest precision within 0.3 BLEU of fp32 (docs/BENCHMARKS.md)
-    const bool bf16 = config.decode.device.is_cpu() && infer::bf16_is_fast();
-    precision = bf16 ? Precision::kBf16 : Precision::kFp32;
-    if (log) {
-      spdlog::info(
-          "precision auto: {} ({})", to_string(precision),
-          bf16 ? "the CPU has AVX512-BF16" : "no native bf16 GEMMs here; --precision bf16 forces it");
-    }
-  }
   return config;
+}
+
+// decode.precision auto: the fastest precision within 0.3 BLEU of the exact fp32 search (docs/BENCHMARKS.md):
+// int8 where the CPU has VNNI (native engine only), else bf16 where it has AVX512-BF16, else fp32.
+void resolve_auto(DecodeConfig& d, bool native, bool log) {
+  if (d.precision != Precision::kAuto) return;
+  const char* why = "no native int8 or bf16 GEMMs here; --precision int8|bf16 forces them";
+  d.precision = Precision::kFp32;
+  if (d.device.is_cpu() && native && infer::int8_is_fast()) {
+    d.precision = Precision::kInt8, why = "the CPU has VNNI int8 dot products";
+  } else if (d.device.is_cpu() && infer::bf16_is_fast()) {
+    d.precision = Precision::kBf16, why = "the CPU has AVX512-BF16";
+  }
+  if (log) spdlog::info("precision auto: {} ({})", to_string(d.precision), why);
 }
 
 // Throws unless the SentencePiece model `mine` of -m `dir` has the same bytes as `first`'s.
@@ -103,7 +113,7 @@ Models load_models(const DecodeArgs& d) {
   std::filesystem::path first_src, first_tgt;
   for (size_t i = 0; i < d.models.size(); ++i) {
     const std::filesystem::path dir = d.models[i];
-    auto config = decode_config(dir, d, /*log=*/i == 0);
+    auto config = decode_config(dir, d);
     const auto [src_path, tgt_path] = tokenizer_paths(dir, config);
     if (i == 0) {
       m.config = config, first_src = src_path, first_tgt = tgt_path;
@@ -115,7 +125,10 @@ Models load_models(const DecodeArgs& d) {
       check_same_vocab(first_tgt, tgt_path, dir.string(), "target");
     }
     std::string why;
-    if (use_native(config, dir, why)) {
+    const bool native = use_native(config, dir, why);
+    resolve_auto(config.decode, native, /*log=*/i == 0);
+    if (i == 0) m.config.decode.precision = config.decode.precision;
+    if (native) {
       spdlog::debug("engine: native CPU ({}) for {}", to_string(config.decode.precision), dir.string());
       engines.push_back(native_engine(dir, config, *m.src_tok, *m.tgt_tok));
     } else {

@@ -56,8 +56,10 @@ void add_decode_options(CLI::App* cmd, s2s::app::DecodeArgs& d, bool require_mod
   add_decode_flag<int>(cmd, d, "--workers", "workers",
                        "Batches decoded concurrently, threads/workers threads each (0 = one per thread)");
   add_decode_flag<std::string>(cmd, d, "--device", "device", "cpu | cuda | cuda:N");
-  add_decode_flag<std::string>(cmd, d, "--precision", "precision",
-                               "auto (default: bf16 on CPUs with AVX512-BF16, else fp32) | fp32 | bf16");
+  add_decode_flag<std::string>(
+      cmd, d, "--precision", "precision",
+      "auto (int8 on CPUs with VNNI, else bf16 with AVX512-BF16, else fp32) | fp32 | bf16 "
+      "| int8");
   add_decode_flag<std::string>(cmd, d, "--engine", "engine",
                                "auto | native (CPU, no LibTorch) | torch (LibTorch, CPU or CUDA)");
   add_decode_flag<int>(cmd, d, "--read-ahead", "read_ahead", "Lines sorted by length together for batching");

@@ -11,10 +11,13 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/model_dir.h"
 #include "data/tokenizer.h"
 #include "data/vocab.h"
 #include "libtorch/model/rnn/seq2seq.h"
+#include "libtorch/model/weights_io.h"
 #include "test_util.h"
+#include "util/fs.h"
 
 namespace s2s_test {
 
@@ -72,6 +75,18 @@ inline s2s::Config tiny_config() {
 
 inline s2s::Vocabularies vocabs_of(const s2s::Tokenizer& tok) {
   return {tok.vocab_size(), tok.vocab_size(), tok.pad_id(), tok.bos_id(), tok.eos_id(), tok.unk_id()};
+}
+
+// A model dir (config.yml, spm.model, best.bin) holding an untrained model of `config`, seeded with `seed`.
+inline std::filesystem::path seeded_model_dir(const std::string& name, uint64_t seed,
+                                              const s2s::Config& config = tiny_config()) {
+  const auto dir = temp_dir(name);
+  auto tok = demo_tokenizer();
+  s2s::fs::write_file_atomic(dir / "config.yml", s2s::dump_config(config));
+  s2s::fs::write_file_atomic(dir / "spm.model", s2s::fs::read_file(tok->path()));
+  torch::manual_seed(seed);
+  s2s::save_weights(dir / s2s::model_files::kBest, *s2s::build_model(config.model, vocabs_of(*tok)));
+  return dir;
 }
 
 }  // namespace s2s_test

@@ -25,16 +25,7 @@ struct ShellResult {
 
 class Output : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    model_ = s2s_test::temp_dir("output_model");
-    auto c = s2s_test::tiny_config();
-    auto tok = s2s_test::demo_tokenizer();
-    s2s::fs::write_file_atomic(model_ / "config.yml", s2s::dump_config(c));
-    s2s::fs::write_file_atomic(model_ / "spm.model", s2s::fs::read_file(tok->path()));
-    torch::manual_seed(1);
-    auto model = s2s::build_model(c.model, s2s_test::vocabs_of(*tok));
-    s2s::save_weights(model_ / s2s::model_files::kBest, *model);
-  }
+  static void SetUpTestSuite() { model_ = s2s_test::seeded_model_dir("output_model", 1); }
   void SetUp() override {
     dir_ = s2s_test::temp_dir("output");
     input_ = dir_ / "in.txt";

@@ -23,15 +23,7 @@ using nlohmann::json;
 
 class ServeTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = s2s_test::temp_dir("serve_model");
-    auto c = s2s_test::tiny_config();
-    auto tok = s2s_test::demo_tokenizer();
-    s2s::fs::write_file_atomic(dir_ / "config.yml", s2s::dump_config(c));
-    s2s::fs::write_file_atomic(dir_ / "spm.model", s2s::fs::read_file(tok->path()));
-    torch::manual_seed(3);
-    s2s::save_weights(dir_ / s2s::model_files::kBest, *s2s::build_model(c.model, s2s_test::vocabs_of(*tok)));
-  }
+  static void SetUpTestSuite() { dir_ = s2s_test::seeded_model_dir("serve_model", 3); }
 
   // Starts `s2s serve` on a free port; returns its port once it listens (0 when it did not within 30 s).
   int start(const std::vector<std::string>& flags) {
@@ -124,6 +116,8 @@ TEST_F(ServeTest, BadRequestsGet400And413) {
   EXPECT_EQ(bad->status, 400);
   EXPECT_NE(json::parse(bad->body)["error"].get<std::string>().find("bad JSON"), std::string::npos);
   EXPECT_EQ(post(R"({"text": 5})")->status, 400);
+  EXPECT_EQ(post(R"({"text": [167373e80011]})")->status,
+            400);                                          // a number overflow (found by fuzz_serve_request)
   const auto binary = post("{\"text\": [\"\xff\xfe\"]}");  // invalid UTF-8: a 400 whose JSON still parses
   ASSERT_TRUE(binary);
   EXPECT_EQ(binary->status, 400);

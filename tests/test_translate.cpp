@@ -23,16 +23,7 @@ namespace stdfs = std::filesystem;
 
 class TranslateTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = s2s_test::temp_dir("translate_model");
-    auto c = s2s_test::tiny_config();
-    auto tok = s2s_test::demo_tokenizer();
-    s2s::fs::write_file_atomic(dir_ / "config.yml", s2s::dump_config(c));
-    s2s::fs::write_file_atomic(dir_ / "spm.model", s2s::fs::read_file(tok->path()));
-    torch::manual_seed(1);
-    auto model = s2s::build_model(c.model, s2s_test::vocabs_of(*tok));
-    s2s::save_weights(dir_ / s2s::model_files::kBest, *model);
-  }
+  static void SetUpTestSuite() { dir_ = s2s_test::seeded_model_dir("translate_model", 1); }
 
   static s2s::Translator make(const s2s::TranslateOptions& opt) {
     auto b = s2s::load_model_dir(dir_, torch::kCPU);
@@ -253,7 +244,9 @@ TEST_F(TranslateTest, DefaultsEqualTheExplicitFlagsTheyStandFor) {
     return std::make_pair(out, s2s::fs::read_file(dir_ / "stderr_defaults.txt"));
   };
   const auto [defaults, log] = run({});
-  const std::string precision = s2s::infer::bf16_is_fast() ? "bf16" : "fp32";
+  const std::string precision = s2s::infer::int8_is_fast()   ? "int8"
+                                : s2s::infer::bf16_is_fast() ? "bf16"
+                                                             : "fp32";
   EXPECT_NE(log.find("precision auto: " + precision), std::string::npos) << log;
   EXPECT_EQ(defaults, run({"--precision", precision, "--shortlist"}).first);
   EXPECT_NE(defaults, run({"--precision", "fp32", "--no-shortlist"}).first);  // the exact search differs here
@@ -277,6 +270,11 @@ TEST_F(TranslateTest, CappedIsaFallsBackToFloat32OrSaysWhy) {
   EXPECT_EQ(cmd(""), 0);
   EXPECT_NE(s2s::fs::read_file(err).find("precision auto: fp32"), std::string::npos)
       << s2s::fs::read_file(err);
+  // int8 without VNNI would saturate oneDNN's int16 partial sums: a one-line error, not degraded output.
+  EXPECT_EQ(cmd("--precision int8"), 1);
+  const auto int8 = s2s::fs::read_file(err);
+  EXPECT_NE(int8.find("--precision int8 needs a CPU with VNNI"), std::string::npos) << int8;
+  EXPECT_EQ(std::count(int8.begin(), int8.end(), '\n'), 1) << int8;
   if (!s2s::infer::bf16_is_fast())
     GTEST_SKIP() << "no AVX512-BF16 here: the capped case is the machine itself";
   EXPECT_EQ(cmd("--precision bf16"), 1);

@@ -22,7 +22,7 @@ void expect_round_trip(size_t count) {
 }
 
 TEST(Types, EveryNameRoundTrips) {
-  expect_round_trip<s2s::Precision>(3);
+  expect_round_trip<s2s::Precision>(4);
   expect_round_trip<s2s::Switch>(3);
   expect_round_trip<s2s::EngineKind>(3);
   expect_round_trip<s2s::AttentionType>(3);
@@ -38,7 +38,7 @@ TEST(Types, UnknownNameListsTheChoicesAndTheClosest) {
       s2s_test::error_of([] { s2s::parse_enum<s2s::SubwordModel>("wordpiece", "--model-type"); });
   EXPECT_EQ(msg, "--model-type must be one of unigram | bpe | char | word (got 'wordpiece')");
   EXPECT_EQ(s2s_test::error_of([] { s2s::parse_enum<s2s::Precision>("bf61", "decode.precision"); }),
-            "decode.precision must be one of fp32 | bf16 | auto (got 'bf61', did you mean 'bf16'?)");
+            "decode.precision must be one of fp32 | bf16 | int8 | auto (got 'bf61', did you mean 'bf16'?)");
   EXPECT_EQ(s2s::enum_choices<s2s::EngineKind>(), "auto | native | torch");
 }
 

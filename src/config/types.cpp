@@ -14,7 +14,8 @@ namespace s2s {
     return names;                                                           \
   }
 
-S2S_ENUM_NAMES(Precision, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kAuto, "auto"})
+S2S_ENUM_NAMES(Precision, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kInt8, "int8"},
+               {Precision::kAuto, "auto"})
 S2S_ENUM_NAMES(Switch, {Switch::kAuto, "auto"}, {Switch::kOn, "true"}, {Switch::kOff, "false"})
 S2S_ENUM_NAMES(EngineKind, {EngineKind::kAuto, "auto"}, {EngineKind::kNative, "native"},
                {EngineKind::kTorch, "torch"})

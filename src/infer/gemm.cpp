@@ -1,5 +1,7 @@
 #include "infer/gemm.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 
@@ -20,6 +22,33 @@ extern "C" dnnl_status_t dnnl_gemm_bf16bf16f32(char transa, char transb, dnnl_di
 
 namespace s2s::infer {
 
+Matrix Matrix::from_f32(const float* data, int64_t rows, int64_t cols, WeightType type, bool per_row) {
+  Matrix m;
+  m.rows = rows, m.cols = cols, m.scale_per_row = per_row;
+  const auto n = static_cast<size_t>(rows * cols);
+  if (type == WeightType::kF32) {
+    m.f32.assign(data, data + n);
+  } else if (type == WeightType::kBf16) {
+    m.bf16.resize(n);
+    kernels::to_bf16(data, m.bf16.data(), rows * cols);
+  } else {  // int8, symmetric: scale = absmax / 127 per output channel
+    m.scales.assign(static_cast<size_t>(per_row ? rows : cols), 0.f);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        auto& s = m.scales[static_cast<size_t>(per_row ? r : c)];
+        s = std::max(s, std::abs(data[r * cols + c]));
+      }
+    for (auto& s : m.scales) s = s > 0 ? s / 127.f : 1.f;
+    m.s8.resize(n);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const float s = m.scales[static_cast<size_t>(per_row ? r : c)];
+        m.s8[static_cast<size_t>(r * cols + c)] = static_cast<int8_t>(std::lround(data[r * cols + c] / s));
+      }
+  }
+  return m;
+}
+
 Matrix Matrix::select_rows(const std::vector<int64_t>& ids) const {
   Matrix m;
   m.rows = static_cast<int64_t>(ids.size()), m.cols = cols;
@@ -29,14 +58,30 @@ Matrix Matrix::select_rows(const std::vector<int64_t>& ids) const {
       std::memcpy(dst.data() + i * static_cast<size_t>(cols), src.data() + ids[i] * cols,
                   static_cast<size_t>(cols) * sizeof(src[0]));
   };
-  if (is_bf16())
+  if (is_int8()) {
+    copy(s8, m.s8);
+    m.scale_per_row = scale_per_row;
+    if (!scale_per_row) {
+      m.scales = scales;
+    } else {
+      for (const auto id : ids) m.scales.push_back(scales[static_cast<size_t>(id)]);
+    }
+  } else if (is_bf16()) {
     copy(bf16, m.bf16);
-  else
+  } else {
     copy(f32, m.f32);
+  }
   return m;
 }
 
 void Matrix::row(int64_t r, float* out) const {
+  if (is_int8()) {
+    for (int64_t j = 0; j < cols; ++j) {
+      const float s = scales[static_cast<size_t>(scale_per_row ? r : j)];
+      out[j] = s * static_cast<float>(s8[static_cast<size_t>(r * cols + j)]);
+    }
+    return;
+  }
   if (!is_bf16()) {
     std::memcpy(out, f32.data() + r * cols, static_cast<size_t>(cols) * sizeof(float));
     return;
@@ -47,6 +92,49 @@ void Matrix::row(int64_t r, float* out) const {
   }
 }
 
+namespace {
+
+// C (+)= A W for int8 W: A quantized per row to uint8 (zero point 128), one u8s8s32 GEMM, then each int32 sum
+// scaled by its row's and its output channel's scales.
+dnnl_status_t matmul_int8(const float* A, int64_t M, int64_t K, int64_t lda, const Matrix& W, bool transposed,
+                          int64_t N, float* C, int64_t ldc, bool accumulate) {
+  if (transposed != W.scale_per_row)
+    throw Error("int8 weights quantized along the wrong axis for this product");
+  thread_local std::vector<uint8_t> a8;     // [M, K]
+  thread_local std::vector<float> a_scale;  // [M]
+  thread_local std::vector<int32_t> c32;    // [M, N]
+  a8.resize(static_cast<size_t>(M * K)), a_scale.resize(static_cast<size_t>(M));
+  c32.resize(static_cast<size_t>(M * N));
+  for (int64_t i = 0; i < M; ++i) {
+    const float* a = A + i * lda;
+    float absmax = 0;
+    for (int64_t k = 0; k < K; ++k) absmax = std::max(absmax, std::abs(a[k]));
+    const float scale = absmax > 0 ? absmax / 127.f : 1.f, inv = 1.f / scale;
+    a_scale[static_cast<size_t>(i)] = scale;
+    uint8_t* q = a8.data() + i * K;    // [K] of row i
+    for (int64_t k = 0; k < K; ++k) {  // round half away from zero; vectorizes, unlike lround
+      const float x = a[k] * inv;
+      q[k] = static_cast<uint8_t>(static_cast<int32_t>(x + (x >= 0 ? 0.5f : -0.5f)) + 128);
+    }
+  }
+  const int32_t no_offset = 0;
+  const auto status = dnnl_gemm_u8s8s32('N', transposed ? 'T' : 'N', 'F', M, N, K, 1.f, a8.data(), K, 128,
+                                        W.s8.data(), W.cols, 0, 0.f, c32.data(), N, &no_offset);
+  if (status != dnnl_success) return status;
+  for (int64_t i = 0; i < M; ++i) {
+    const float sa = a_scale[static_cast<size_t>(i)];
+    const int32_t* ci = c32.data() + i * N;  // [N] of row i
+    float* out = C + i * ldc;
+    for (int64_t j = 0; j < N; ++j) {
+      const float v = sa * W.scales[static_cast<size_t>(j)] * static_cast<float>(ci[j]);
+      out[j] = accumulate ? out[j] + v : v;
+    }
+  }
+  return status;
+}
+
+}  // namespace
+
 void matmul(const float* A, int64_t M, int64_t lda, const Matrix& W, bool transposed, float* C, int64_t ldc,
             bool accumulate) {
   if (M == 0) return;
@@ -54,7 +142,9 @@ void matmul(const float* A, int64_t M, int64_t lda, const Matrix& W, bool transp
   const char tb = transposed ? 'T' : 'N';
   const float beta = accumulate ? 1.f : 0.f;
   dnnl_status_t status;
-  if (W.is_bf16()) {
+  if (W.is_int8()) {
+    status = matmul_int8(A, M, K, lda, W, transposed, N, C, ldc, accumulate);
+  } else if (W.is_bf16()) {
     thread_local std::vector<uint16_t> a16;  // A rounded to bf16, reused across calls
     a16.resize(static_cast<size_t>(M * K));
     for (int64_t i = 0; i < M; ++i) kernels::to_bf16(A + i * lda, a16.data() + i * K, K);
@@ -63,23 +153,47 @@ void matmul(const float* A, int64_t M, int64_t lda, const Matrix& W, bool transp
     status = dnnl_sgemm('N', tb, M, N, K, 1.f, A, lda, W.f32.data(), W.cols, beta, C, ldc);
   }
   if (status != dnnl_success) {
-    throw Error("oneDNN " + std::string(W.is_bf16() ? "bf16" : "float32") + " GEMM failed (status " +
-                std::to_string(static_cast<int>(status)) + ")" +
+    throw Error("oneDNN " +
+                std::string(W.is_int8()   ? "int8"
+                            : W.is_bf16() ? "bf16"
+                                          : "float32") +
+                " GEMM failed (status " + std::to_string(static_cast<int>(status)) + ")" +
                 (W.is_bf16() ? ": bf16 needs an AVX-512 CPU; use --precision fp32 or --engine torch" : ""));
   }
 }
 
-bool bf16_is_fast() {
-#if defined(__x86_64__)
-  if (!__builtin_cpu_supports("avx512bf16")) return false;
-#else
-  return false;
-#endif
+namespace {
+
+// Whether oneDNN may use an ISA level whose name contains one of `names` (no ONEDNN_MAX_CPU_ISA: all).
+bool isa_allowed(std::initializer_list<const char*> names) {
   const char* cap = std::getenv("ONEDNN_MAX_CPU_ISA");  // oneDNN's ISA limit, if any
   if (cap == nullptr) cap = std::getenv("DNNL_MAX_CPU_ISA");
   if (cap == nullptr) return true;
   const std::string isa = text::to_lower(cap);
-  return isa == "all" || isa.find("bf16") != std::string::npos || isa.find("amx") != std::string::npos;
+  if (isa == "all") return true;
+  for (const char* n : names) {
+    if (isa.find(n) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool bf16_is_fast() {
+#if defined(__x86_64__)
+  return __builtin_cpu_supports("avx512bf16") && isa_allowed({"bf16", "amx"});
+#else
+  return false;
+#endif
+}
+
+bool int8_is_fast() {
+#if defined(__x86_64__)
+  const bool vnni = __builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni");
+  return vnni && isa_allowed({"vnni", "bf16", "amx"});
+#else
+  return false;
+#endif
 }
 
 }  // namespace s2s::infer

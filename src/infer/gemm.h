@@ -1,5 +1,7 @@
 // Matrix products for the native CPU engine, through oneDNN's BLAS-like GEMMs (Debian libdnnl): float32
-// (dnnl_sgemm) or bfloat16 inputs with float32 accumulation and output (AVX512-BF16 where the CPU has it).
+// (dnnl_sgemm), bfloat16 inputs with float32 accumulation (AVX512-BF16 where the CPU has it), or int8
+// (dnnl_gemm_u8s8s32, VNNI where present: weights quantized per output channel, activations per row on the
+// fly, int32 sums scaled back to float32).
 #pragma once
 
 #include <cstdint>
@@ -7,12 +9,23 @@
 
 namespace s2s::infer {
 
-// A row-major weight matrix [rows, cols] held in float32 or as bfloat16 bits.
+// How a Matrix holds its weights.
+enum class WeightType { kF32, kBf16, kInt8 };
+
+// A row-major weight matrix [rows, cols] held in float32, as bfloat16 bits, or as int8 with one float32 scale
+// per output channel: per row for a matrix used transposed (W [N, K]: out layer, projections, embeddings),
+// per column otherwise (W [K, N]: the LSTM weights).
 struct Matrix {
   int64_t rows = 0, cols = 0;
-  std::vector<float> f32;      // float32 data (empty when bf16)
-  std::vector<uint16_t> bf16;  // bfloat16 data (empty when float32)
+  std::vector<float> f32;      // float32 data (empty unless kF32)
+  std::vector<uint16_t> bf16;  // bfloat16 data (empty unless kBf16)
+  std::vector<int8_t> s8;      // int8 data (empty unless kInt8): value = s8 * scale of its output channel
+  std::vector<float> scales;   // int8: [rows] when scale_per_row, else [cols]
+  bool scale_per_row = true;   // int8: which axis the scales run along
+  // Quantizes or converts float32 `data` [rows, cols]; `per_row` picks the int8 scale axis.
+  static Matrix from_f32(const float* data, int64_t rows, int64_t cols, WeightType type, bool per_row);
   bool is_bf16() const { return !bf16.empty(); }
+  bool is_int8() const { return !s8.empty(); }
   // Rows `ids` of this matrix (same precision), e.g. the output layer restricted to a shortlist.
   Matrix select_rows(const std::vector<int64_t>& ids) const;
   // Float32 copy of row r into out[cols].
@@ -20,12 +33,17 @@ struct Matrix {
 };
 
 // C [M, N] = A [M, K] * B (+ C when accumulate), with B = W [K, N] or, when transposed, W^T for W [N, K].
-// A is float32 (rows lda apart); it is rounded to bf16 first when W is bf16.
+// A is float32 (rows lda apart); it is rounded to bf16 first when W is bf16, and quantized to uint8 per row
+// (absmax scale, zero point 128) when W is int8, whose scales must run along N (per row when transposed).
 void matmul(const float* A, int64_t M, int64_t lda, const Matrix& W, bool transposed, float* C, int64_t ldc,
             bool accumulate);
 
 // Whether bf16 GEMMs run natively here (AVX512-BF16 or AMX, not capped by ONEDNN_MAX_CPU_ISA), so that
 // --precision auto picks bf16; elsewhere oneDNN would emulate them, slower than float32.
 bool bf16_is_fast();
+
+// Whether int8 GEMMs run natively here (AVX512-VNNI or AVX-VNNI, not capped by ONEDNN_MAX_CPU_ISA), so that
+// --precision auto picks int8 (BLEU within 0.1 of fp32 on Multi30k, the fastest; docs/BENCHMARKS.md).
+bool int8_is_fast();
 
 }  // namespace s2s::infer

@@ -22,7 +22,7 @@ TranslateRequest parse_request(const std::string& body, const ServeOptions& o) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(body);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse errors, and numbers out of range (out_of_range)
     throw HttpError(400, std::string("bad JSON: ") + e.what());
   }
   if (!j.is_object() || !j.contains("text"))

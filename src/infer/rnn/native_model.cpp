@@ -16,21 +16,15 @@
 namespace s2s::infer {
 namespace {
 
-// Rows [first, first + rows) of a float32 [*, cols] block as a Matrix in the requested precision.
-Matrix make_matrix(const float* data, int64_t rows, int64_t cols, bool bf16) {
-  Matrix m;
-  m.rows = rows, m.cols = cols;
-  if (bf16) {
-    m.bf16.resize(static_cast<size_t>(rows * cols));
-    kernels::to_bf16(data, m.bf16.data(), rows * cols);
-  } else {
-    m.f32.assign(data, data + rows * cols);
-  }
-  return m;
+// A float32 block [rows, cols] as a Matrix of the requested type; `per_row`: int8 scales per row (a matrix
+// used transposed or looked up by row) rather than per column (an LSTM weight [in, 4H]).
+Matrix make_matrix(const float* data, int64_t rows, int64_t cols, WeightType type, bool per_row) {
+  return Matrix::from_f32(data, rows, cols, type, per_row);
 }
 
-Matrix make_matrix(const Parameter& l, bool bf16) {
-  return make_matrix(l.data.data(), l.shape.at(0), l.data.size() / static_cast<size_t>(l.shape.at(0)), bf16);
+Matrix make_matrix(const Parameter& l, WeightType type, bool per_row) {
+  return make_matrix(l.data.data(), l.shape.at(0), static_cast<int64_t>(l.data.size()) / l.shape.at(0), type,
+                     per_row);
 }
 
 // out [rows, width] = bias broadcast over the rows.
@@ -55,30 +49,36 @@ bool NativeModel::supports(const ModelConfig&, std::string*) {
 }
 
 NativeModel::NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
-                         const std::filesystem::path& weights, bool bf16)
+                         const std::filesystem::path& weights, WeightType type)
     : config_(config) {
-  load(*open_weights_file(weights), src_vocab, tgt_vocab, bf16);
+  load(*open_weights_file(weights), src_vocab, tgt_vocab, type);
 }
 
 NativeModel::NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
-                         ParameterSource& params, bool bf16)
+                         ParameterSource& params, WeightType type)
     : config_(config) {
-  load(params, src_vocab, tgt_vocab, bf16);
+  load(params, src_vocab, tgt_vocab, type);
 }
 
-void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab, bool bf16) {
+void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab, WeightType type) {
   const auto& config = config_;
   std::string why;
   if (!supports(config, &why)) throw Error("the native CPU engine does not support " + why);
-  if (bf16) {  // fail at load, not at the first batch, where this CPU has no bf16 GEMM
-    Matrix probe = make_matrix(std::vector<float>{1.f}.data(), 1, 1, /*bf16=*/true);
+  if (type == WeightType::kInt8 &&
+      !int8_is_fast()) {  // without VNNI, oneDNN's u8s8 path saturates int16 sums
+    throw Error(
+        "--precision int8 needs a CPU with VNNI (AVX512-VNNI or AVX-VNNI; ONEDNN_MAX_CPU_ISA may cap it); "
+        "use --precision fp32 or bf16");
+  }
+  if (type != WeightType::kF32) {  // fail at load, not at the first batch, where this CPU lacks the GEMM
+    Matrix probe = make_matrix(std::vector<float>{1.f}.data(), 1, 1, type, /*per_row=*/false);
     float x = 1.f, y = 0.f;
     matmul(&x, 1, 1, probe, /*transposed=*/false, &y, 1, /*accumulate=*/false);
   }
   const int64_t E = config.emb_dim, He = config.enc_hidden, M = 2 * He, H = config.dec_hidden;
   const int64_t L = config.dec_layers, out_dim = config.tie_output ? E : H;
-  src_emb_ = make_matrix(w.get("encoder.embedding.weight", {src_vocab, E}), bf16);
-  tgt_emb_ = make_matrix(w.get("decoder.embedding.weight", {tgt_vocab, E}), bf16);
+  src_emb_ = make_matrix(w.get("encoder.embedding.weight", {src_vocab, E}), type, true);
+  tgt_emb_ = make_matrix(w.get("decoder.embedding.weight", {tgt_vocab, E}), type, true);
   for (int64_t l = 0; l < config.enc_layers; ++l) {
     const int64_t in = l == 0 ? E : M;
     const auto p = "encoder.layer" + std::to_string(l) + ".";
@@ -87,8 +87,8 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
     const auto bias = w.get(p + "bias", {2, 1, 4 * He});
     BiLayer layer;
     for (int d = 0; d < 2; ++d) {
-      layer.w_ih[d] = make_matrix(w_ih.data.data() + d * in * 4 * He, in, 4 * He, bf16);
-      layer.w_hh[d] = make_matrix(w_hh.data.data() + d * He * 4 * He, He, 4 * He, bf16);
+      layer.w_ih[d] = make_matrix(w_ih.data.data() + d * in * 4 * He, in, 4 * He, type, false);
+      layer.w_hh[d] = make_matrix(w_hh.data.data() + d * He * 4 * He, He, 4 * He, type, false);
       layer.bias[d].assign(bias.data.begin() + d * 4 * He, bias.data.begin() + (d + 1) * 4 * He);
     }
     enc_layers_.push_back(std::move(layer));
@@ -102,28 +102,28 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
       const auto wx = w.get("decoder.w_x0", {E, 4 * H});
       std::vector<float> stacked(wx.data);
       stacked.insert(stacked.end(), rec.data.begin(), rec.data.end());
-      layer.w = make_matrix(stacked.data(), E + rec_in, 4 * H, bf16);
+      layer.w = make_matrix(stacked.data(), E + rec_in, 4 * H, type, false);
     } else {
-      layer.w = make_matrix(rec, bf16);
+      layer.w = make_matrix(rec, type, false);
     }
     layer.bias = w.get("decoder.bias" + name, {4 * H}).data;
     dec_layers_.push_back(std::move(layer));
   }
-  bridge_ = make_matrix(w.get("decoder.bridge.weight", {2 * L * H, M}), bf16);
+  bridge_ = make_matrix(w.get("decoder.bridge.weight", {2 * L * H, M}), type, true);
   bridge_bias_ = w.get("decoder.bridge.bias", {2 * L * H}).data;
   if (config.attention != AttentionType::kLuongDot) {
-    key_proj_ = make_matrix(w.get("decoder.attention.key_proj.weight", {H, M}), bf16);
+    key_proj_ = make_matrix(w.get("decoder.attention.key_proj.weight", {H, M}), type, true);
   }
   if (config.attention == AttentionType::kBahdanau) {
-    query_proj_ = make_matrix(w.get("decoder.attention.query_proj.weight", {H, H}), bf16);
+    query_proj_ = make_matrix(w.get("decoder.attention.query_proj.weight", {H, H}), type, true);
     query_bias_ = w.get("decoder.attention.query_proj.bias", {H}).data;
     score_v_ = w.get("decoder.attention.v.weight", {1, H}).data;
   } else if (config.attention == AttentionType::kLuongDot && H != M) {
     throw Error("luong-dot attention needs decoder hidden size == encoder output size");
   }
-  combine_ = make_matrix(w.get("decoder.combine.weight", {out_dim, M + H}), bf16);
-  out_weight_ = config.tie_output ? make_matrix(w.get("decoder.embedding.weight", {tgt_vocab, E}), bf16)
-                                  : make_matrix(w.get("out_weight", {tgt_vocab, out_dim}), bf16);
+  combine_ = make_matrix(w.get("decoder.combine.weight", {out_dim, M + H}), type, true);
+  out_weight_ = config.tie_output ? make_matrix(w.get("decoder.embedding.weight", {tgt_vocab, E}), type, true)
+                                  : make_matrix(w.get("out_weight", {tgt_vocab, out_dim}), type, true);
   out_bias_ = w.get("out_bias", {tgt_vocab}).data;
 }
 

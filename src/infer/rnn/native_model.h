@@ -38,12 +38,13 @@ class NativeModel {
  public:
   // Whether this config can run natively (every RNN config today); otherwise `why` says what is missing.
   static bool supports(const ModelConfig& config, std::string* why = nullptr);
-  // Loads a weights file (best.bin) for `config`; bf16 = weights as bfloat16 (GEMMs in bf16, fp32 sums).
+  // Loads a weights file (best.bin) for `config`, keeping the weights as `type` (bf16: GEMMs in bf16 with
+  // fp32 sums; int8: per-channel int8 weights, activations quantized per row, int32 sums).
   NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
-              const std::filesystem::path& weights, bool bf16);
+              const std::filesystem::path& weights, WeightType type);
   // The same from parameters in memory (e.g. a training model's, converted without a file).
   NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab, ParameterSource& params,
-              bool bf16);
+              WeightType type);
 
   Encoded encode(const std::vector<std::vector<int32_t>>& batch, int64_t pad) const;
   // Initial state of every sentence, each row repeated `group` times.
@@ -66,7 +67,7 @@ class NativeModel {
     Matrix w;                 // [input, 4H]: layer 0 stacks [emb ; feed ; h], others [h_below ; h]
     std::vector<float> bias;  // [4H]
   };
-  void load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab, bool bf16);
+  void load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab, WeightType type);
   std::vector<float> run_bilayer(const BiLayer& layer, const std::vector<float>& x, int64_t in,
                                  const Encoded& enc) const;
 

@@ -1,0 +1,64 @@
+// The native engine's GEMMs: int8 weights (per output channel) with activations quantized per row stay close
+// to float32, in both weight layouts, with and without accumulation; rows selected from an int8 matrix keep
+// their scales.
+#include "infer/gemm.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+namespace {
+
+using s2s::infer::Matrix;
+using s2s::infer::WeightType;
+
+std::vector<float> random_values(size_t n, uint32_t seed, float scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// max |a - b| / max |b|
+double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, ref = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    diff = std::max(diff, double(std::abs(a[i] - b[i]))), ref = std::max(ref, double(std::abs(b[i])));
+  return diff / ref;
+}
+
+TEST(Gemm, Int8StaysCloseToFloat32) {
+  const int64_t M = 7, K = 300, N = 50;
+  const auto A = random_values(M * K, 1, 1.f);
+  for (const bool transposed : {false, true}) {
+    SCOPED_TRACE(transposed ? "W [N, K] used transposed" : "W [K, N]");
+    const auto w = random_values(K * N, 2, 0.05f);
+    const int64_t rows = transposed ? N : K, cols = transposed ? K : N;
+    const auto f32 = Matrix::from_f32(w.data(), rows, cols, WeightType::kF32, transposed);
+    const auto s8 = Matrix::from_f32(w.data(), rows, cols, WeightType::kInt8, transposed);
+    ASSERT_TRUE(s8.is_int8());
+    EXPECT_EQ(s8.scales.size(), static_cast<size_t>(N));  // one scale per output channel
+    std::vector<float> exact(M * N, 1.f), approx(M * N, 1.f);
+    s2s::infer::matmul(A.data(), M, K, f32, transposed, exact.data(), N, /*accumulate=*/true);
+    s2s::infer::matmul(A.data(), M, K, s8, transposed, approx.data(), N, /*accumulate=*/true);
+    EXPECT_LT(relative_error(approx, exact), 0.03);
+    s2s::infer::matmul(A.data(), M, K, s8, transposed, approx.data(), N, /*accumulate=*/false);
+    s2s::infer::matmul(A.data(), M, K, f32, transposed, exact.data(), N, /*accumulate=*/false);
+    EXPECT_LT(relative_error(approx, exact), 0.03);
+  }
+}
+
+TEST(Gemm, Int8RowsKeepTheirScales) {
+  const auto w = random_values(20 * 8, 3, 1.f);
+  const auto m = Matrix::from_f32(w.data(), 20, 8, WeightType::kInt8, /*per_row=*/true);
+  const auto picked = m.select_rows({3, 17});
+  std::vector<float> row(8), expected(8);
+  picked.row(1, row.data());
+  m.row(17, expected.data());
+  EXPECT_EQ(row, expected);
+  for (int j = 0; j < 8; ++j) EXPECT_NEAR(row[j], w[17 * 8 + j], std::abs(w[17 * 8 + j]) * 0.01 + 0.02);
+}
+
+}  // namespace
