@@ -55,6 +55,7 @@ bool use_native(const Config& config, const std::filesystem::path& dir, std::str
 std::shared_ptr<Engine> native_engine(const std::filesystem::path& dir, const Config& config,
                                       const Tokenizer& src_tok, const Tokenizer& tgt_tok) {
   runtime::tune_allocator();  // heap, not fresh mmaps: load temporaries and per-batch buffers are reused
+  runtime::use_one_arena();   // before the translation workers start
   auto model = std::make_shared<const infer::NativeModel>(
       config.model, src_tok.vocab_size(), tgt_tok.vocab_size(), dir / model_files::kBest,
       config.decode.precision == Precision::kInt8   ? infer::WeightType::kInt8

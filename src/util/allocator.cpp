@@ -10,6 +10,10 @@ void tune_allocator() {
   mallopt(M_TOP_PAD, 64 << 20);
 }
 
+void use_one_arena() {
+  mallopt(M_ARENA_MAX, 1);
+}
+
 void release_free_memory() {
   malloc_trim(0);
 }

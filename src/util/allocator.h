@@ -7,6 +7,11 @@ namespace s2s::runtime {
 // measured page faults and kernel time vanish (see docs/BENCHMARKS.md). Call once, early.
 void tune_allocator();
 
+// One malloc arena for every thread (M_ARENA_MAX 1). The native engine's workers reuse thread-local buffers
+// and allocate little per step, so sharing costs no time, and one heap instead of one per worker lowers the
+// peak RSS of translating test2016 by 17-22 MB (docs/BENCHMARKS.md). Call before the workers start.
+void use_one_arena();
+
 // Returns free heap memory of every malloc arena to the system (malloc_trim), e.g. between two phases that
 // allocate on different threads.
 void release_free_memory();
