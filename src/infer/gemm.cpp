@@ -39,12 +39,17 @@ Matrix Matrix::from_f32(const float* data, int64_t rows, int64_t cols, WeightTyp
         s = std::max(s, std::abs(data[r * cols + c]));
       }
     for (auto& s : m.scales) s = s > 0 ? s / 127.f : 1.f;
+    std::vector<float> inv(m.scales.size());
+    for (size_t i = 0; i < inv.size(); ++i) inv[i] = 1.f / m.scales[i];
     m.s8.resize(n);
-    for (int64_t r = 0; r < rows; ++r)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* in = data + r * cols;     // [cols] of row r
+      int8_t* out = m.s8.data() + r * cols;  // [cols] of row r
       for (int64_t c = 0; c < cols; ++c) {
-        const float s = m.scales[static_cast<size_t>(per_row ? r : c)];
-        m.s8[static_cast<size_t>(r * cols + c)] = static_cast<int8_t>(std::lround(data[r * cols + c] / s));
+        const float x = in[c] * inv[static_cast<size_t>(per_row ? r : c)];
+        out[c] = static_cast<int8_t>(static_cast<int32_t>(x + (x >= 0 ? 0.5f : -0.5f)));  // round half away
       }
+    }
   }
   return m;
 }
