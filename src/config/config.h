@@ -124,9 +124,8 @@ struct DecodeConfig {
   int max_length = 256;            // input longer than this (subword tokens) is cropped, with a warning
   double max_length_factor = 2.0;  // output is at most factor * source length + 5 tokens
   int read_ahead = 1000;           // lines read ahead and sorted by length for batching
-  Precision precision =
-      Precision::kAuto;  // auto | fp32 | bf16 | int8 (auto: bf16 on CPUs with AVX512-BF16, else fp32; int8:
-                         // native engine only)
+  Precision precision = Precision::kAuto;  // auto | fp32 | bf16 | int8 (auto: int8 on VNNI CPUs with the
+                                           // native engine, else bf16 with AVX512-BF16, else fp32)
   Switch shortlist =
       Switch::kAuto;              // score only lexical-shortlist candidates (auto: when the model dir has
                                   // shortlist.txt; true: required; false: exact search over the vocabulary)

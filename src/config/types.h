@@ -8,8 +8,9 @@
 
 namespace s2s {
 
-enum class Precision { kFp32, kBf16, kInt8, kAuto };  // GEMM arithmetic (bf16: fp32 sums; int8: native engine,
-                                                      // int32 sums); auto: bf16 where fast
+// GEMM arithmetic (bf16: fp32 sums; int8: native engine, int32 sums); auto: the fastest the CPU runs
+// natively.
+enum class Precision { kFp32, kBf16, kInt8, kAuto };
 enum class Switch { kAuto, kOn, kOff };            // a feature used when available (auto), always, or never
 enum class EngineKind { kAuto, kNative, kTorch };  // decoding engine (auto: native when it can)
 enum class AttentionType { kBahdanau, kLuongDot, kLuongGeneral };  // RNN attention scoring function

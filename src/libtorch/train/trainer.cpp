@@ -504,9 +504,9 @@ std::vector<std::string> TrainerRun::translate_valid() {
   std::shared_ptr<const infer::NativeModel> native;
   try {
     auto params = module_parameters(*model_);
-    native = std::make_shared<const infer::NativeModel>(cfg_.model, src_tok_->vocab_size(),
-                                                        tgt_tok_->vocab_size(), *params,
-                                                        bf16 ? infer::WeightType::kBf16 : infer::WeightType::kF32);
+    native = std::make_shared<const infer::NativeModel>(
+        cfg_.model, src_tok_->vocab_size(), tgt_tok_->vocab_size(), *params,
+        bf16 ? infer::WeightType::kBf16 : infer::WeightType::kF32);
   } catch (const Error& e) {  // e.g. no bf16 GEMM on this CPU
     spdlog::debug("validation on LibTorch: {}", e.what());
     return on_libtorch();
