@@ -23,8 +23,8 @@ struct Models {
   bool torch = false;  // some model runs on the LibTorch engine
 };
 
-// Loads every -m model dir. Each runs on the native CPU engine when decode.engine, the device and the model
-// allow it (Luong attention, best.bin), else on the LibTorch engine; --engine native where it cannot run is
+// Loads every -m model dir. Each runs on the native CPU engine when decode.engine and the device allow it and
+// the dir has best.bin, else on the LibTorch engine; --engine native where it cannot run is
 // a one-line error naming the reason. Ensemble members must share the SentencePiece models.
 Models load_models(const DecodeArgs& d);
 

@@ -21,6 +21,19 @@ extern "C" dnnl_status_t dnnl_gemm_bf16bf16f32(char transa, char transb, dnnl_di
                                                dnnl_dim_t ldc);
 
 namespace s2s::infer {
+namespace {
+
+// The int8 quantization step of a block whose largest magnitude is `absmax` (symmetric, [-127, 127]).
+float int8_scale(float absmax) {
+  return absmax > 0 ? absmax / 127.f : 1.f;
+}
+
+// x rounded half away from zero to an integer; vectorizes, unlike std::lround.
+int32_t round_to_int(float x) {
+  return static_cast<int32_t>(x + (x >= 0 ? 0.5f : -0.5f));
+}
+
+}  // namespace
 
 Matrix Matrix::from_f32(const float* data, int64_t rows, int64_t cols, WeightType type, bool per_row) {
   Matrix m;
@@ -38,7 +51,7 @@ Matrix Matrix::from_f32(const float* data, int64_t rows, int64_t cols, WeightTyp
         auto& s = m.scales[static_cast<size_t>(per_row ? r : c)];
         s = std::max(s, std::abs(data[r * cols + c]));
       }
-    for (auto& s : m.scales) s = s > 0 ? s / 127.f : 1.f;
+    for (auto& s : m.scales) s = int8_scale(s);
     std::vector<float> inv(m.scales.size());
     for (size_t i = 0; i < inv.size(); ++i) inv[i] = 1.f / m.scales[i];
     m.s8.resize(n);
@@ -46,8 +59,7 @@ Matrix Matrix::from_f32(const float* data, int64_t rows, int64_t cols, WeightTyp
       const float* in = data + r * cols;     // [cols] of row r
       int8_t* out = m.s8.data() + r * cols;  // [cols] of row r
       for (int64_t c = 0; c < cols; ++c) {
-        const float x = in[c] * inv[static_cast<size_t>(per_row ? r : c)];
-        out[c] = static_cast<int8_t>(static_cast<int32_t>(x + (x >= 0 ? 0.5f : -0.5f)));  // round half away
+        out[c] = static_cast<int8_t>(round_to_int(in[c] * inv[static_cast<size_t>(per_row ? r : c)]));
       }
     }
   }
@@ -114,13 +126,10 @@ dnnl_status_t matmul_int8(const float* A, int64_t M, int64_t K, int64_t lda, con
     const float* a = A + i * lda;
     float absmax = 0;
     for (int64_t k = 0; k < K; ++k) absmax = std::max(absmax, std::abs(a[k]));
-    const float scale = absmax > 0 ? absmax / 127.f : 1.f, inv = 1.f / scale;
+    const float scale = int8_scale(absmax), inv = 1.f / scale;
     a_scale[static_cast<size_t>(i)] = scale;
-    uint8_t* q = a8.data() + i * K;    // [K] of row i
-    for (int64_t k = 0; k < K; ++k) {  // round half away from zero; vectorizes, unlike lround
-      const float x = a[k] * inv;
-      q[k] = static_cast<uint8_t>(static_cast<int32_t>(x + (x >= 0 ? 0.5f : -0.5f)) + 128);
-    }
+    uint8_t* q = a8.data() + i * K;  // [K] of row i
+    for (int64_t k = 0; k < K; ++k) q[k] = static_cast<uint8_t>(round_to_int(a[k] * inv) + 128);
   }
   const int32_t no_offset = 0;
   const auto status = dnnl_gemm_u8s8s32('N', transposed ? 'T' : 'N', 'F', M, N, K, 1.f, a8.data(), K, 128,

@@ -16,15 +16,11 @@
 namespace s2s::infer {
 namespace {
 
-// A float32 block [rows, cols] as a Matrix of the requested type; `per_row`: int8 scales per row (a matrix
-// used transposed or looked up by row) rather than per column (an LSTM weight [in, 4H]).
-Matrix make_matrix(const float* data, int64_t rows, int64_t cols, WeightType type, bool per_row) {
-  return Matrix::from_f32(data, rows, cols, type, per_row);
-}
-
+// A parameter [rows, cols] as a Matrix of the requested type; `per_row`: int8 scales per row (a matrix used
+// transposed or looked up by row) rather than per column (an LSTM weight [in, 4H]).
 Matrix make_matrix(const Parameter& l, WeightType type, bool per_row) {
-  return make_matrix(l.data.data(), l.shape.at(0), static_cast<int64_t>(l.data.size()) / l.shape.at(0), type,
-                     per_row);
+  return Matrix::from_f32(l.data.data(), l.shape.at(0), static_cast<int64_t>(l.data.size()) / l.shape.at(0),
+                          type, per_row);
 }
 
 // out [rows, width] = bias broadcast over the rows.
@@ -71,7 +67,7 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
         "use --precision fp32 or bf16");
   }
   if (type != WeightType::kF32) {  // fail at load, not at the first batch, where this CPU lacks the GEMM
-    Matrix probe = make_matrix(std::vector<float>{1.f}.data(), 1, 1, type, /*per_row=*/false);
+    Matrix probe = Matrix::from_f32(std::vector<float>{1.f}.data(), 1, 1, type, /*per_row=*/false);
     float x = 1.f, y = 0.f;
     matmul(&x, 1, 1, probe, /*transposed=*/false, &y, 1, /*accumulate=*/false);
   }
@@ -87,8 +83,8 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
     const auto bias = w.get(p + "bias", {2, 1, 4 * He});
     BiLayer layer;
     for (int d = 0; d < 2; ++d) {
-      layer.w_ih[d] = make_matrix(w_ih.data.data() + d * in * 4 * He, in, 4 * He, type, false);
-      layer.w_hh[d] = make_matrix(w_hh.data.data() + d * He * 4 * He, He, 4 * He, type, false);
+      layer.w_ih[d] = Matrix::from_f32(w_ih.data.data() + d * in * 4 * He, in, 4 * He, type, false);
+      layer.w_hh[d] = Matrix::from_f32(w_hh.data.data() + d * He * 4 * He, He, 4 * He, type, false);
       layer.bias[d].assign(bias.data.begin() + d * 4 * He, bias.data.begin() + (d + 1) * 4 * He);
     }
     enc_layers_.push_back(std::move(layer));
@@ -102,7 +98,7 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
       const auto wx = w.get("decoder.w_x0", {E, 4 * H});
       std::vector<float> stacked(wx.data);
       stacked.insert(stacked.end(), rec.data.begin(), rec.data.end());
-      layer.w = make_matrix(stacked.data(), E + rec_in, 4 * H, type, false);
+      layer.w = Matrix::from_f32(stacked.data(), E + rec_in, 4 * H, type, false);
     } else {
       layer.w = make_matrix(rec, type, false);
     }
