@@ -1,4 +1,5 @@
 #include "commands.h"
+#include "launch.h"
 
 #include <dlfcn.h>
 #include <spdlog/spdlog.h>
@@ -54,6 +55,12 @@ std::string version_text() {
 }
 
 int run_train(const TrainArgs& a) {
+  if (a.nproc > 1 && !a.dump_config) {
+    if (a.world_size > 0 || a.rank >= 0 || !a.dist_addr.empty()) {
+      throw Error("--nproc starts and connects its own ranks: drop --world-size, --rank and --dist-addr");
+    }
+    return launch_local_ranks(without_nproc(a.argv), a.nproc);
+  }
   return torch_plugin().train(a);
 }
 

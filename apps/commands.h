@@ -31,6 +31,12 @@ struct TrainArgs {
   bool dump_config = false;            // print the effective config and exit
   bool quiet = false;                  // --quiet
   std::string command_line;            // the whole command, for train.log
+  std::vector<std::string> argv;       // the command line as given (--nproc re-runs it once per rank)
+  int nproc = 1;                       // --nproc: ranks to start on this machine (this process supervises)
+  std::string dist_addr;               // --dist-addr host:port of rank 0 (else MASTER_ADDR:MASTER_PORT)
+  int world_size = 0;                  // --world-size (0: WORLD_SIZE, else 1)
+  int rank = -1;                       // --rank (-1: RANK, else 0)
+  int dist_timeout = 600;              // --dist-timeout: seconds for the rendezvous and any one collective
 };
 
 struct DecodeArgs {

@@ -108,7 +108,10 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
 
   s2s::app::TrainArgs train;
-  for (int i = 0; i < argc; ++i) train.command_line += (i ? " " : "") + std::string(argv[i]);
+  for (int i = 0; i < argc; ++i) {
+    train.command_line += (i ? " " : "") + std::string(argv[i]);
+    train.argv.emplace_back(argv[i]);
+  }
   auto* train_cmd = app.add_subcommand("train", "Train (or resume) a model in --model-dir");
   train_cmd->add_option("-c,--config", train.config, "YAML config file");
   train_cmd
@@ -133,6 +136,18 @@ int main(int argc, char** argv) {
   train_flag(int64_t{}, "--max-steps", "train.max_steps", "Stop after N optimizer steps (absolute)");
   train_flag(std::string{}, "--precision", "train.precision", "fp32 | bf16");
   train_cmd->add_flag("-q,--quiet", train.quiet, "No progress lines");
+  train_cmd->add_option("--nproc", train.nproc, "Data-parallel ranks to start on this machine (README)")
+      ->check(CLI::Range(1, 1024));
+  train_cmd->add_option("--dist-addr", train.dist_addr,
+                        "host:port of rank 0 for the rendezvous [default: MASTER_ADDR:MASTER_PORT]");
+  train_cmd->add_option("--world-size", train.world_size, "Ranks in the job [default: WORLD_SIZE, else 1]")
+      ->check(CLI::Range(1, 65535));
+  train_cmd->add_option("--rank", train.rank, "This process's rank [default: RANK, else 0]")
+      ->check(CLI::Range(0, 65534));
+  train_cmd
+      ->add_option("--dist-timeout", train.dist_timeout,
+                   "Seconds to wait for the rendezvous and for any one collective")
+      ->check(CLI::Range(1, 86400));
 
   s2s::app::TranslateArgs translate;
   auto* translate_cmd = app.add_subcommand("translate", "Translate lines from stdin/-i to stdout/-o");

@@ -26,6 +26,29 @@ ModelBundle load_for_decoding(const std::filesystem::path& dir, const DecodeConf
   return bundle;
 }
 
+// The ranks of a data-parallel run: the --dist-* flags, else torchrun's environment variables.
+dist::DistOptions dist_options(const TrainArgs& a) {
+  auto d = dist::options_from_env();
+  std::string source = "environment (MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK)";
+  if (!a.dist_addr.empty()) {
+    const auto colon = a.dist_addr.rfind(':');
+    char* end = nullptr;
+    const long port = colon == std::string::npos ? 0 : std::strtol(a.dist_addr.c_str() + colon + 1, &end, 10);
+    if (colon == std::string::npos || colon == 0 || *end != '\0' || port < 1 || port > 65535) {
+      throw Error("--dist-addr '" + a.dist_addr + "': expected host:port, e.g. 10.0.0.1:29500");
+    }
+    d.addr = a.dist_addr.substr(0, colon), d.port = static_cast<int>(port);
+    if (d.addr.size() > 2 && d.addr.front() == '[' && d.addr.back() == ']')
+      d.addr = d.addr.substr(1, d.addr.size() - 2);
+    source = "--dist-addr/--world-size/--rank";
+  }
+  if (a.world_size > 0) d.world_size = a.world_size, source = "--dist-addr/--world-size/--rank";
+  if (a.rank >= 0) d.rank = a.rank, source = "--dist-addr/--world-size/--rank";
+  d.timeout = std::chrono::seconds(a.dist_timeout);
+  dist::validate(d, source);
+  return d;
+}
+
 int train_command(const TrainArgs& a) {
   const auto dir = std::filesystem::path(a.model_dir);
   std::filesystem::path config_file = a.config;
@@ -47,6 +70,11 @@ int train_command(const TrainArgs& a) {
   }
   TrainRunOptions opt;
   opt.model_dir = dir, opt.quiet = a.quiet, opt.command_line = a.command_line;
+  opt.dist = dist_options(a);
+  if (opt.dist.world_size > 1) {  // each line names its rank; ranks > 0 log warnings and errors only
+    spdlog::set_pattern(fmt::format("[%Y-%m-%d %H:%M:%S] [%^%l%$] [rank {}] %v", opt.dist.rank));
+    if (opt.dist.rank > 0) spdlog::set_level(std::max(spdlog::get_level(), spdlog::level::warn));
+  }
   const auto summary = train(config, opt);
   return summary.stop_signal != 0 ? 128 + summary.stop_signal : 0;  // 130 for SIGINT, 143 for SIGTERM
 }

@@ -26,7 +26,7 @@ say() { printf '\n== %s\n' "$*"; }
 PACKAGES=(build-essential cmake pkg-config git
   libtorch-dev libsentencepiece-dev sentencepiece libcli11-dev libspdlog-dev libyaml-cpp-dev
   nlohmann-json3-dev libgtest-dev libopenblas0-openmp libdnnl-dev libxxhash-dev
-  libcpp-httplib-dev libplplot-dev plplot-driver-cairo)
+  libcpp-httplib-dev libplplot-dev plplot-driver-cairo libgloo-dev)
 
 if [[ $INSTALL == 1 ]]; then
   SUDO=""

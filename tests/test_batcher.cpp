@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <numeric>
 #include <random>
 #include <set>
 #include <vector>
@@ -288,3 +289,25 @@ TEST(Batcher, BatchesUseMostOfTheBudget) {
 }
 
 }  // namespace
+
+TEST(Batcher, SplitBatchGivesContiguousSharesOfAboutEqualTokens) {
+  const std::vector<int32_t> tgt{9, 9, 9, 9, 4, 4, 4, 4, 4, 4, 4, 4};  // 40 + 40 tokens with the +1 each
+  std::vector<int64_t> batch(tgt.size());
+  std::iota(batch.begin(), batch.end(), 0);
+  const auto halves = s2s::split_batch(batch, tgt, 2);
+  ASSERT_EQ(halves.size(), 2u);
+  EXPECT_EQ(halves[0], (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(halves[1], (std::vector<int64_t>{4, 5, 6, 7, 8, 9, 10, 11}));
+  const auto one = s2s::split_batch(batch, tgt, 1);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0], batch);
+  // Every index once, in order, for any number of shares; fewer sentences than shares leaves some empty.
+  for (int parts = 1; parts <= 13; ++parts) {
+    std::vector<int64_t> joined;
+    for (const auto& share : s2s::split_batch(batch, tgt, parts))
+      joined.insert(joined.end(), share.begin(), share.end());
+    EXPECT_EQ(joined, batch) << parts << " shares";
+  }
+  const auto sparse = s2s::split_batch({7}, tgt, 2);
+  EXPECT_EQ(sparse[0].size() + sparse[1].size(), 1u);
+}

@@ -62,4 +62,21 @@ BatchPlan plan_batches(const std::vector<int32_t>& src_lengths, const std::vecto
   return plan;
 }
 
+BatchPlan split_batch(const std::vector<int64_t>& batch, const std::vector<int32_t>& tgt_lengths, int parts) {
+  BatchPlan shares(static_cast<size_t>(std::max(parts, 1)));
+  int64_t total = 0;
+  for (const int64_t i : batch) total += tgt_lengths[static_cast<size_t>(i)] + 1;
+  int64_t before = 0;  // target tokens of the sentences ahead of this one
+  for (const int64_t i : batch) {
+    const int64_t tokens = tgt_lengths[static_cast<size_t>(i)] + 1;
+    // The share whose token range holds this sentence's middle: contiguous, and balanced by tokens.
+    const int64_t share = std::min<int64_t>(
+        (2 * before + tokens) * static_cast<int64_t>(shares.size()) / (2 * std::max<int64_t>(total, 1)),
+        static_cast<int64_t>(shares.size()) - 1);
+    shares[static_cast<size_t>(share)].push_back(i);
+    before += tokens;
+  }
+  return shares;
+}
+
 }  // namespace s2s

@@ -21,4 +21,8 @@ using BatchPlan = std::vector<std::vector<int64_t>>;
 BatchPlan plan_batches(const std::vector<int32_t>& src_lengths, const std::vector<int32_t>& tgt_lengths,
                        const BatchOptions& options, uint64_t seed, int64_t epoch);
 
+// Splits one batch into `parts` contiguous shares of about equal target tokens (length + 1 each), one per
+// data-parallel rank; shares are empty when the batch has fewer sentences than parts.
+BatchPlan split_batch(const std::vector<int64_t>& batch, const std::vector<int32_t>& tgt_lengths, int parts);
+
 }  // namespace s2s

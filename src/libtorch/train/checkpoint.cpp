@@ -26,6 +26,7 @@ void write_state(torch::serialize::OutputArchive& ar, const TrainState& s) {
   ar.write("elapsed_seconds", scalar(s.elapsed_seconds)), ar.write("window_loss", scalar(s.window_loss));
   ar.write("window_nll", scalar(s.window_nll)), ar.write("window_tokens", scalar(s.window_tokens));
   ar.write("total_tokens", scalar(s.total_tokens));
+  ar.write("batch_plan_tokens", scalar(s.batch_plan_tokens));
   if (s.rng_state.defined()) ar.write("rng_state", s.rng_state);
 }
 
@@ -43,8 +44,9 @@ void read_state(torch::serialize::InputArchive& ar, TrainState& s) {
       f64("elapsed_seconds", s.elapsed_seconds);
   f64("window_loss", s.window_loss), f64("window_nll", s.window_nll), i64("window_tokens", s.window_tokens);
   i64("total_tokens", s.total_tokens);
-  torch::Tensor rng;
+  torch::Tensor rng, plan_tokens;
   if (ar.try_read("rng_state", rng)) s.rng_state = rng;
+  if (ar.try_read("batch_plan_tokens", plan_tokens)) s.batch_plan_tokens = plan_tokens.item<int64_t>();
 }
 
 }  // namespace

@@ -11,20 +11,21 @@
 namespace s2s {
 
 struct TrainState {
-  int64_t step = 0;             // optimizer steps done
-  int64_t epoch = 0;            // current epoch (0-based)
-  int64_t batch_in_epoch = 0;   // batches of the current epoch already consumed
-  double lr_scale = 1.0;        // plateau decay applied so far
-  double best_metric = 0;       // best validation metric (BLEU up, or -ppl)
-  int64_t best_step = -1;       // step of the best validation (-1: none yet)
-  int64_t bad_validations = 0;  // validations without improvement (early stopping)
-  int64_t lr_bad = 0;           // validations without improvement since the last LR decay
-  double elapsed_seconds = 0;   // training wall-clock time across runs
-  double window_loss = 0;       // summed smoothed loss since the last log line
-  double window_nll = 0;        // summed NLL since the last log line
-  int64_t window_tokens = 0;    // target tokens since the last log line
-  int64_t total_tokens = 0;     // target tokens trained on, all runs
-  torch::Tensor rng_state;      // CPU generator state (dropout); empty when not captured
+  int64_t step = 0;               // optimizer steps done
+  int64_t epoch = 0;              // current epoch (0-based)
+  int64_t batch_in_epoch = 0;     // batches of the current epoch already consumed
+  int64_t batch_plan_tokens = 0;  // batch_tokens x ranks of the plan batch_in_epoch counts in (0: unknown)
+  double lr_scale = 1.0;          // plateau decay applied so far
+  double best_metric = 0;         // best validation metric (BLEU up, or -ppl)
+  int64_t best_step = -1;         // step of the best validation (-1: none yet)
+  int64_t bad_validations = 0;    // validations without improvement (early stopping)
+  int64_t lr_bad = 0;             // validations without improvement since the last LR decay
+  double elapsed_seconds = 0;     // training wall-clock time across runs
+  double window_loss = 0;         // summed smoothed loss since the last log line
+  double window_nll = 0;          // summed NLL since the last log line
+  int64_t window_tokens = 0;      // target tokens since the last log line
+  int64_t total_tokens = 0;       // target tokens trained on, all runs
+  torch::Tensor rng_state;        // CPU generator state (dropout); empty when not captured
 };
 
 // Saves model + optimizer + state atomically (temp file + rename).

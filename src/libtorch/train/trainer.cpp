@@ -2,6 +2,7 @@
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -125,6 +127,31 @@ struct StopSignals {
   void (*term_)(int);
 };
 
+// A file that lives in memory only (memfd), for what rank 0 sends the other ranks: ranks may not share a
+// disk, and nothing is left behind when a rank is killed. Loaders open it by its /proc/self/fd path.
+class MemFile {
+ public:
+  MemFile(const std::string& name, const std::string& bytes)
+      : fd_(::memfd_create(name.c_str(), MFD_CLOEXEC)) {
+    size_t done = 0;
+    while (fd_ >= 0 && done < bytes.size()) {
+      const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    if (fd_ < 0 || done != bytes.size()) {
+      throw Error("cannot hold " + name + " from rank 0 in memory: " + std::strerror(errno));
+    }
+  }
+  ~MemFile() { ::close(fd_); }
+  MemFile(const MemFile&) = delete;
+  MemFile& operator=(const MemFile&) = delete;
+  std::filesystem::path path() const { return "/proc/self/fd/" + std::to_string(fd_); }
+
+ private:
+  int fd_;
+};
+
 class TrainerRun {
  public:
   TrainerRun(const Config& config, const TrainRunOptions& options)
@@ -136,7 +163,10 @@ class TrainerRun {
   TrainSummary run();
 
  private:
+  void connect();
+  void check_stored_config();
   void prepare_dir();
+  std::filesystem::path shared_file(const std::filesystem::path& file, bool exists);
   void load_data();
   void build();
   void train_group(const std::vector<std::vector<int64_t>>& plan);
@@ -152,6 +182,11 @@ class TrainerRun {
   void discard_failed_start(const std::filesystem::path& config_file) const;
   double learning_rate() const;
   bool should_stop() const;
+  bool time_up() const;
+  int stop_signal() const;
+  void agree_on_step(double& loss, double& nll, int64_t& tokens);
+  void share_validation_outcome();
+  void resume_position(const BatchOptions& plan_options, size_t plan_batches);
   void save_last();
   void validate_and_save();
   void share_cores();
@@ -177,12 +212,42 @@ class TrainerRun {
   int threads_ = 1;                                 // OpenMP threads in use now (<= train.threads)
   std::unique_ptr<runtime::CoreShare> core_share_;  // adapts threads_ when other jobs take our cores
   std::unique_ptr<fs::FileLock> lock_;              // the model dir is ours while we train
+  std::unique_ptr<dist::Group> group_;              // the other data-parallel ranks (none: alone)
+  std::vector<std::unique_ptr<MemFile>> received_;  // ranks > 0: the files rank 0 sent, until loaded
+  bool main_ = true;                                // rank 0: validates, logs and writes the model dir
+  int ranks_ = 1;                                   // data-parallel ranks
+  int agreed_signal_ = 0;        // with ranks: the stop signal any rank got, agreed on at each step
+  bool agreed_time_up_ = false;  // with ranks: rank 0's train.max_minutes verdict, agreed on at each step
 };
+
+// Joins the other ranks when there are any; ranks > 0 log warnings and errors only.
+void TrainerRun::connect() {
+  if (opt_.dist.world_size <= 1) return;
+  group_ = dist::Group::connect(opt_.dist, device_);
+  ranks_ = group_->size(), main_ = group_->rank() == 0;
+  spdlog::info(
+      "rank {} of {} joined at {}:{}; each rank trains on its share of a global batch of {} x {} tokens",
+      group_->rank(), ranks_, opt_.dist.addr, opt_.dist.port, ranks_, cfg_.train.batch_tokens);
+}
+
+// Rank 0's `file` (which `exists` there, or not) on every rank: other ranks get an in-memory copy, or an
+// empty path when rank 0 has no such file.
+std::filesystem::path TrainerRun::shared_file(const std::filesystem::path& file, bool exists) {
+  if (!group_) return exists ? file : std::filesystem::path();
+  const std::string marker = exists ? "1" : "0";  // a file may be empty: the first byte says if it exists
+  const auto bytes =
+      group_->broadcast_bytes(main_ ? marker + (exists ? fs::read_file(file) : std::string()) : std::string(),
+                              "sending " + file.filename().string());
+  if (bytes.empty() || bytes[0] != '1') return {};
+  if (main_) return file;
+  received_.push_back(std::make_unique<MemFile>(file.filename().string(), bytes.substr(1)));
+  return received_.back()->path();
+}
 
 // Compares the config with the one stored next to a checkpoint: a different model or vocabulary is refused,
 // other training settings are accepted with a warning (README, "Resuming"). Without a checkpoint the stored
 // config is only a failed start's, and the new one replaces it.
-void TrainerRun::prepare_dir() {
+void TrainerRun::check_stored_config() {
   const auto config_file = dir_ / model_files::kConfig;
   if (std::filesystem::exists(config_file) && !std::filesystem::exists(dir_ / model_files::kLast)) {
     discard_failed_start(config_file);
@@ -199,11 +264,18 @@ void TrainerRun::prepare_dir() {
       }
     }
   }
-  fs::write_file_atomic(config_file, dump_config(cfg_));
-  prepare_vocabularies(cfg_, dir_);
-  auto [src_path, tgt_path] = tokenizer_paths(dir_, cfg_);
-  src_tok_ = Tokenizer::load(src_path);
-  tgt_tok_ = cfg_.vocab.joint ? src_tok_ : Tokenizer::load(tgt_path);
+}
+
+// Rank 0 writes the config and the SentencePiece models and sends the models to the other ranks.
+void TrainerRun::prepare_dir() {
+  if (main_) {
+    check_stored_config();
+    fs::write_file_atomic(dir_ / model_files::kConfig, dump_config(cfg_));
+    prepare_vocabularies(cfg_, dir_);
+  }
+  const auto [src_path, tgt_path] = tokenizer_paths(dir_, cfg_);
+  src_tok_ = Tokenizer::load(shared_file(src_path, true));
+  tgt_tok_ = cfg_.vocab.joint ? src_tok_ : Tokenizer::load(shared_file(tgt_path, true));
   ids_ = {tgt_tok_->pad_id(), tgt_tok_->bos_id(), tgt_tok_->eos_id()};
 }
 
@@ -218,7 +290,7 @@ void TrainerRun::load_data() {
       st.read, st.kept, st.empty, st.too_long, cfg_.data.max_length, st.invalid_utf8);
   if (train_.size() == 0) throw Error("no usable training pairs in '" + cfg_.data.train_src + "'");
   const auto shortlist_file = dir_ / model_files::kShortlist;
-  if (!std::filesystem::exists(shortlist_file)) {
+  if (main_ && !std::filesystem::exists(shortlist_file)) {
     save_shortlist(shortlist_file,
                    build_shortlist(train_, src_tok_->vocab_size(), tgt_tok_->vocab_size(), {}));
   }
@@ -226,7 +298,7 @@ void TrainerRun::load_data() {
     src_lens_.push_back(static_cast<int32_t>(train_.src.length(i)));
     tgt_lens_.push_back(static_cast<int32_t>(train_.tgt.length(i)));
   }
-  if (cfg_.data.valid_src.empty()) return;
+  if (cfg_.data.valid_src.empty() || !main_) return;  // rank 0 alone validates
   CorpusOptions vopt;
   vopt.max_length = 1 << 20;
   vopt.max_pairs = cfg_.data.valid_max_sentences;
@@ -255,13 +327,23 @@ void TrainerRun::build() {
   for (const auto& p : params_) params += p.numel();
   spdlog::info("model: {} parameters, src vocab {}, tgt vocab {}, device {}, precision {}", params,
                v.src_size, v.tgt_size, device_.str(), to_string(t.precision));
-  const auto last = dir_ / model_files::kLast;
-  if (std::filesystem::exists(last)) {
+  const auto last =
+      shared_file(dir_ / model_files::kLast, main_ && std::filesystem::exists(dir_ / model_files::kLast));
+  if (!last.empty()) {
     load_checkpoint(last, *model_, *optimizer_, state_);
     if (state_.rng_state.defined()) cpu_generator().set_state(state_.rng_state);
     spdlog::info("resuming from {} at step {} (epoch {}, batch {})", last.string(), state_.step,
                  state_.epoch + 1, state_.batch_in_epoch);
   }
+  if (group_) {
+    group_->broadcast(params_, "sending the weights");  // every rank starts from rank 0's weights
+    // Dropout masks differ between ranks (rank 0 keeps the generator a single process would have).
+    if (!main_)
+      cpu_generator().set_current_seed(static_cast<uint64_t>(cfg_.train.seed) * 1000003u +
+                                       static_cast<uint64_t>(group_->rank()) * 7919u +
+                                       static_cast<uint64_t>(state_.step));
+  }
+  received_.clear();
   truncate_metrics();
   elapsed_at_start_ = state_.elapsed_seconds;
 }
@@ -312,17 +394,25 @@ void TrainerRun::check_finite(double value, const char* what) const {
                   state_.step + 1, what, value, (dir_ / model_files::kLast).string()));
 }
 
+// One optimizer step over train.accum_steps batches of the plan. With ranks, each batch of the plan is a
+// global batch: this rank trains on its share, the loss is normalized by the global target tokens, and the
+// gradients are summed over the ranks, so the step equals one process training on the whole batch.
 void TrainerRun::train_group(const std::vector<std::vector<int64_t>>& plan) {
   const auto first = static_cast<size_t>(state_.batch_in_epoch);
   const auto count = std::min(plan.size() - first, static_cast<size_t>(cfg_.train.accum_steps));
   std::vector<Batch> batches;
-  int64_t tokens = 0;
+  int64_t tokens = 0;  // target tokens of the global batches (all ranks)
   for (size_t k = 0; k < count; ++k) {
-    batches.push_back(make_batch(train_, plan[first + k], ids_).to(device_));
-    tokens += batches.back().tgt_tokens;
+    const auto& global = plan[first + k];
+    for (const int64_t i : global) tokens += tgt_lens_[static_cast<size_t>(i)] + 1;
+    const auto share =
+        group_ ? split_batch(global, tgt_lens_, ranks_)[static_cast<size_t>(group_->rank())] : global;
+    if (!share.empty()) batches.push_back(make_batch(train_, share, ids_).to(device_));
   }
   model_->train();
   optimizer_->zero_grad();
+  double loss_sum = 0, nll_sum = 0;
+  int64_t loss_tokens = 0;
   for (const auto& b : batches) {
     LossResult loss;
     {
@@ -331,12 +421,12 @@ void TrainerRun::train_group(const std::vector<std::vector<int64_t>>& plan) {
       loss = sequence_loss(*model_, hidden, b.tgt_out, cfg_.train.label_smoothing);
     }
     const double value = loss.loss.item<double>();
-    check_finite(value, "loss");
+    if (!group_) check_finite(value, "loss");  // with ranks: after they agree on the loss, below
     (loss.loss / static_cast<double>(tokens)).backward();
-    state_.window_loss += value;
-    state_.window_nll += loss.nll;
-    state_.window_tokens += loss.tokens;
+    loss_sum += value, nll_sum += loss.nll, loss_tokens += loss.tokens;
   }
+  if (group_) agree_on_step(loss_sum, nll_sum, loss_tokens);
+  state_.window_loss += loss_sum, state_.window_nll += nll_sum, state_.window_tokens += loss_tokens;
   if (cfg_.train.clip_norm > 0) {
     check_finite(torch::nn::utils::clip_grad_norm_(params_, cfg_.train.clip_norm), "gradient norm");
   }
@@ -348,6 +438,45 @@ void TrainerRun::train_group(const std::vector<std::vector<int64_t>>& plan) {
   state_.batch_in_epoch += static_cast<int64_t>(count);
   state_.total_tokens += tokens;
   runtime::trim_idle_cpu_blocks();  // cached blocks this step did not need go back to the kernel
+}
+
+// A checkpoint counts its position in batches of its own plan. When the global batch changed since (other
+// batch_tokens or number of ranks), the position moves to the same fraction of the epoch in the new plan.
+void TrainerRun::resume_position(const BatchOptions& plan_options, size_t batches) {
+  const int64_t before = state_.batch_plan_tokens;
+  state_.batch_plan_tokens = plan_options.batch_tokens;
+  if (before == 0 || before == plan_options.batch_tokens || state_.batch_in_epoch == 0) return;
+  BatchOptions old = plan_options;
+  old.batch_tokens = before;
+  const auto old_batches =
+      plan_batches(src_lens_, tgt_lens_, old, static_cast<uint64_t>(cfg_.train.seed), state_.epoch).size();
+  const auto moved = static_cast<int64_t>(
+      std::llround(static_cast<double>(state_.batch_in_epoch) * static_cast<double>(batches) /
+                   static_cast<double>(std::max<size_t>(old_batches, 1))));
+  spdlog::info(
+      "the global batch changed from {} to {} tokens: resuming at batch {} of {} in epoch {} (was {} of {})",
+      before, plan_options.batch_tokens, moved, batches, state_.epoch + 1, state_.batch_in_epoch,
+      old_batches);
+  state_.batch_in_epoch = moved;
+}
+
+// Sums the ranks' losses, stop signals and rank 0's clock verdict, then their gradients; every rank throws
+// alike on a non-finite loss.
+void TrainerRun::agree_on_step(double& loss, double& nll, int64_t& tokens) {
+  const int sig = g_stop_signal.load();
+  const auto agreed = group_->sum({loss, nll, static_cast<double>(tokens), sig == SIGINT ? 1.0 : 0.0,
+                                   sig == SIGTERM ? 1.0 : 0.0, main_ && time_up() ? 1.0 : 0.0},
+                                  fmt::format("step {}", state_.step + 1));
+  loss = agreed[0], nll = agreed[1], tokens = static_cast<int64_t>(agreed[2]);
+  check_finite(loss, "loss");
+  agreed_signal_ = agreed[3] > 0 ? SIGINT : agreed[4] > 0 ? SIGTERM : 0;
+  agreed_time_up_ = agreed[5] > 0;
+  for (auto& p : params_) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // an empty share: no gradient
+  }
+  std::vector<torch::Tensor> grads;
+  for (auto& p : params_) grads.push_back(p.grad());
+  group_->all_reduce(grads, fmt::format("the gradient sum of step {}", state_.step + 1));
 }
 
 void TrainerRun::log_progress(int64_t epoch_batches) {
@@ -519,6 +648,7 @@ std::vector<std::string> TrainerRun::translate_valid() {
 }
 
 void TrainerRun::save_last() {
+  if (!main_) return;
   state_.elapsed_seconds = elapsed_at_start_ + seconds_since(run_start_);
   state_.rng_state = cpu_generator().get_state();
   save_checkpoint(dir_ / model_files::kLast, *model_, *optimizer_, state_);
@@ -526,11 +656,29 @@ void TrainerRun::save_last() {
 
 // Validation and the checkpoint allocate other sizes than a step: they start from an empty tensor cache, and
 // the heap memory they used goes back to the system (measured: the peak RSS of a run was set here).
+// With ranks, rank 0 alone validates and saves while the others wait for the outcome.
 void TrainerRun::validate_and_save() {
-  runtime::release_cached_cpu_blocks();
-  validate();
-  save_last();
-  runtime::release_free_memory();
+  if (main_) {
+    runtime::release_cached_cpu_blocks();
+    validate();
+    save_last();
+    runtime::release_free_memory();
+  }
+  share_validation_outcome();
+}
+
+// Rank 0's validation outcome (LR decay, early stopping, best step) on every rank, so all decide alike.
+void TrainerRun::share_validation_outcome() {
+  if (!group_) return;
+  std::vector<torch::Tensor> v{torch::tensor(
+      {state_.lr_scale, state_.best_metric, early_stopped_ ? 1.0 : 0.0, static_cast<double>(state_.best_step),
+       static_cast<double>(state_.bad_validations), static_cast<double>(state_.lr_bad)},
+      torch::kDouble)};
+  group_->broadcast(v, "waiting for rank 0's validation");
+  auto a = v[0].accessor<double, 1>();
+  state_.lr_scale = a[0], state_.best_metric = a[1], early_stopped_ = a[2] != 0;
+  state_.best_step = static_cast<int64_t>(a[3]), state_.bad_validations = static_cast<int64_t>(a[4]);
+  state_.lr_bad = static_cast<int64_t>(a[5]);
 }
 
 void TrainerRun::share_cores() {
@@ -544,6 +692,7 @@ void TrainerRun::share_cores() {
 }
 
 void TrainerRun::append_metrics(const nlohmann::json& record) {
+  if (!main_) return;
   std::ofstream out(dir_ / model_files::kMetrics, std::ios::app);
   out << record.dump() << "\n";
 }
@@ -552,7 +701,7 @@ void TrainerRun::append_metrics(const nlohmann::json& record) {
 // otherwise appear twice.
 void TrainerRun::truncate_metrics() const {
   const auto file = dir_ / model_files::kMetrics;
-  if (!std::filesystem::exists(file)) return;
+  if (!main_ || !std::filesystem::exists(file)) return;
   std::string kept;
   size_t dropped = 0;
   for (const auto& line : fs::read_lines(file)) {
@@ -579,12 +728,23 @@ std::string TrainerRun::stop_reason() const {
   return fmt::format("train.max_minutes: {}", t.max_minutes);
 }
 
+// With ranks, every input is agreed on (signals and the clock at each step, the rest is shared state), so
+// all ranks stop at the same step.
 bool TrainerRun::should_stop() const {
   const auto& t = cfg_.train;
-  if (g_stop_signal != 0 || early_stopped_) return true;
+  if (stop_signal() != 0 || early_stopped_) return true;
   if (t.max_steps > 0 && state_.step >= t.max_steps) return true;
   if (t.max_epochs > 0 && state_.epoch >= t.max_epochs) return true;
+  return group_ ? agreed_time_up_ : time_up();
+}
+
+bool TrainerRun::time_up() const {
+  const auto& t = cfg_.train;
   return t.max_minutes > 0 && elapsed_at_start_ + seconds_since(run_start_) >= 60 * t.max_minutes;
+}
+
+int TrainerRun::stop_signal() const {
+  return group_ ? agreed_signal_ : g_stop_signal.load();
 }
 
 // The head of each run in train.log: version, command line and the effective config.
@@ -597,21 +757,30 @@ void TrainerRun::log_header(const std::shared_ptr<spdlog::sinks::sink>& file_sin
 
 TrainSummary TrainerRun::run() {
   check_model_fits(cfg_);
-  fs::ensure_dir(dir_);
-  lock_ = std::make_unique<fs::FileLock>(dir_ / model_files::kLock, "model dir '" + dir_.string() + "'");
-  threads_ = cfg_.train.threads;
+  connect();
+  std::shared_ptr<spdlog::sinks::sink> file_sink;
+  if (main_) {
+    fs::ensure_dir(dir_);
+    lock_ = std::make_unique<fs::FileLock>(dir_ / model_files::kLock, "model dir '" + dir_.string() + "'");
+    file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>((dir_ / model_files::kLog).string());
+    spdlog::default_logger()->sinks().push_back(file_sink);
+  }
+  struct SinkGuard {
+    bool pushed;
+    ~SinkGuard() {
+      if (pushed) spdlog::default_logger()->sinks().pop_back();
+    }
+  } sink_guard{file_sink != nullptr};
+  // Ranks on one machine share its cores.
+  threads_ = std::max(1, cfg_.train.threads / (group_ ? std::max(1, opt_.dist.local_world_size) : 1));
   runtime::configure_threads(threads_);
   if (device_.is_cpu()) runtime::install_caching_cpu_allocator();
-  auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>((dir_ / model_files::kLog).string());
-  spdlog::default_logger()->sinks().push_back(file_sink);
-  struct SinkGuard {
-    ~SinkGuard() { spdlog::default_logger()->sinks().pop_back(); }
-  } sink_guard;
-  log_header(file_sink);
+  if (file_sink) log_header(file_sink);
   prepare_dir();
   load_data();
   build();
   early_stopped_ = cfg_.train.patience > 0 && state_.bad_validations >= cfg_.train.patience;
+  agreed_time_up_ = cfg_.train.max_minutes > 0 && elapsed_at_start_ >= 60 * cfg_.train.max_minutes;
   if (state_.step > 0 && should_stop()) {
     spdlog::info(
         "training in {} is already finished at step {} ({}): nothing to do; raise that limit to "
@@ -621,8 +790,9 @@ TrainSummary TrainerRun::run() {
   }
   StopSignals signals;
   BatchOptions bopt;
-  bopt.batch_tokens = cfg_.train.batch_tokens;
+  bopt.batch_tokens = cfg_.train.batch_tokens * ranks_;  // global batches, one share per rank
   auto plan = plan_batches(src_lens_, tgt_lens_, bopt, static_cast<uint64_t>(cfg_.train.seed), state_.epoch);
+  resume_position(bopt, plan.size());
   if (cfg_.train.share_cores && device_.is_cpu() && threads_ > 1) {
     runtime::CoreShareOptions share;  // watched from the first step on: start-up is not measured
     share.max_threads = cfg_.train.threads;
@@ -639,15 +809,19 @@ TrainSummary TrainerRun::run() {
     if (state_.step % cfg_.train.log_every == 0) log_progress(static_cast<int64_t>(plan.size()));
     if (state_.step % cfg_.train.valid_every == 0) validate_and_save();
   }
-  if (g_stop_signal == 0 && state_.step % cfg_.train.valid_every != 0) {
+  if (stop_signal() == 0 && state_.step % cfg_.train.valid_every != 0) {
     validate_and_save();  // score the final weights
   } else {
     save_last();
+    if (group_) group_->barrier("waiting for rank 0's checkpoint");
   }
-  const TrainSummary summary{state_.step, g_stop_signal.load()};
-  if (summary.stop_signal != 0) {
+  const TrainSummary summary{state_.step, stop_signal()};
+  if (summary.stop_signal != 0 && main_) {
     spdlog::warn("interrupted by signal {}: checkpoint saved at step {} in {}", summary.stop_signal,
                  state_.step, (dir_ / model_files::kLast).string());
+  } else if (summary.stop_signal != 0) {
+    spdlog::warn("interrupted by signal {} at step {}: rank 0 saved the checkpoint", summary.stop_signal,
+                 state_.step);
   } else {
     spdlog::info("training finished at step {} ({}); best step {}", state_.step, stop_reason(),
                  state_.best_step);

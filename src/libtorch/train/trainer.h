@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "config/config.h"
+#include "libtorch/train/distributed.h"
 
 namespace s2s {
 
@@ -13,6 +14,7 @@ struct TrainRunOptions {
   std::filesystem::path model_dir;  // where config, vocabularies, checkpoints and metrics live
   bool quiet = false;               // no progress lines (warnings and errors only)
   std::string command_line;         // how s2s was called, for the head of train.log
+  dist::DistOptions dist;           // data-parallel ranks (world size 1: this process alone)
 };
 
 // Validation hypotheses kept in <model dir>/valid/step-N.hyp (older ones are removed).
