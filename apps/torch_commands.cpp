@@ -42,9 +42,10 @@ dist::DistOptions dist_options(const TrainArgs& a) {
       d.addr = d.addr.substr(1, d.addr.size() - 2);
     source = "--dist-addr/--world-size/--rank";
   }
-  if (a.world_size > 0) d.world_size = a.world_size, source = "--dist-addr/--world-size/--rank";
+  if (a.world_size > 0) d.world_size = a.world_size, d.enabled = true, source = "--dist-addr/--world-size/--rank";
   if (a.rank >= 0) d.rank = a.rank, source = "--dist-addr/--world-size/--rank";
   d.timeout = std::chrono::seconds(a.dist_timeout);
+  d.enabled = d.enabled || d.world_size > 1;
   dist::validate(d, source);
   return d;
 }
@@ -71,7 +72,7 @@ int train_command(const TrainArgs& a) {
   TrainRunOptions opt;
   opt.model_dir = dir, opt.quiet = a.quiet, opt.command_line = a.command_line;
   opt.dist = dist_options(a);
-  if (opt.dist.world_size > 1) {  // each line names its rank; ranks > 0 log warnings and errors only
+  if (opt.dist.enabled) {  // each line names its rank; ranks > 0 log warnings and errors only
     spdlog::set_pattern(fmt::format("[%Y-%m-%d %H:%M:%S] [%^%l%$] [rank {}] %v", opt.dist.rank));
     if (opt.dist.rank > 0) spdlog::set_level(std::max(spdlog::get_level(), spdlog::level::warn));
   }

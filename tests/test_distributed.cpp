@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "libtorch/train/checkpoint.h"
+#include "libtorch/train/distributed.h"
 #include "nn_fixture.h"
 #include "process.h"
 
@@ -224,6 +225,26 @@ TEST(Distributed, AKilledRankStopsTheOthersWithAnErrorNamingIt) {
   EXPECT_CONTAINS(log, "was killed by signal 9");
   EXPECT_CONTAINS(log, "[rank 0] lost rank 1 during");
   EXPECT_GT(load(dir, dp_config()).state.step, 0);  // the last checkpoint is intact
+}
+
+// The group's collectives in-process, on a 1-rank Gloo group: buckets of several tensors, sums, bytes.
+TEST(Distributed, OneRankGroupKeepsValuesAndBytes) {
+  s2s::dist::DistOptions o;
+  o.enabled = true, o.port = free_port(), o.timeout = std::chrono::seconds(30);
+  auto group = s2s::dist::Group::connect(o, torch::kCPU);
+  EXPECT_EQ(group->rank(), 0);
+  EXPECT_EQ(group->size(), 1);
+  EXPECT_EQ(group->sum({1.5, -2.0}, "test"), (std::vector<double>{1.5, -2.0}));
+  std::vector<torch::Tensor> grads{torch::arange(6, torch::kFloat).view({2, 3}), torch::Tensor(),
+                                   torch::full({8 << 20}, 0.5f)};  // 32 MB: a bucket of its own
+  const auto before = grads[0].clone();
+  group->all_reduce(grads, "test");
+  EXPECT_TRUE(torch::equal(grads[0], before));
+  EXPECT_FALSE(grads[1].defined());
+  EXPECT_EQ(grads[2].sum().item<double>(), 0.5 * (8 << 20));
+  const std::string bytes("a\0b", 3);
+  EXPECT_EQ(group->broadcast_bytes(bytes, "test"), bytes);
+  EXPECT_EQ(group->broadcast_bytes("", "test"), "");
 }
 
 // torchrun's agent hosts the store on MASTER_PORT and sets TORCHELASTIC_USE_AGENT_STORE: every rank is a

@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -57,7 +58,7 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const std::string& addr) 
 
 class C10dGroup final : public Group {
  public:
-  C10dGroup(const DistOptions& o, const c10::Device& device) : o_(o) {
+  C10dGroup(const DistOptions& o, const c10::Device& device) : o_(o), device_(device) {
     // Under torchrun, its agent hosts the store on MASTER_PORT and every rank is a client, as in
     // torch.distributed's env:// rendezvous; keys are per restart attempt.
     const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
@@ -74,7 +75,7 @@ class C10dGroup final : public Group {
     try {
       if (device.is_cuda()) {
 #ifdef USE_C10D_NCCL
-        pg_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, o_.rank, o_.world_size);
+        bind(c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, o_.rank, o_.world_size));
 #else
         throw Error("data-parallel training on CUDA needs NCCL, and this LibTorch was built without it");
 #endif
@@ -82,7 +83,7 @@ class C10dGroup final : public Group {
         auto opts = c10d::ProcessGroupGloo::Options::create();
         opts->timeout = o_.timeout;
         opts->devices.push_back(gloo_device(o_.addr));
-        pg_ = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, o_.rank, o_.world_size, opts);
+        bind(c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, o_.rank, o_.world_size, opts));
       }
     } catch (const Error&) {
       throw;
@@ -100,6 +101,12 @@ class C10dGroup final : public Group {
     if (heartbeat_.joinable()) heartbeat_.join();
   }
 
+  template <class ProcessGroup>
+  void bind(const c10::intrusive_ptr<ProcessGroup>& pg) {
+    allreduce_ = [pg](std::vector<torch::Tensor>& t) { return pg->allreduce(t); };
+    broadcast_ = [pg](std::vector<torch::Tensor>& t) { return pg->broadcast(t); };
+  }
+
   int rank() const override {
     return o_.rank;
   }
@@ -112,14 +119,15 @@ class C10dGroup final : public Group {
       std::vector<torch::Tensor> bucket;  // each [numel], flattened
       int64_t bytes = 0;
       size_t j = i;
-      for (; j < tensors.size() && (bucket.empty() || bytes + tensors[j].nbytes() <= kBucketBytes); ++j) {
+      const auto size = [&](size_t k) { return tensors[k].defined() ? static_cast<int64_t>(tensors[k].nbytes()) : 0; };
+      for (; j < tensors.size() && (bucket.empty() || bytes + size(j) <= kBucketBytes); ++j) {
         if (!tensors[j].defined()) continue;
         bucket.push_back(tensors[j].reshape({-1}));
-        bytes += static_cast<int64_t>(tensors[j].nbytes());
+        bytes += size(j);
       }
       if (!bucket.empty()) {
         std::vector<torch::Tensor> flat{torch::cat(bucket)};  // [sum of numel]
-        wait(pg_->allreduce(flat), what);
+        wait(allreduce_(flat), what);
         int64_t offset = 0;
         for (size_t k = i; k < j; ++k) {
           if (!tensors[k].defined()) continue;
@@ -133,9 +141,10 @@ class C10dGroup final : public Group {
   }
 
   std::vector<double> sum(const std::vector<double>& values, const std::string& what) override {
-    std::vector<torch::Tensor> t{torch::tensor(values, torch::kDouble)};  // [values]
-    wait(pg_->allreduce(t), what);
-    auto acc = t[0].accessor<double, 1>();
+    std::vector<torch::Tensor> t{torch::tensor(values, torch::kDouble).to(device_)};  // [values]
+    wait(allreduce_(t), what);
+    const auto host = t[0].cpu();
+    auto acc = host.accessor<double, 1>();
     std::vector<double> out(values.size());
     for (size_t i = 0; i < out.size(); ++i) out[i] = acc[static_cast<int64_t>(i)];
     return out;
@@ -144,23 +153,26 @@ class C10dGroup final : public Group {
   void broadcast(std::vector<torch::Tensor>& tensors, const std::string& what) override {
     for (auto& t : tensors) {
       std::vector<torch::Tensor> one{t};
-      wait(pg_->broadcast(one), what);
+      wait(broadcast_(one), what);
     }
   }
 
   std::string broadcast_bytes(const std::string& bytes, const std::string& what) override {
-    std::vector<torch::Tensor> size{torch::tensor({static_cast<int64_t>(bytes.size())}, torch::kInt64)};
-    wait(pg_->broadcast(size), what);
+    std::vector<torch::Tensor> size{
+        torch::tensor({static_cast<int64_t>(bytes.size())}, torch::kInt64).to(device_)};
+    wait(broadcast_(size), what);
     const int64_t n = size[0].item<int64_t>();
-    std::vector<torch::Tensor> data{torch::empty({n}, torch::kUInt8)};  // [n]
-    if (o_.rank == 0) std::memcpy(data[0].data_ptr(), bytes.data(), bytes.size());
-    if (n > 0) wait(pg_->broadcast(data), what);
-    return {static_cast<const char*>(data[0].data_ptr()), static_cast<size_t>(n)};
+    auto host = torch::empty({n}, torch::kUInt8);  // [n]
+    if (o_.rank == 0) std::memcpy(host.data_ptr(), bytes.data(), bytes.size());
+    std::vector<torch::Tensor> data{host.to(device_)};
+    if (n > 0) wait(broadcast_(data), what);
+    host = data[0].cpu();
+    return {static_cast<const char*>(host.data_ptr()), static_cast<size_t>(n)};
   }
 
   void barrier(const std::string& what) override {
-    std::vector<torch::Tensor> t{torch::zeros({1})};
-    wait(pg_->allreduce(t), what);  // an all-reduce: Gloo's barrier does not honour the timeout
+    std::vector<torch::Tensor> t{torch::zeros({1}, device_)};
+    wait(allreduce_(t), what);  // an all-reduce: Gloo's barrier does not honour the timeout
   }
 
  private:
@@ -290,7 +302,10 @@ class C10dGroup final : public Group {
   DistOptions o_;
   std::string prefix_ = "s2s/";  // of every key this job puts in the store
   c10::intrusive_ptr<c10d::TCPStore> store_, probe_;
-  c10::intrusive_ptr<c10d::ProcessGroup> pg_;
+  // The process group's collectives: LibTorch 1.13 derives the groups from ProcessGroup, 2.x from Backend.
+  using Collective = std::function<c10::intrusive_ptr<c10d::Work>(std::vector<torch::Tensor>&)>;
+  Collective allreduce_, broadcast_;
+  torch::Device device_;  // where the tensors of the collectives live (CUDA for NCCL)
   std::thread heartbeat_;
   std::mutex mutex_;
   std::condition_variable wake_;
@@ -303,8 +318,11 @@ DistOptions options_from_env() {
   DistOptions o;
   if (const char* addr = std::getenv("MASTER_ADDR"); addr != nullptr && *addr != '\0') o.addr = addr;
   o.port = env_int("MASTER_PORT", o.port);
-  o.world_size = env_int("WORLD_SIZE", 1);
+  o.world_size = env_int("WORLD_SIZE", 0);
+  o.enabled = o.world_size > 0;
+  o.world_size = std::max(o.world_size, 1);
   o.rank = env_int("RANK", 0);
+  o.local_rank = env_int("LOCAL_RANK", 0);
   o.local_world_size = env_int("LOCAL_WORLD_SIZE", 1);
   return o;
 }

@@ -18,11 +18,13 @@ struct DistOptions {
   int port = 29500;                   // rendezvous TCP port
   int world_size = 1;                 // ranks in the job
   int rank = 0;                       // this process's rank, 0 <= rank < world_size
+  int local_rank = 0;                 // rank on this machine (with CUDA: the GPU it trains on)
   int local_world_size = 1;           // ranks on this machine: they share its cores
   std::chrono::seconds timeout{600};  // rendezvous, and any one collective (rank 0 validating included)
+  bool enabled = false;               // join a group: WORLD_SIZE or --world-size given (even 1), or > 1 ranks
 };
 
-// The options from torchrun's environment variables; world_size 1 when WORLD_SIZE is unset. Throws
+// The options from torchrun's environment variables; not enabled when WORLD_SIZE is unset. Throws
 // s2s::Error naming the variable when one is malformed.
 DistOptions options_from_env();
 

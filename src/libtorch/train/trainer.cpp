@@ -222,7 +222,8 @@ class TrainerRun {
 
 // Joins the other ranks when there are any; ranks > 0 log warnings and errors only.
 void TrainerRun::connect() {
-  if (opt_.dist.world_size <= 1) return;
+  if (!opt_.dist.enabled) return;
+  if (device_.is_cuda() && !device_.has_index()) device_ = torch::Device(torch::kCUDA, opt_.dist.local_rank);
   group_ = dist::Group::connect(opt_.dist, device_);
   ranks_ = group_->size(), main_ = group_->rank() == 0;
   spdlog::info(
