@@ -207,6 +207,22 @@ TEST(Distributed, SigintToTheLauncherSavesAndExits130) {
   EXPECT_GT(load(dir, dp_config()).state.step, 4);  // loadable, and saved at the stop, not at step 4
 }
 
+TEST(Distributed, SigtermToOneRankStopsThemAllWith143) {
+  const auto dir = s2s_test::temp_dir("dp_sigterm");
+  const auto err = (s2s_test::temp_dir("dp_sigterm_log") / "stderr.txt").string();
+  auto child = start_long_run(dir, err);
+  pid_t rank1 = -1;
+  for (const pid_t rank : children_of(child.pid)) {
+    if (rank_of(rank) == 1) rank1 = rank;
+  }
+  ASSERT_GT(rank1, 0) << "no rank 1 among the launcher's children";
+  ::kill(rank1, SIGTERM);
+  EXPECT_EQ(wait_for(child.pid, 60), 143) << s2s::fs::read_file(err);
+  ::close(child.stdout_fd);
+  EXPECT_CONTAINS(s2s::fs::read_file(err), "[rank 0] interrupted by signal 15: checkpoint saved");
+  EXPECT_GT(load(dir, dp_config()).state.step, 4);
+}
+
 TEST(Distributed, AKilledRankStopsTheOthersWithAnErrorNamingIt) {
   const auto dir = s2s_test::temp_dir("dp_kill");
   const auto err = (s2s_test::temp_dir("dp_kill_log") / "stderr.txt").string();
