@@ -160,6 +160,16 @@ int run_eval(const EvalArgs& a) {
     std::vector<std::vector<std::string>> systems, refs;
     for (const auto& hyp : a.hyps) systems.push_back(read_scoring_file(hyp));
     for (const auto& ref : a.refs) refs.push_back(read_scoring_file(ref));
+    // Every file has one line per segment: name the first that differs from the first --hyp.
+    const auto check = [&](const std::vector<std::string>& lines, const std::string& name) {
+      if (lines.size() != systems[0].size()) {
+        throw Error("'" + name + "' has " + std::to_string(lines.size()) + " lines but '" + a.hyps[0] +
+                    "' has " + std::to_string(systems[0].size()) +
+                    ": every --hyp and --ref needs one line per segment");
+      }
+    };
+    for (size_t i = 1; i < systems.size(); ++i) check(systems[i], a.hyps[i]);
+    for (size_t i = 0; i < refs.size(); ++i) check(refs[i], a.refs[i]);
     print_scores(systems, refs, a, std::nullopt);
     return 0;
   }

@@ -315,7 +315,9 @@ int64_t translate_io(Translator& translator, const TranslateArgs& a) {
     lines = translator.translate_stream(fd, std::cout);
   } else {
     if (!a.input.empty()) fs::check_not_same_file(a.input, a.output);
-    fs::write_output(a.output, [&](std::ostream& out) { lines = translator.translate_stream(fd, out); });
+    fs::write_output(a.output, [&](std::ostream& out) {
+      lines = translator.translate_stream(fd, out, "'" + a.output + "'");
+    });
   }
   if (fd != STDIN_FILENO) ::close(fd);
   return lines;

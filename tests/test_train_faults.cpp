@@ -129,11 +129,15 @@ TEST(TrainFaults, ResumingWithChangedSettingsWarnsAndModelChangesAreRefused) {
 TEST(TrainFaults, AFailedStartDoesNotBlockTheCorrectedRerun) {
   const auto dir = s2s_test::temp_dir("failed_start");
   auto c = small_config();
-  c.vocab.src_model.clear(), c.vocab.size = 200;     // the first start trains its own vocabulary...
-  c.data.valid_src = (dir / "missing.de").string();  // ...and fails after it, reading the validation data
+  c.vocab.src_model.clear(), c.vocab.size = 200;  // the first start trains its own vocabulary...
+  // ...and fails after it, reading validation data whose sides differ in length.
+  const auto valid = s2s_test::temp_dir("failed_start_valid");
+  std::ofstream(valid / "v.de") << "a\nb\nc\n";
+  std::ofstream(valid / "v.en") << "a\nb\n";
+  c.data.valid_src = (valid / "v.de").string(), c.data.valid_tgt = (valid / "v.en").string();
   c.model.dec_hidden = 48;
   c.train.max_steps = 2;
-  EXPECT_CONTAINS(error_of([&] { train(c, dir); }), "missing.de");
+  EXPECT_CONTAINS(error_of([&] { train(c, dir); }), "v.en");
   EXPECT_FALSE(stdfs::exists(dir / "last.pt"));
   ASSERT_TRUE(stdfs::exists(dir / "spm.model"));
   auto fixed = small_config();

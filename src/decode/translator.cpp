@@ -286,7 +286,7 @@ std::string Translator::format(int64_t id, const std::vector<Hypothesis>& hyps) 
   return out;
 }
 
-int64_t Translator::translate_stream(int in_fd, std::ostream& out) {
+int64_t Translator::translate_stream(int in_fd, std::ostream& out, const std::string& out_name) {
   LineReader reader(in_fd);
   int64_t count = 0;
   std::string line;
@@ -300,7 +300,8 @@ int64_t Translator::translate_stream(int in_fd, std::ostream& out) {
     out.flush();
     if (!out) {  // e.g. a full disk: stop now rather than translate into nowhere
       throw Error("cannot write the translations of input lines " + std::to_string(count + 1) + "-" +
-                  std::to_string(count + static_cast<int64_t>(window.size())) + ": " + std::strerror(errno));
+                  std::to_string(count + static_cast<int64_t>(window.size())) + " to " + out_name + ": " +
+                  std::strerror(errno));
     }
     count += static_cast<int64_t>(window.size());
   }

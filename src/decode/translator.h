@@ -49,9 +49,9 @@ class Translator {
   std::vector<std::string> translate(const std::vector<std::string>& lines);
   // The output line(s) for one input line (n-best: one per hypothesis, Moses format, 0-based `id`).
   std::string format(int64_t id, const std::vector<Hypothesis>& hyps) const;
-  // Reads `in_fd` until EOF, writes to `out`; answers each line as soon as no more input is pending.
-  // Returns the number of lines translated.
-  int64_t translate_stream(int in_fd, std::ostream& out);
+  // Reads `in_fd` until EOF, writes to `out` (named `out_name` in errors); answers each line as soon as no
+  // more input is pending. Returns the number of lines translated.
+  int64_t translate_stream(int in_fd, std::ostream& out, const std::string& out_name = "standard output");
 
   std::string detokenize(const Hypothesis& h) const;
 

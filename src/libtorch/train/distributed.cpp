@@ -119,7 +119,9 @@ class C10dGroup final : public Group {
       std::vector<torch::Tensor> bucket;  // each [numel], flattened
       int64_t bytes = 0;
       size_t j = i;
-      const auto size = [&](size_t k) { return tensors[k].defined() ? static_cast<int64_t>(tensors[k].nbytes()) : 0; };
+      const auto size = [&](size_t k) {
+        return tensors[k].defined() ? static_cast<int64_t>(tensors[k].nbytes()) : 0;
+      };
       for (; j < tensors.size() && (bucket.empty() || bytes + size(j) <= kBucketBytes); ++j) {
         if (!tensors[j].defined()) continue;
         bucket.push_back(tensors[j].reshape({-1}));

@@ -165,6 +165,7 @@ class TrainerRun {
  private:
   void connect();
   void check_stored_config();
+  void save_config() const;
   void prepare_dir();
   std::filesystem::path shared_file(const std::filesystem::path& file, bool exists);
   void load_data();
@@ -267,17 +268,24 @@ void TrainerRun::check_stored_config() {
   }
 }
 
-// Rank 0 writes the config and the SentencePiece models and sends the models to the other ranks.
+// Rank 0 writes the config and the SentencePiece models and sends the models to the other ranks. A resume
+// rewrites config.yml only once its checkpoint has loaded (save_config): a failed resume changes nothing.
 void TrainerRun::prepare_dir() {
   if (main_) {
     check_stored_config();
-    fs::write_file_atomic(dir_ / model_files::kConfig, dump_config(cfg_));
+    if (!std::filesystem::exists(dir_ / model_files::kLast)) save_config();
     prepare_vocabularies(cfg_, dir_);
   }
   const auto [src_path, tgt_path] = tokenizer_paths(dir_, cfg_);
   src_tok_ = Tokenizer::load(shared_file(src_path, true));
   tgt_tok_ = cfg_.vocab.joint ? src_tok_ : Tokenizer::load(shared_file(tgt_path, true));
   ids_ = {tgt_tok_->pad_id(), tgt_tok_->bos_id(), tgt_tok_->eos_id()};
+}
+
+void TrainerRun::save_config() const {
+  const auto file = dir_ / model_files::kConfig;
+  const auto text = dump_config(cfg_);
+  if (!std::filesystem::exists(file) || fs::read_file(file) != text) fs::write_file_atomic(file, text);
 }
 
 void TrainerRun::load_data() {
@@ -345,6 +353,7 @@ void TrainerRun::build() {
                                        static_cast<uint64_t>(state_.step));
   }
   received_.clear();
+  if (main_) save_config();
   truncate_metrics();
   elapsed_at_start_ = state_.elapsed_seconds;
 }
@@ -863,6 +872,24 @@ void prepare_vocabularies(const Config& config, const std::filesystem::path& dir
 TrainSummary train(const Config& config, const TrainRunOptions& options) {
   if (config.data.train_src.empty() || config.data.train_tgt.empty()) {
     throw Error("config: data.train_src and data.train_tgt are required for training");
+  }
+  // Unreadable or empty data fails here, before anything is written into the model dir.
+  for (const auto& [file, key] : {std::pair{config.data.train_src, "data.train_src"},
+                                  {config.data.train_tgt, "data.train_tgt"},
+                                  {config.data.valid_src, "data.valid_src"},
+                                  {config.data.valid_tgt, "data.valid_tgt"}}) {
+    if (file.empty()) continue;
+    std::ifstream in(file);
+    if (!in || std::filesystem::is_directory(file)) {
+      throw Error(std::string(key) + ": cannot read '" + file + "'" +
+                  (std::filesystem::is_directory(file) ? ": it is a directory"
+                                                       : ": " + std::string(std::strerror(errno))));
+    }
+    if (std::string_view(key).find("train") == std::string_view::npos) continue;
+    std::string line;
+    bool text = false;
+    while (!text && std::getline(in, line)) text = !text::strip(line).empty();
+    if (!text) throw Error(std::string(key) + ": '" + file + "' has no text (only empty lines)");
   }
   TrainerRun run(config, options);
   return run.run();
