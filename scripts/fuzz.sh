@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (tests/fuzz) with clang + ASan + UBSan in build-fuzz/ and runs each for a
 # given time. Usage: bash scripts/fuzz.sh [SECONDS_PER_HARNESS (default 600)] [harness ...]
-# Harnesses: config text metrics model_files serve_request. Seeds come from the shipped configs and data; new corpus entries
+# Harnesses: config text metrics model_files serve_request checkpoint (LibTorch's last.pt reader). Seeds come from the shipped configs and data; new corpus entries
 # go to build-fuzz/corpus/<harness>/, crashes to build-fuzz/crashes/<harness>/ (the script then exits 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ ROOT=$(pwd)
 SECONDS_EACH=${1:-600}
 shift || true
 HARNESSES=("$@")
-((${#HARNESSES[@]})) || HARNESSES=(config text metrics model_files serve_request)
+((${#HARNESSES[@]})) || HARNESSES=(config text metrics model_files serve_request checkpoint)
 BUILD=${BUILD_DIR_FUZZ:-build-fuzz}
 
 need=()
@@ -34,6 +34,8 @@ seed() {  # seed corpus of a harness from the repository's own files
     text | metrics) head -c 2000 data/train.de > "$dir/de"; head -c 2000 data/train.en > "$dir/en"
       printf 'a man walks .\nthe man walks .\ta man is walking .\n' > "$dir/pair" ;;
     model_files) printf 'S2SWEIG2\x01\0\0\0\0\0\0\0' > "$dir/header"; printf 's2s-shortlist 1\n' > "$dir/shortlist" ;;
+    checkpoint) S2S_FUZZ_SEED=$dir ASAN_OPTIONS=detect_leaks=0 "$BUILD/bin/fuzz_checkpoint"
+      cp tests/data/fuzz/checkpoint-* "$dir"/ ;;
     serve_request) printf '{"text": ["Ein Mann.", "Hallo"], "beam_size": 5}' > "$dir/array"
       printf '{"text": "Ein Mann."}' > "$dir/string" ;;
   esac

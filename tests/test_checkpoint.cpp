@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/optim/adam.h>
 #include <torch/serialize.h>
+#include <xxhash.h>
 
 #include <cstring>
 #include <random>
@@ -210,6 +211,29 @@ TEST(Checkpoint, DamageAnywhereInAWeightsFileIsRefused) {
       EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
     }
   }
+}
+
+// A payload whose pickle makes LibTorch's unpickler throw std::runtime_error (not c10::Error), found by
+// fuzz_checkpoint, sealed with a valid size and checksum: a one-line s2s::Error, not an escaped exception.
+TEST(Checkpoint, UnpicklerErrorsBehindAValidChecksumAreClearErrors) {
+  const auto input =
+      s2s::fs::read_file(s2s_test::source_path("tests/data/fuzz/checkpoint-unpickler-runtime-error"));
+  const auto payload = input.substr(1);  // the harness's mode byte
+  std::string file("S2SCKPT1", 8);
+  const uint64_t size = payload.size(), sum = XXH64(payload.data(), payload.size(), 0);
+  file.append(reinterpret_cast<const char*>(&size), 8).append(reinterpret_cast<const char*>(&sum), 8);
+  const auto path = s2s_test::temp_dir("ckpt_unpickler") / "last.pt";
+  s2s::fs::write_file_atomic(path, file + payload);
+  auto model = small_model(1);
+  torch::optim::Adam adam(s2s::unique_parameters(*model));
+  s2s::TrainState state;
+  std::string msg;
+  try {
+    s2s::load_checkpoint(path, *model, adam, state);
+  } catch (const s2s::Error& e) {
+    msg = e.what();
+  }
+  EXPECT_CONTAINS(msg, "cannot read checkpoint '" + path.string() + "': not a valid s2s checkpoint");
 }
 
 }  // namespace

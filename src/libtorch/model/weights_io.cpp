@@ -15,8 +15,9 @@
 namespace s2s {
 
 // First `limit` characters of a LibTorch message, on one line.
-std::string brief_error(const c10::Error& e, size_t limit) {
-  std::string msg = e.what_without_backtrace();
+std::string brief_error(const std::exception& e, size_t limit) {
+  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+  std::string msg = c10 != nullptr ? c10->what_without_backtrace() : e.what();
   std::replace(msg.begin(), msg.end(), '\n', ' ');
   return msg.substr(0, limit);
 }
@@ -86,7 +87,7 @@ torch::serialize::InputArchive open_model_archive(const std::filesystem::path& f
           return n;
         },
         [payload] { return payload; });
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {  // c10::Error, or std::runtime_error from LibTorch's unpickler
     throw Error("cannot read checkpoint '" + file.string() + "': not a valid s2s checkpoint (" +
                 brief_error(e, 120) + ")");
   }
@@ -103,7 +104,9 @@ void load_module_archive(torch::serialize::InputArchive& ar, torch::nn::Module& 
     if (!ar.try_read("model", sub)) throw Error("checkpoint '" + file.string() + "' has no model weights");
     torch::NoGradGuard no_grad;
     model.load(sub);
-  } catch (const c10::Error& e) {
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
     throw Error("checkpoint '" + file.string() +
                 "' does not match the model in config.yml: " + brief_error(e));
   }

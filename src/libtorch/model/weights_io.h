@@ -17,7 +17,7 @@
 namespace s2s {
 
 // First `limit` characters of a LibTorch message, on one line (for s2s::Error messages).
-std::string brief_error(const c10::Error& e, size_t limit = 160);
+std::string brief_error(const std::exception& e, size_t limit = 160);
 
 // Checkpoint files: "S2SCKPT1", uint64 payload size, uint64 XXH64 of the payload, then a LibTorch archive.
 // Writes `ar` to `file` atomically (temp file, fsync, rename).

@@ -75,7 +75,9 @@ void load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model
     }
     optimizer.load(optim_ar);
     read_state(state_ar, state);
-  } catch (const c10::Error& e) {
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // c10::Error, or std::runtime_error from LibTorch's unpickler
     throw Error("checkpoint '" + file.string() + "' has a damaged training state: " + brief_error(e));
   }
 }
