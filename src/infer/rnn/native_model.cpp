@@ -123,6 +123,12 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
   out_bias_ = w.get("out_bias", {tgt_vocab}).data;
 }
 
+void NativeModel::lstm_step(const float* rec_in, int64_t rows, int64_t in, const Matrix& w_rec, float* gates,
+                            float* c, float* h, int64_t H) {
+  matmul(rec_in, rows, in, w_rec, /*transposed=*/false, gates, 4 * H, /*accumulate=*/true);
+  kernels::lstm_cell(gates, c, c, h, 0, rows, H);
+}
+
 // One bidirectional layer over x [S, B, in] (time-major) -> [S, B, 2H]; the backward direction reads each
 // sentence reversed within its length, exactly as BiLSTMLayerImpl::forward.
 std::vector<float> NativeModel::run_bilayer(const BiLayer& layer, const std::vector<float>& x, int64_t in,
@@ -143,9 +149,7 @@ std::vector<float> NativeModel::run_bilayer(const BiLayer& layer, const std::vec
     std::vector<float> h(static_cast<size_t>(B * H), 0.f), c(h.size(), 0.f);
     out_dir[d].resize(static_cast<size_t>(S * B * H));
     for (int64_t t = 0; t < S; ++t) {
-      float* gates = pre.data() + t * B * G;
-      matmul(h.data(), B, H, layer.w_hh[d], /*transposed=*/false, gates, G, /*accumulate=*/true);
-      kernels::lstm_cell(gates, c.data(), c.data(), h.data(), 0, B, H);
+      lstm_step(h.data(), B, H, layer.w_hh[d], pre.data() + t * B * G, c.data(), h.data(), H);
       std::copy(h.begin(), h.end(), out_dir[d].begin() + t * B * H);
     }
   }
@@ -249,8 +253,7 @@ void NativeModel::step(const std::vector<int64_t>& tokens, DecoderRows& s, const
     }
     gates.resize(static_cast<size_t>(R * G));
     fill_rows(gates.data(), R, layer.bias);
-    matmul(input.data(), R, width, layer.w, /*transposed=*/false, gates.data(), G, /*accumulate=*/true);
-    kernels::lstm_cell(gates.data(), s.c[l].data(), s.c[l].data(), s.h[l].data(), 0, R, H);
+    lstm_step(input.data(), R, width, layer.w, gates.data(), s.c[l].data(), s.h[l].data(), H);
   }
   // Attention of each sentence's `group` rows over its memory, then [context ; h_top] -> attentional vector.
   const auto& top = s.h.back();

@@ -101,6 +101,15 @@ const uint16_t* bf16_bits(const torch::Tensor& t) {
   return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>());
 }
 
+std::pair<torch::Tensor, torch::Tensor> lstm_step(const torch::Tensor& pre, const torch::Tensor& rec_in,
+                                                  const torch::Tensor& w_rec, const torch::Tensor& c) {
+  TORCH_CHECK(rec_in.dim() == w_rec.dim() && (rec_in.dim() == 2 || rec_in.dim() == 3) &&
+                  rec_in.size(-1) == w_rec.size(-2),
+              "lstm_step: rec_in ", rec_in.sizes(), " does not fit w_rec ", w_rec.sizes());
+  auto gates = rec_in.dim() == 3 ? torch::baddbmm(pre, rec_in, w_rec) : torch::addmm(pre, rec_in, w_rec);
+  return lstm_update(gates, c);
+}
+
 std::pair<torch::Tensor, torch::Tensor> lstm_update(const torch::Tensor& gates, const torch::Tensor& c) {
   const auto type = gates.scalar_type();
   const bool bf16 = type == torch::kBFloat16;

@@ -14,6 +14,13 @@ namespace s2s {
 // full precision under bf16 weights) and h in the gates' dtype, ready for the next GEMM.
 std::pair<torch::Tensor, torch::Tensor> lstm_update(const torch::Tensor& gates, const torch::Tensor& c);
 
+// The one LSTM cell step every layer runs (encoder directions and decoder layers alike):
+// gates = pre + rec_in x w_rec, then lstm_update. pre [batch, 4H] (input-side products and bias, or the bias
+// alone), rec_in [batch, in], w_rec [in, 4H]; or all three with a leading [2] for both encoder directions at
+// once. Returns {h, c}.
+std::pair<torch::Tensor, torch::Tensor> lstm_step(const torch::Tensor& pre, const torch::Tensor& rec_in,
+                                                  const torch::Tensor& w_rec, const torch::Tensor& c);
+
 // Rows `rows` of t along dim 0 (t.index_select(0, rows)); contiguous CPU tensors are copied row by row,
 // which for the small per-step states costs a fraction of index_select's dispatch.
 torch::Tensor select_rows(const torch::Tensor& t, const std::vector<int64_t>& rows);

@@ -56,8 +56,7 @@ torch::Tensor DecoderImpl::advance(const torch::Tensor& x_gates, DecoderState& s
     } else {
       rec_in = torch::cat({dropout_hidden(below), state.h[l]}, 1);
     }
-    auto gates = l == 0 ? torch::addmm(x_gates, rec_in, w_rec[0]) : torch::addmm(bias[l], rec_in, w_rec[l]);
-    std::tie(state.h[l], state.c[l]) = lstm_update(gates, state.c[l]);
+    std::tie(state.h[l], state.c[l]) = lstm_step(l == 0 ? x_gates : bias[l], rec_in, w_rec[l], state.c[l]);
     below = state.h[l];
   }
   auto [context, weights] = attention(below, state.keys);

@@ -40,8 +40,7 @@ torch::Tensor BiLSTMLayerImpl::forward(const torch::Tensor& x, const torch::Tens
   std::vector<torch::Tensor> outputs;
   outputs.reserve(static_cast<size_t>(len));
   for (int64_t t = 0; t < len; ++t) {
-    auto gates = torch::baddbmm(pre.select(1, t), h, w_hh);  // [2, batch, 4H]
-    std::tie(h, c) = lstm_update(gates, c);
+    std::tie(h, c) = lstm_step(pre.select(1, t), h, w_hh, c);  // h, c: [2, batch, H]
     outputs.push_back(h);
   }
   auto out = torch::stack(outputs, 1);                             // [2, len, batch, H]
