@@ -161,6 +161,8 @@ TEST(Distributed, TwoRanksEqualOneRankWithTheirGlobalBatch) {
   const auto r2 = run_train(train_args(write_config(c, "dp_cfg2"), two, {"--nproc", "2"}));
   ASSERT_EQ(r2.code, 0) << r2.stderr_;
   EXPECT_CONTAINS(r2.stderr_, "global batch of 2 x 600 tokens");
+  EXPECT_CONTAINS(r2.stderr_, "% | ");  // the progress lines give the gradient sum's share of the time
+  EXPECT_CONTAINS(r2.stderr_, "| gradient sum ");
   c.train.batch_tokens = 1200;
   const auto r1 = run_train(train_args(write_config(c, "dp_cfg1"), one, {}));
   ASSERT_EQ(r1.code, 0) << r1.stderr_;

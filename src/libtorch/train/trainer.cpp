@@ -209,6 +209,7 @@ class TrainerRun {
   Clock::time_point run_start_ = Clock::now(), window_start_ = Clock::now();
   double elapsed_at_start_ = 0;
   double window_pause_ = 0;  // seconds of validation inside the current log window (not training time)
+  double window_comm_ = 0;   // seconds of gradient all-reduce inside the current log window (ranks only)
   bool early_stopped_ = false;
   int threads_ = 1;                                 // OpenMP threads in use now (<= train.threads)
   std::unique_ptr<runtime::CoreShare> core_share_;  // adapts threads_ when other jobs take our cores
@@ -486,7 +487,9 @@ void TrainerRun::agree_on_step(double& loss, double& nll, int64_t& tokens) {
   }
   std::vector<torch::Tensor> grads;
   for (auto& p : params_) grads.push_back(p.grad());
+  const auto start = Clock::now();
   group_->all_reduce(grads, fmt::format("the gradient sum of step {}", state_.step + 1));
+  window_comm_ += seconds_since(start);
 }
 
 void TrainerRun::log_progress(int64_t epoch_batches) {
@@ -506,10 +509,12 @@ void TrainerRun::log_progress(int64_t epoch_batches) {
         t.max_epochs;
   }
   const auto eta = progress > 0 ? hms(elapsed * (1 - progress) / progress) : std::string("?");
+  // With ranks: the share of the window spent summing gradients (what a faster link would save).
+  const auto comm = group_ ? fmt::format(" | gradient sum {:.1f}%", 100 * window_comm_ / window_seconds) : "";
   if (!opt_.quiet) {
     spdlog::info(
-        "step {} | epoch {} | loss {:.4f} | ppl {:.2f} | lr {:.2e} | {:.0f} tok/s | {} elapsed | ETA {}",
-        state_.step, state_.epoch + 1, loss, ppl, learning_rate(), tok_s, hms(elapsed), eta);
+        "step {} | epoch {} | loss {:.4f} | ppl {:.2f} | lr {:.2e} | {:.0f} tok/s{} | {} elapsed | ETA {}",
+        state_.step, state_.epoch + 1, loss, ppl, learning_rate(), tok_s, comm, hms(elapsed), eta);
   }
   append_metrics({{"kind", "train"},
                   {"step", state_.step},
@@ -526,7 +531,7 @@ void TrainerRun::log_progress(int64_t epoch_batches) {
   state_.window_loss = state_.window_nll = 0;
   state_.window_tokens = 0;
   window_start_ = Clock::now();
-  window_pause_ = 0;
+  window_pause_ = 0, window_comm_ = 0;
 }
 
 void TrainerRun::validate() {
