@@ -6,7 +6,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 
+#include "infer/gemm.h"
 #include "libtorch/decode/torch_engine.h"
 #include "libtorch/train/checkpoint.h"
 #include "libtorch/train/trainer.h"
@@ -81,6 +83,34 @@ TEST(Train, EndToEndLossFallsThenTranslatesAndScores) {
   const auto bleu = s2s::metrics::corpus_bleu(hyps, refs);
   EXPECT_GE(bleu.score, 0.0);
   EXPECT_GT(bleu.sys_len, 0);
+
+  // The native engine's int8 (bf16 where the CPU lacks VNNI) against its exact fp32 search on the shipped
+  // demo data: BLEU within 1 point, and the translations mostly the same (BLEU of one against the other).
+  const std::string reduced = s2s::infer::int8_is_fast() ? "int8" : s2s::infer::bf16_is_fast() ? "bf16" : "";
+  if (reduced.empty()) GTEST_SKIP() << "neither int8 nor bf16 GEMMs on this CPU";
+  s2s::fs::write_file_atomic(dir / "test40.de", [&] {
+    std::string text;
+    for (const auto& line : sources) text += line + "\n";
+    return text;
+  }());
+  const auto translate = [&](const std::string& precision) {
+    auto child = s2s_test::spawn({"-q", "translate", "-m", dir.string(), "-i", (dir / "test40.de").string(),
+                                  "-b", "3", "--no-shortlist", "--precision", precision},
+                                 (dir / ("stderr_" + precision)).string());
+    std::istringstream out(s2s_test::read_all(child.stdout_fd));
+    ::close(child.stdout_fd);
+    EXPECT_EQ(s2s_test::wait_status(child.pid), 0) << s2s::fs::read_file(dir / ("stderr_" + precision));
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(out, line);) lines.push_back(line);
+    return lines;
+  };
+  const auto exact = translate("fp32"), fast = translate(reduced);
+  ASSERT_EQ(exact.size(), 40u);
+  ASSERT_EQ(fast.size(), 40u);
+  const double exact_bleu = s2s::metrics::corpus_bleu(exact, refs).score;
+  const double fast_bleu = s2s::metrics::corpus_bleu(fast, refs).score;
+  EXPECT_NEAR(fast_bleu, exact_bleu, 1.0) << reduced;
+  EXPECT_GT(s2s::metrics::corpus_bleu(fast, exact).score, 60.0) << reduced << " strays from fp32";
 }
 
 TEST(Train, ResumeIsBitExact) {
