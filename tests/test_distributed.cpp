@@ -126,6 +126,14 @@ int rank_of(pid_t pid) {
   return -1;
 }
 
+// The pid of the launcher's child with RANK=`rank` (-1 when none).
+pid_t rank_pid(pid_t launcher, int rank) {
+  for (const pid_t child : children_of(launcher)) {
+    if (rank_of(child) == rank) return child;
+  }
+  return -1;
+}
+
 // Starts a long 2-rank run and waits until it has trained (last.pt written at step 4).
 s2s_test::Child start_long_run(const stdfs::path& dir, const std::string& err) {
   auto c = dp_config();
@@ -213,10 +221,7 @@ TEST(Distributed, SigtermToOneRankStopsThemAllWith143) {
   const auto dir = s2s_test::temp_dir("dp_sigterm");
   const auto err = (s2s_test::temp_dir("dp_sigterm_log") / "stderr.txt").string();
   auto child = start_long_run(dir, err);
-  pid_t rank1 = -1;
-  for (const pid_t rank : children_of(child.pid)) {
-    if (rank_of(rank) == 1) rank1 = rank;
-  }
+  const pid_t rank1 = rank_pid(child.pid, 1);
   ASSERT_GT(rank1, 0) << "no rank 1 among the launcher's children";
   ::kill(rank1, SIGTERM);
   EXPECT_EQ(wait_for(child.pid, 60), 143) << s2s::fs::read_file(err);
@@ -229,10 +234,7 @@ TEST(Distributed, AKilledRankStopsTheOthersWithAnErrorNamingIt) {
   const auto dir = s2s_test::temp_dir("dp_kill");
   const auto err = (s2s_test::temp_dir("dp_kill_log") / "stderr.txt").string();
   auto child = start_long_run(dir, err);
-  pid_t victim = -1;
-  for (const pid_t rank : children_of(child.pid)) {
-    if (rank_of(rank) == 1) victim = rank;
-  }
+  const pid_t victim = rank_pid(child.pid, 1);
   ASSERT_GT(victim, 0) << "no rank 1 among the launcher's children";
   ::kill(victim, SIGKILL);
   const auto start = Clock::now();

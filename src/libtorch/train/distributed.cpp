@@ -164,10 +164,11 @@ class C10dGroup final : public Group {
         torch::tensor({static_cast<int64_t>(bytes.size())}, torch::kInt64).to(device_)};
     wait(broadcast_(size), what);
     const int64_t n = size[0].item<int64_t>();
+    if (n == 0) return {};                         // an empty tensor has no data pointer to copy through
     auto host = torch::empty({n}, torch::kUInt8);  // [n]
     if (o_.rank == 0) std::memcpy(host.data_ptr(), bytes.data(), bytes.size());
     std::vector<torch::Tensor> data{host.to(device_)};
-    if (n > 0) wait(broadcast_(data), what);
+    wait(broadcast_(data), what);
     host = data[0].cpu();
     return {static_cast<const char*>(host.data_ptr()), static_cast<size_t>(n)};
   }
