@@ -29,7 +29,6 @@ ModelBundle load_for_decoding(const std::filesystem::path& dir, const DecodeConf
 // The ranks of a data-parallel run: the --dist-* flags, else torchrun's environment variables.
 dist::DistOptions dist_options(const TrainArgs& a) {
   auto d = dist::options_from_env();
-  std::string source = "environment (MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK)";
   if (!a.dist_addr.empty()) {
     const auto colon = a.dist_addr.rfind(':');
     char* end = nullptr;
@@ -40,13 +39,14 @@ dist::DistOptions dist_options(const TrainArgs& a) {
     d.addr = a.dist_addr.substr(0, colon), d.port = static_cast<int>(port);
     if (d.addr.size() > 2 && d.addr.front() == '[' && d.addr.back() == ']')
       d.addr = d.addr.substr(1, d.addr.size() - 2);
-    source = "--dist-addr/--world-size/--rank";
   }
-  if (a.world_size > 0) d.world_size = a.world_size, d.enabled = true, source = "--dist-addr/--world-size/--rank";
-  if (a.rank >= 0) d.rank = a.rank, source = "--dist-addr/--world-size/--rank";
+  if (a.world_size > 0) d.world_size = a.world_size, d.enabled = true;
+  if (a.rank >= 0) d.rank = a.rank;
   d.timeout = std::chrono::seconds(a.dist_timeout);
   d.enabled = d.enabled || d.world_size > 1;
-  dist::validate(d, source);
+  const bool flags = !a.dist_addr.empty() || a.world_size > 0 || a.rank >= 0;
+  dist::validate(d, flags ? "--dist-addr/--world-size/--rank"
+                          : "environment (MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK)");
   return d;
 }
 

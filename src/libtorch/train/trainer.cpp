@@ -482,11 +482,11 @@ void TrainerRun::agree_on_step(double& loss, double& nll, int64_t& tokens) {
   check_finite(loss, "loss");
   agreed_signal_ = agreed[3] > 0 ? SIGINT : agreed[4] > 0 ? SIGTERM : 0;
   agreed_time_up_ = agreed[5] > 0;
+  std::vector<torch::Tensor> grads;
   for (auto& p : params_) {
     if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // an empty share: no gradient
+    grads.push_back(p.grad());
   }
-  std::vector<torch::Tensor> grads;
-  for (auto& p : params_) grads.push_back(p.grad());
   const auto start = Clock::now();
   group_->all_reduce(grads, fmt::format("the gradient sum of step {}", state_.step + 1));
   window_comm_ += seconds_since(start);
