@@ -14,8 +14,9 @@
 #include <spdlog/fmt/ranges.h>
 #include "config/model_dir.h"
 #include "decode/ensemble.h"
+#include "infer/factory/native_models.h"
 #include "infer/gemm.h"
-#include "infer/rnn/native_model.h"
+#include "infer/native_engine.h"
 #include "metrics/bleu.h"
 #include "metrics/chrf.h"
 #include "metrics/scorer.h"
@@ -41,8 +42,6 @@ bool use_native(const Config& config, const std::filesystem::path& dir, std::str
     why = "device " + to_string(d.device);
   else if (!std::filesystem::exists(dir / model_files::kBest))
     why = std::string("no ") + model_files::kBest;
-  else if (!infer::NativeModel::supports(config.model, &why))
-    why += " is not supported natively";
   else
     return true;
   if (d.engine == EngineKind::kNative)
@@ -56,11 +55,11 @@ std::shared_ptr<Engine> native_engine(const std::filesystem::path& dir, const Co
                                       const Tokenizer& src_tok, const Tokenizer& tgt_tok) {
   runtime::tune_allocator();  // heap, not fresh mmaps: load temporaries and per-batch buffers are reused
   runtime::use_one_arena();   // before the translation workers start
-  auto model = std::make_shared<const infer::NativeModel>(
-      config.model, src_tok.vocab_size(), tgt_tok.vocab_size(), dir / model_files::kBest,
-      config.decode.precision == Precision::kInt8   ? infer::WeightType::kInt8
-      : config.decode.precision == Precision::kBf16 ? infer::WeightType::kBf16
-                                                    : infer::WeightType::kF32);
+  auto model =
+      infer::load_native(config.model, src_tok.vocab_size(), tgt_tok.vocab_size(), dir / model_files::kBest,
+                         config.decode.precision == Precision::kInt8   ? infer::WeightType::kInt8
+                         : config.decode.precision == Precision::kBf16 ? infer::WeightType::kBf16
+                                                                       : infer::WeightType::kF32);
   TargetIds ids{tgt_tok.pad_id(), tgt_tok.bos_id(), tgt_tok.eos_id(), tgt_tok.unk_id()};
   auto engine = std::make_shared<infer::NativeEngine>(std::move(model), ids);
   engine->set_thread_threads(config.decode.threads);  // batches run on this thread with one worker

@@ -50,6 +50,10 @@ dist::DistOptions dist_options(const TrainArgs& a) {
   return d;
 }
 
+std::shared_ptr<void> start_profile(const std::string& trace_file) {
+  return std::make_shared<torch::autograd::profiler::RecordProfile>(trace_file);
+}
+
 int train_command(const TrainArgs& a) {
   const auto dir = std::filesystem::path(a.model_dir);
   std::filesystem::path config_file = a.config;
@@ -76,7 +80,12 @@ int train_command(const TrainArgs& a) {
     spdlog::set_pattern(fmt::format("[%Y-%m-%d %H:%M:%S] [%^%l%$] [rank {}] %v", opt.dist.rank));
     if (opt.dist.rank > 0) spdlog::set_level(std::max(spdlog::get_level(), spdlog::level::warn));
   }
+  // Developer hook: S2S_PROFILE=FILE writes a chrome://tracing profile of every LibTorch op of the run
+  // (keep it short: --max-steps 20).
+  std::shared_ptr<void> profile;
+  if (const char* trace = std::getenv("S2S_PROFILE")) profile = start_profile(trace);
   const auto summary = train(config, opt);
+  profile.reset();
   return summary.stop_signal != 0 ? 128 + summary.stop_signal : 0;  // 130 for SIGINT, 143 for SIGTERM
 }
 
@@ -84,10 +93,6 @@ std::shared_ptr<Engine> load_engine(const std::filesystem::path& dir, const Conf
   auto bundle = load_for_decoding(dir, config.decode);
   return std::make_shared<TorchEngine>(bundle.model, bundle.device,
                                        config.decode.precision == Precision::kBf16);
-}
-
-std::shared_ptr<void> start_profile(const std::string& trace_file) {
-  return std::make_shared<torch::autograd::profiler::RecordProfile>(trace_file);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "config/model_dir.h"
 #include "data/tokenizer.h"
 #include "data/vocab.h"
+#include "libtorch/model/factory/build_model.h"
 #include "libtorch/model/rnn/seq2seq.h"
 #include "libtorch/model/weights_io.h"
 #include "test_util.h"

@@ -24,7 +24,7 @@ s2s::Seq2Seq small_model(uint64_t seed) {
   m.emb_dim = 8, m.enc_hidden = 4, m.dec_hidden = 8, m.enc_layers = 1, m.dec_layers = 1,
   m.share_embeddings = true;
   m.dropout_emb = m.dropout_hidden = m.dropout_attn = 0;  // the compared steps must not draw random masks
-  return s2s::build_model(m, {20, 20, 0, 2, 3, 1});
+  return s2s::build_rnn_model(m, {20, 20, 0, 2, 3, 1});
 }
 
 void one_step(s2s::Seq2Seq& model, torch::optim::Adam& adam) {

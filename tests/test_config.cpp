@@ -106,6 +106,21 @@ TEST(Config, ShippedDemoConfigLoads) {
   EXPECT_TRUE(stdfs::exists(c.data.valid_tgt));
 }
 
+// Every shipped config parses and validates (paths are checked by the commands, not here).
+TEST(Config, EveryShippedConfigLoads) {
+  size_t configs = 0;
+  for (const auto& entry : stdfs::directory_iterator(stdfs::path(S2S_SOURCE_DIR) / "configs")) {
+    SCOPED_TRACE(entry.path().string());
+    const auto c = s2s::load_config(entry.path());
+    ++configs;
+    if (entry.path().filename() == "multi30k-de-en-transformer.yaml") {
+      EXPECT_EQ(c.model.type, s2s::ModelType::kTransformer);
+      EXPECT_EQ(c.model.emb_dim % c.model.heads, 0);
+    }
+  }
+  EXPECT_GE(configs, 3u);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Round trip
 
@@ -144,6 +159,12 @@ TEST(Config, EverySectionRoundTrips) {
   c.model.dropout_emb = 0.05;
   c.model.dropout_hidden = 1.0 / 3.0;  // needs all 17 digits to round-trip
   c.model.dropout_attn = 0.0;
+  c.model.type = s2s::ModelType::kTransformer;
+  c.model.heads = 6;
+  c.model.ffn_dim = 333;
+  c.model.ffn_activation = s2s::Activation::kGelu;
+  c.model.attention_dropout = 0.25;
+  c.model.ffn_dropout = 0.125;
   c.train.batch_tokens = 1000;
   c.train.accum_steps = 3;
   c.train.max_steps = 9000000000LL;

@@ -18,20 +18,26 @@ namespace {
 
 TEST(Cuda, LossOnTheGpuEqualsTheCpu) {
   SKIP_WITHOUT_CUDA();
-  torch::manual_seed(7);
-  auto model =
-      s2s::build_model(s2s_test::tiny_config().model, s2s_test::vocabs_of(*s2s_test::demo_tokenizer()));
-  torch::NoGradGuard no_grad;
-  auto batch = s2s::make_source_batch({{5, 6, 7, 8}, {9, 10}}, {});
-  auto tgt_in = torch::tensor({2, 11, 12, 2, 14, 0}, torch::kInt64).view({2, 3});
-  auto tgt_out = torch::tensor({11, 12, 3, 14, 3, 0}, torch::kInt64).view({2, 3});
-  const auto cpu =
-      s2s::sequence_loss(*model, model->forward(batch.src, batch.src_lengths, tgt_in), tgt_out, 0.1);
-  model->to(torch::kCUDA);
-  const auto gpu = s2s::sequence_loss(
-      *model, model->forward(batch.src.cuda(), batch.src_lengths.cuda(), tgt_in.cuda()), tgt_out.cuda(), 0.1);
-  EXPECT_NEAR(gpu.loss.item<double>(), cpu.loss.item<double>(), 1e-3 * std::abs(cpu.loss.item<double>()));
-  EXPECT_NEAR(gpu.nll, cpu.nll, 1e-3 * std::abs(cpu.nll));
+  for (const auto type : {s2s::ModelType::kRnn, s2s::ModelType::kTransformer}) {
+    SCOPED_TRACE(s2s::to_string(type));
+    torch::manual_seed(7);
+    auto config = s2s_test::tiny_config().model;
+    config.type = type, config.heads = 4;
+    auto model = s2s::build_model(config, s2s_test::vocabs_of(*s2s_test::demo_tokenizer()));
+    model->eval();  // no dropout: the same function on both devices
+    torch::NoGradGuard no_grad;
+    auto batch = s2s::make_source_batch({{5, 6, 7, 8}, {9, 10}}, {});
+    auto tgt_in = torch::tensor({2, 11, 12, 2, 14, 0}, torch::kInt64).view({2, 3});
+    auto tgt_out = torch::tensor({11, 12, 3, 14, 3, 0}, torch::kInt64).view({2, 3});
+    const auto cpu =
+        s2s::sequence_loss(*model, model->forward(batch.src, batch.src_lengths, tgt_in), tgt_out, 0.1);
+    model->to(torch::kCUDA);
+    const auto gpu =
+        s2s::sequence_loss(*model, model->forward(batch.src.cuda(), batch.src_lengths.cuda(), tgt_in.cuda()),
+                           tgt_out.cuda(), 0.1);
+    EXPECT_NEAR(gpu.loss.item<double>(), cpu.loss.item<double>(), 1e-3 * std::abs(cpu.loss.item<double>()));
+    EXPECT_NEAR(gpu.nll, cpu.nll, 1e-3 * std::abs(cpu.nll));
+  }
 }
 
 TEST(Cuda, TrainsAndResumesOnTheGpu) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "libtorch/data/batch.h"
+#include "libtorch/model/rnn/seq2seq.h"
 #include "libtorch/train/loss.h"
 #include "libtorch/util/runtime.h"
 
@@ -15,7 +16,7 @@ s2s::Seq2Seq model_for_loss() {
   m.emb_dim = 16, m.enc_hidden = 8, m.dec_hidden = 16, m.enc_layers = 1, m.dec_layers = 1,
   m.tie_output = false;
   m.dropout_emb = m.dropout_hidden = m.dropout_attn = 0;
-  return s2s::build_model(m, {20, 20, 0, 2, 3});
+  return s2s::build_rnn_model(m, {20, 20, 0, 2, 3});
 }
 
 TEST(Loss, PaddingIsMasked) {

@@ -15,7 +15,7 @@ s2s::Seq2Seq tiny_model(const std::string& attention, int layers = 2) {
   m.attention = s2s::parse_enum<s2s::AttentionType>(attention, "attention"), m.tie_output = false,
   m.enc_residual = true;
   m.dropout_emb = m.dropout_hidden = m.dropout_attn = 0;
-  auto model = s2s::build_model(m, {50, 40, 0, 2, 3});
+  auto model = s2s::build_rnn_model(m, {50, 40, 0, 2, 3});
   model->eval();
   return model;
 }
@@ -89,7 +89,7 @@ TEST(Model, TiedOutputSharesTheEmbedding) {
   s2s::ModelConfig m;
   m.emb_dim = 16, m.enc_hidden = 8, m.dec_hidden = 16, m.enc_layers = 1, m.dec_layers = 1;
   m.tie_output = true, m.share_embeddings = true;
-  auto model = s2s::build_model(m, {30, 30, 0, 2, 3});
+  auto model = s2s::build_rnn_model(m, {30, 30, 0, 2, 3});
   EXPECT_EQ(model->out_weight.data_ptr(), model->decoder->embedding->weight.data_ptr());
   EXPECT_EQ(model->encoder->embedding->weight.data_ptr(), model->decoder->embedding->weight.data_ptr());
   EXPECT_EQ(model->logits(torch::zeros({3, 16})).sizes(), (std::vector<int64_t>{3, 30}));

@@ -1,13 +1,15 @@
 // The native CPU engine (src/infer) against the LibTorch model it re-implements: the same weights file
 // must give the same teacher-forced logits and the same beam search results, for every architecture
 // option the native engine supports; parameters handed over in memory (validation during training) give
-// exactly what the weights file gives; bf16 stays close; unsupported models are refused clearly.
+// exactly what the weights file gives; bf16 stays close; mismatched weights are refused clearly. Transformer
+// variants run the same checks.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "decode/ensemble.h"
-#include "infer/rnn/native_model.h"
+#include "infer/factory/native_models.h"
+#include "infer/native_engine.h"
 #include "libtorch/data/batch.h"
 #include "libtorch/decode/torch_engine.h"
 #include "libtorch/train/checkpoint.h"
@@ -33,7 +35,14 @@ std::filesystem::path make_model_dir(const s2s::Config& c, const std::string& na
   auto model = s2s::build_model(c.model, s2s_test::vocabs_of(*tok));
   {
     torch::NoGradGuard no_grad;
-    for (auto& p : model->parameters()) p.mul_(4.0);
+    // A Transformer's LayerNorm gains would compound the scaling through every layer into saturated
+    // attention, where rounding decides; there the embeddings and the output layer alone are scaled.
+    const bool transformer = c.model.type == s2s::ModelType::kTransformer;
+    for (auto& item : model->named_parameters()) {
+      const auto& name = item.key();
+      if (!transformer || name.find("embedding") != std::string::npos || name == "out_weight")
+        item.value().mul_(4.0);
+    }
   }
   s2s::save_weights(dir / s2s::model_files::kBest, *model);
   return dir;
@@ -52,14 +61,15 @@ std::vector<std::vector<int32_t>> encode_all(const s2s::Tokenizer& tok) {
   return out;
 }
 
-std::shared_ptr<s2s::infer::NativeModel> native_model(const std::filesystem::path& dir, const s2s::Config& c,
-                                                      s2s::infer::WeightType type) {
+std::shared_ptr<const s2s::infer::NativeNetwork> native_model(const std::filesystem::path& dir,
+                                                              const s2s::Config& c,
+                                                              s2s::infer::WeightType type) {
   auto tok = s2s_test::demo_tokenizer();
-  return std::make_shared<s2s::infer::NativeModel>(c.model, tok->vocab_size(), tok->vocab_size(),
-                                                   dir / s2s::model_files::kBest, type);
+  return s2s::infer::load_native(c.model, tok->vocab_size(), tok->vocab_size(), dir / s2s::model_files::kBest,
+                                 type);
 }
-std::shared_ptr<s2s::infer::NativeModel> native_model(const std::filesystem::path& dir, const s2s::Config& c,
-                                                      bool bf16) {
+std::shared_ptr<const s2s::infer::NativeNetwork> native_model(const std::filesystem::path& dir,
+                                                              const s2s::Config& c, bool bf16) {
   return native_model(dir, c, bf16 ? s2s::infer::WeightType::kBf16 : s2s::infer::WeightType::kF32);
 }
 
@@ -73,7 +83,7 @@ class NativeEngineTest : public ::testing::TestWithParam<Variant> {
   }
 };
 
-// Teacher forcing through NativeModel::step gives the LibTorch model's logits.
+// Teacher forcing through the native model's steps gives the LibTorch model's logits.
 TEST_P(NativeEngineTest, TeacherForcedLogitsMatchLibTorch) {
   const auto c = config();
   const auto dir = make_model_dir(c, GetParam().name + "_tf");
@@ -98,15 +108,14 @@ TEST_P(NativeEngineTest, TeacherForcedLogitsMatchLibTorch) {
     for (size_t t = 0; t < tgt_in[b].size(); ++t) tgt_tensor[b][t] = tgt_in[b][t];
   auto expected = bundle.model->logits(bundle.model->forward(batch.src, batch.src_lengths, tgt_tensor));
   // Native, step by step.
-  auto enc = native->encode(src, v.pad_id);
-  auto state = native->initial_state(enc, /*group=*/1);
+  auto state = native->start(src, v.pad_id, /*K=*/1);
   const auto& w = native->out_weight();
   std::vector<float> out, logits(static_cast<size_t>(w.rows));
   double max_diff = 0;
   for (int64_t t = 0; t < T; ++t) {
     std::vector<int64_t> tokens;
     for (const auto& s : tgt_in) tokens.push_back(t < static_cast<int64_t>(s.size()) ? s[t] : v.pad_id);
-    native->step(tokens, state, enc, 1, out, nullptr);
+    native->advance(tokens, *state, 1, out, nullptr);
     for (size_t b = 0; b < src.size(); ++b) {
       if (t >= static_cast<int64_t>(tgt_in[b].size())) continue;
       for (int64_t j = 0; j < w.rows; ++j) logits[j] = native->out_bias()[j];
@@ -155,7 +164,7 @@ TEST_P(NativeEngineTest, BeamSearchMatchesLibTorch) {
 }
 
 // log p(target token | prefix) from the model's teacher-forced forward pass, EOS last, per sentence.
-std::vector<std::vector<double>> teacher_forced_log_probs(s2s::Seq2SeqImpl& model,
+std::vector<std::vector<double>> teacher_forced_log_probs(s2s::NmtModelImpl& model,
                                                           const std::vector<std::vector<int32_t>>& src,
                                                           const std::vector<std::vector<int32_t>>& tgt) {
   const auto& v = model.vocabs;
@@ -214,10 +223,10 @@ TEST_P(NativeEngineTest, ParametersInMemoryEqualTheWeightsFile) {
   const s2s::TargetIds ids{v.pad_id, v.bos_id, v.eos_id, v.unk_id};
   auto params = s2s::module_parameters(*bundle.model);
   s2s::infer::NativeEngine from_file(native_model(dir, c, /*bf16=*/true), ids);
-  s2s::infer::NativeEngine in_memory(std::make_shared<s2s::infer::NativeModel>(
-                                         c.model, bundle.src_tok->vocab_size(), bundle.tgt_tok->vocab_size(),
-                                         *params, s2s::infer::WeightType::kBf16),
-                                     ids);
+  s2s::infer::NativeEngine in_memory(
+      s2s::infer::load_native(c.model, bundle.src_tok->vocab_size(), bundle.tgt_tok->vocab_size(), *params,
+                              s2s::infer::WeightType::kBf16),
+      ids);
   s2s::SearchOptions opt;
   opt.beam_size = 3, opt.n_best = 2;
   const auto src = encode_all(*bundle.src_tok);
@@ -245,7 +254,17 @@ INSTANTIATE_TEST_SUITE_P(
                               }},
                       Variant{"separate_embeddings", [](s2s::ModelConfig& m) { m.share_embeddings = false; }},
                       Variant{"bahdanau",
-                              [](s2s::ModelConfig& m) { m.attention = s2s::AttentionType::kBahdanau; }}),
+                              [](s2s::ModelConfig& m) { m.attention = s2s::AttentionType::kBahdanau; }},
+                      Variant{"transformer",
+                              [](s2s::ModelConfig& m) {
+                                m.type = s2s::ModelType::kTransformer, m.heads = 4, m.ffn_dim = 48;
+                                m.tie_output = true;
+                              }},
+                      Variant{"transformer_gelu_separate",
+                              [](s2s::ModelConfig& m) {
+                                m.type = s2s::ModelType::kTransformer, m.heads = 2, m.ffn_dim = 40;
+                                m.ffn_activation = s2s::Activation::kGelu, m.share_embeddings = false;
+                              }}),
     [](const ::testing::TestParamInfo<Variant>& info) { return info.param.name; });
 
 // bf16 weights: greedy translations mostly equal to float32 ones, scores close.
@@ -339,6 +358,23 @@ TEST(NativeEngine, RefusesMismatchedWeights) {
     FAIL() << "a weights file of another shape was accepted";
   } catch (const s2s::Error& e) {
     EXPECT_NE(std::string(e.what()).find("does not match the model"), std::string::npos) << e.what();
+  }
+  // A Transformer of another feed-forward size, and an RNN's weights read as a Transformer: both engines
+  // refuse them with one line naming the file.
+  auto transformer = c;
+  transformer.model.type = s2s::ModelType::kTransformer, transformer.model.heads = 4,
+  transformer.model.ffn_dim = 48;
+  const auto tdir = make_model_dir(transformer, "mismatch_transformer");
+  auto wider = transformer;
+  wider.model.ffn_dim = 64;
+  for (const auto& [dir_of, config] : {std::pair{tdir, wider}, std::pair{dir, transformer}}) {
+    const auto msg = s2s_test::error_of([&] { native_model(dir_of, config, false); });
+    EXPECT_NE(msg.find("weights file '" + (dir_of / "best.bin").string() + "' does not match the model"),
+              std::string::npos)
+        << msg;
+    s2s::fs::write_file_atomic(dir_of / "config.yml", s2s::dump_config(config));
+    const auto torch_msg = s2s_test::error_of([&] { s2s::load_model_dir(dir_of, torch::kCPU); });
+    EXPECT_NE(torch_msg.find("does not match the model in config.yml"), std::string::npos) << torch_msg;
   }
 }
 

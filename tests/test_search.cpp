@@ -9,6 +9,7 @@
 
 #include "libtorch/data/batch.h"
 #include "libtorch/decode/search.h"
+#include "libtorch/model/rnn/seq2seq.h"
 
 namespace {
 
@@ -20,7 +21,7 @@ s2s::Seq2Seq fixed_model(uint64_t seed) {
   m.emb_dim = 8, m.enc_hidden = 6, m.dec_hidden = 10, m.enc_layers = 1, m.dec_layers = 1,
   m.tie_output = false;
   m.dropout_emb = m.dropout_hidden = m.dropout_attn = 0;
-  auto model = s2s::build_model(m, {kVocab, kVocab, 0, kBos, kEos});
+  auto model = s2s::build_rnn_model(m, {kVocab, kVocab, 0, kBos, kEos});
   {
     torch::NoGradGuard no_grad;
     for (auto& p : model->parameters()) p.mul_(15);  // peakier distributions: search decisions matter

@@ -171,7 +171,7 @@ class KeyError : public Error {
 };
 
 template <class T>
-void check(bool ok, const char* key, T value, const char* requirement) {
+void check(bool ok, const char* key, T value, const std::string& requirement) {
   if (!ok) {
     std::ostringstream os;
     os << key << " " << requirement << " (got " << value << ")";
@@ -213,12 +213,20 @@ void validate(const Config& c) {
   check(m.enc_hidden > 0, "model.enc_hidden", m.enc_hidden, "must be > 0");
   check(m.dec_layers > 0, "model.dec_layers", m.dec_layers, "must be > 0");
   check(m.dec_hidden > 0, "model.dec_hidden", m.dec_hidden, "must be > 0");
-  check(m.attention != AttentionType::kLuongDot || m.dec_hidden == 2 * m.enc_hidden, "model.attention",
-        to_string(m.attention), "luong-dot needs model.dec_hidden == 2 * model.enc_hidden");
+  check(m.type != ModelType::kRnn || m.attention != AttentionType::kLuongDot ||
+            m.dec_hidden == 2 * m.enc_hidden,
+        "model.attention", to_string(m.attention),
+        "luong-dot needs model.dec_hidden == 2 * model.enc_hidden");
+  check(m.heads > 0, "model.heads", m.heads, "must be > 0");
+  check(m.type != ModelType::kTransformer || m.emb_dim % m.heads == 0, "model.heads", m.heads,
+        "must divide model.emb_dim (" + std::to_string(m.emb_dim) + ")");
+  check(m.ffn_dim > 0, "model.ffn_dim", m.ffn_dim, "must be > 0");
   check(!m.share_embeddings || c.vocab.joint, "model.share_embeddings", "true", "needs vocab.joint: true");
   for (auto [key, p] : {std::pair{"model.dropout_emb", m.dropout_emb},
                         {"model.dropout_hidden", m.dropout_hidden},
-                        {"model.dropout_attn", m.dropout_attn}}) {
+                        {"model.dropout_attn", m.dropout_attn},
+                        {"model.attention_dropout", m.attention_dropout},
+                        {"model.ffn_dropout", m.ffn_dropout}}) {
     check(p >= 0 && p < 1, key, p, "must be in [0, 1)");
   }
   const auto& t = c.train;

@@ -46,27 +46,36 @@ struct VocabConfig {
 };
 
 struct ModelConfig {
-  int emb_dim = 256;              // embedding size (source and target)
-  bool share_embeddings = false;  // one embedding table for both sides (needs a joint vocabulary)
-  bool tie_output = false;        // output layer shares the target embedding (attentional vector = emb_dim)
-  int enc_layers = 2;             // bidirectional LSTM layers in the encoder
-  int enc_hidden = 256;           // encoder hidden size per direction
-  bool enc_residual = false;      // residual connections between encoder layers (from layer 2 on)
-  int dec_layers = 2;             // LSTM layers in the decoder
-  int dec_hidden = 512;           // decoder hidden size
-  AttentionType attention = AttentionType::kLuongGeneral;  // bahdanau | luong-dot | luong-general
-  bool input_feeding = true;    // feed the previous attentional vector into the decoder input
-  double dropout_emb = 0.1;     // dropout on embeddings
-  double dropout_hidden = 0.3;  // dropout between LSTM layers
-  double dropout_attn = 0.3;    // dropout on the attentional output before the output layer
+  ModelType type = ModelType::kRnn;  // rnn | transformer
+  int emb_dim = 256;                 // embedding size (source and target); the Transformer's width
+  bool share_embeddings = false;     // one embedding table for both sides (needs a joint vocabulary)
+  bool tie_output = false;    // output layer shares the target embedding (attentional vector = emb_dim)
+  int enc_layers = 2;         // encoder layers (rnn: bidirectional LSTM layers)
+  int enc_hidden = 256;       // rnn: encoder hidden size per direction
+  bool enc_residual = false;  // rnn: residual connections between encoder layers (from layer 2 on)
+  int dec_layers = 2;         // decoder layers (rnn: LSTM layers)
+  int dec_hidden = 512;       // rnn: decoder hidden size
+  AttentionType attention = AttentionType::kLuongGeneral;  // rnn: bahdanau | luong-dot | luong-general
+  bool input_feeding = true;    // rnn: feed the previous attentional vector into the decoder input
+  double dropout_emb = 0.1;     // dropout on embeddings (transformer: on embeddings + positions)
+  double dropout_hidden = 0.3;  // rnn: between LSTM layers; transformer: on every sublayer's output
+  double dropout_attn = 0.3;    // rnn: on the attentional output before the output layer
+  int heads = 8;                // transformer: attention heads (must divide emb_dim)
+  int ffn_dim = 2048;           // transformer: feed-forward inner size
+  Activation ffn_activation = Activation::kRelu;  // transformer: relu | gelu
+  double attention_dropout = 0.1;                 // transformer: dropout on attention weights
+  double ffn_dropout = 0.0;                       // transformer: dropout on the feed-forward activation
 
   template <class V>
   void visit(V&& v) {
-    v("emb_dim", emb_dim), v("share_embeddings", share_embeddings), v("tie_output", tie_output);
+    v("type", type), v("emb_dim", emb_dim), v("share_embeddings", share_embeddings);
+    v("tie_output", tie_output);
     v("enc_layers", enc_layers), v("enc_hidden", enc_hidden), v("enc_residual", enc_residual);
     v("dec_layers", dec_layers), v("dec_hidden", dec_hidden), v("attention", attention);
     v("input_feeding", input_feeding), v("dropout_emb", dropout_emb);
-    v("dropout_hidden", dropout_hidden), v("dropout_attn", dropout_attn);
+    v("dropout_hidden", dropout_hidden), v("dropout_attn", dropout_attn), v("heads", heads);
+    v("ffn_dim", ffn_dim), v("ffn_activation", ffn_activation), v("attention_dropout", attention_dropout);
+    v("ffn_dropout", ffn_dropout);
   }
 };
 
@@ -135,9 +144,8 @@ struct DecodeConfig {
   int workers = 0;                // batches decoded concurrently, threads/workers threads each (0 = auto:
                                   // one per thread on CPU, 1 on GPU)
   Device device;                  // cpu | cuda | cuda:N
-  EngineKind engine =
-      EngineKind::kAuto;  // auto | native | torch: native = LibTorch-free CPU engine (oneDNN);
-                          // auto picks it on CPU for Luong-attention models with best.bin
+  EngineKind engine = EngineKind::kAuto;  // auto | native | torch: native = LibTorch-free CPU engine
+                                          // (oneDNN); auto picks it on CPU when the model dir has best.bin
 
   template <class V>
   void visit(V&& v) {

@@ -19,6 +19,8 @@ S2S_ENUM_NAMES(Precision, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}
 S2S_ENUM_NAMES(Switch, {Switch::kAuto, "auto"}, {Switch::kOn, "true"}, {Switch::kOff, "false"})
 S2S_ENUM_NAMES(EngineKind, {EngineKind::kAuto, "auto"}, {EngineKind::kNative, "native"},
                {EngineKind::kTorch, "torch"})
+S2S_ENUM_NAMES(ModelType, {ModelType::kRnn, "rnn"}, {ModelType::kTransformer, "transformer"})
+S2S_ENUM_NAMES(Activation, {Activation::kRelu, "relu"}, {Activation::kGelu, "gelu"})
 S2S_ENUM_NAMES(AttentionType, {AttentionType::kBahdanau, "bahdanau"}, {AttentionType::kLuongDot, "luong-dot"},
                {AttentionType::kLuongGeneral, "luong-general"})
 S2S_ENUM_NAMES(LrSchedule, {LrSchedule::kPlateau, "plateau"}, {LrSchedule::kConstant, "constant"},
@@ -64,6 +66,8 @@ E parse_enum(const std::string& name, const std::string& what) {
 S2S_ENUM_INSTANTIATE(Precision)
 S2S_ENUM_INSTANTIATE(Switch)
 S2S_ENUM_INSTANTIATE(EngineKind)
+S2S_ENUM_INSTANTIATE(ModelType)
+S2S_ENUM_INSTANTIATE(Activation)
 S2S_ENUM_INSTANTIATE(AttentionType)
 S2S_ENUM_INSTANTIATE(LrSchedule)
 S2S_ENUM_INSTANTIATE(EarlyStopMetric)

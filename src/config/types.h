@@ -13,7 +13,9 @@ namespace s2s {
 enum class Precision { kFp32, kBf16, kInt8, kAuto };
 enum class Switch { kAuto, kOn, kOff };            // a feature used when available (auto), always, or never
 enum class EngineKind { kAuto, kNative, kTorch };  // decoding engine (auto: native when it can)
+enum class ModelType { kRnn, kTransformer };       // model family
 enum class AttentionType { kBahdanau, kLuongDot, kLuongGeneral };  // RNN attention scoring function
+enum class Activation { kRelu, kGelu };                            // Transformer feed-forward activation
 enum class LrSchedule { kPlateau, kConstant, kInverseSqrt };       // learning-rate schedule after warmup
 enum class EarlyStopMetric { kBleu, kPpl };                        // validation metric that selects best.bin
 enum class InvalidUtf8 { kSkip, kError };                          // a training pair with invalid UTF-8

@@ -1,6 +1,6 @@
 // What the Translator needs from a model: a StepScorer over one batch of source token ids. Implemented by
 // the LibTorch model (CPU or CUDA; libtorch/decode/torch_engine.h), the native CPU engine
-// (infer/rnn/native_model.h) and an ensemble of either (decode/ensemble.h). The search (beam search, forced
+// (infer/native_engine.h) and an ensemble of either (decode/ensemble.h). The search (beam search, forced
 // decoding) is written once, here, over that contract.
 #pragma once
 

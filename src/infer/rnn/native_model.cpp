@@ -1,11 +1,5 @@
 #include "infer/rnn/native_model.h"
 
-#include <omp.h>
-#if defined(__x86_64__)
-#include <pmmintrin.h>
-#include <xmmintrin.h>
-#endif
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -14,35 +8,6 @@
 #include "util/error.h"
 
 namespace s2s::infer {
-namespace {
-
-// A parameter [rows, cols] as a Matrix of the requested type; `per_row`: int8 scales per row (a matrix used
-// transposed or looked up by row) rather than per column (an LSTM weight [in, 4H]).
-Matrix make_matrix(const Parameter& l, WeightType type, bool per_row) {
-  return Matrix::from_f32(l.data.data(), l.shape.at(0), static_cast<int64_t>(l.data.size()) / l.shape.at(0),
-                          type, per_row);
-}
-
-// out [rows, width] = bias broadcast over the rows.
-void fill_rows(float* out, int64_t rows, const std::vector<float>& bias) {
-  for (int64_t r = 0; r < rows; ++r)
-    std::copy(bias.begin(), bias.end(), out + r * static_cast<int64_t>(bias.size()));
-}
-
-// Rows `rows` of x [*, width], in that order.
-std::vector<float> gather_rows(const std::vector<float>& x, int64_t width, const std::vector<int64_t>& rows) {
-  std::vector<float> out(rows.size() * static_cast<size_t>(width));
-  for (size_t i = 0; i < rows.size(); ++i)
-    std::memcpy(out.data() + i * width, x.data() + rows[i] * width,
-                static_cast<size_t>(width) * sizeof(float));
-  return out;
-}
-
-}  // namespace
-
-bool NativeModel::supports(const ModelConfig&, std::string*) {
-  return true;  // every RNN configuration (Luong general/dot and Bahdanau attention)
-}
 
 NativeModel::NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
                          const std::filesystem::path& weights, WeightType type)
@@ -58,19 +23,7 @@ NativeModel::NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t t
 
 void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab, WeightType type) {
   const auto& config = config_;
-  std::string why;
-  if (!supports(config, &why)) throw Error("the native CPU engine does not support " + why);
-  if (type == WeightType::kInt8 &&
-      !int8_is_fast()) {  // without VNNI, oneDNN's u8s8 path saturates int16 sums
-    throw Error(
-        "--precision int8 needs a CPU with VNNI (AVX512-VNNI or AVX-VNNI; ONEDNN_MAX_CPU_ISA may cap it); "
-        "use --precision fp32 or bf16");
-  }
-  if (type != WeightType::kF32) {  // fail at load, not at the first batch, where this CPU lacks the GEMM
-    Matrix probe = Matrix::from_f32(std::vector<float>{1.f}.data(), 1, 1, type, /*per_row=*/false);
-    float x = 1.f, y = 0.f;
-    matmul(&x, 1, 1, probe, /*transposed=*/false, &y, 1, /*accumulate=*/false);
-  }
+  check_weight_type(type);
   const int64_t E = config.emb_dim, He = config.enc_hidden, M = 2 * He, H = config.dec_hidden;
   const int64_t L = config.dec_layers, out_dim = config.tie_output ? E : H;
   src_emb_ = make_matrix(w.get("encoder.embedding.weight", {src_vocab, E}), type, true);
@@ -293,61 +246,52 @@ void NativeModel::step(const std::vector<int64_t>& tokens, DecoderRows& s, const
   s.feed = out;
 }
 
-NativeScorer::NativeScorer(const NativeModel& model, const std::vector<std::vector<int32_t>>& batch,
-                           int64_t pad, const std::vector<int64_t>& vocab_subset, int64_t K)
-    : model_(model), enc_(model.encode(batch, pad)), ids_(vocab_subset) {
-  state_ = model.initial_state(enc_, K);
-  if (ids_.empty()) {
-    out_w_ = model.out_weight(), out_b_ = model.out_bias();
-  } else {
-    out_w_ = model.out_weight().select_rows(ids_);
-    for (auto id : ids_) out_b_.push_back(model.out_bias()[static_cast<size_t>(id)]);
-  }
+namespace {
+
+struct RnnState : NativeState {
+  Encoded enc;
+  DecoderRows rows;
+};
+
+}  // namespace
+
+std::unique_ptr<NativeState> NativeModel::start(const std::vector<std::vector<int32_t>>& batch, int64_t pad,
+                                                int64_t K) const {
+  auto state = std::make_unique<RnnState>();
+  state->enc = encode(batch, pad);
+  state->rows = initial_state(state->enc, K);
+  state->src_len = state->enc.src_len;
+  return state;
 }
 
-StepScores NativeScorer::step(const std::vector<int64_t>& tokens, int64_t A, int64_t K, bool keep_attention) {
-  const int64_t R = A * K, V = out_w_.rows;
-  model_.step(tokens, state_, enc_, K, out_, keep_attention ? &attn_ : nullptr);
-  logits_.resize(static_cast<size_t>(R * V));
-  fill_rows(logits_.data(), R, out_b_);
-  matmul(out_.data(), R, model_.out_dim(), out_w_, /*transposed=*/true, logits_.data(), V,
-         /*accumulate=*/true);
-  lse_.resize(static_cast<size_t>(R));
-  kernels::row_logsumexp(logits_.data(), V, 0, R, lse_.data());
-  StepScores s{logits_.data(), lse_.data(), V, &ids_};
-  if (keep_attention) s.attention = attn_.data(), s.attention_cols = enc_.src_len;
-  return s;
+void NativeModel::advance(const std::vector<int64_t>& tokens, NativeState& base, int64_t K,
+                          std::vector<float>& out, std::vector<float>* attn) const {
+  auto& state = static_cast<RnnState&>(base);
+  step(tokens, state.rows, state.enc, K, out, attn);
 }
 
-void NativeScorer::reorder(const std::vector<int64_t>& rows, const std::vector<int64_t>& kept, int64_t A,
-                           int64_t K) {
-  const int64_t H = static_cast<int64_t>(state_.h[0].size()) / (A * K);
-  for (auto& h : state_.h) h = gather_rows(h, H, rows);
-  for (auto& c : state_.c) c = gather_rows(c, H, rows);
-  state_.feed = gather_rows(state_.feed, model_.out_dim(), rows);
+void NativeModel::reorder(NativeState& base, const std::vector<int64_t>& rows,
+                          const std::vector<int64_t>& kept, int64_t A, int64_t K) const {
+  auto& state = static_cast<RnnState&>(base);
+  auto& enc = state.enc;
+  const int64_t H = static_cast<int64_t>(state.rows.h[0].size()) / (A * K);
+  for (auto& h : state.rows.h) h = gather_rows(h, H, rows);
+  for (auto& c : state.rows.c) c = gather_rows(c, H, rows);
+  state.rows.feed = gather_rows(state.rows.feed, out_dim(), rows);
   if (static_cast<int64_t>(kept.size()) == A) return;
-  const int64_t S = enc_.src_len, M = static_cast<int64_t>(enc_.final.size()) / A;
-  const int64_t D = static_cast<int64_t>(enc_.keys.size()) / (A * S);
-  enc_.memory = gather_rows(enc_.memory, S * M, kept);
-  enc_.keys = gather_rows(enc_.keys, S * D, kept);
-  enc_.final = gather_rows(enc_.final, M, kept);
+  const int64_t S = enc.src_len, M = static_cast<int64_t>(enc.final.size()) / A;
+  const int64_t D = static_cast<int64_t>(enc.keys.size()) / (A * S);
+  enc.memory = gather_rows(enc.memory, S * M, kept);
+  enc.keys = gather_rows(enc.keys, S * D, kept);
+  enc.final = gather_rows(enc.final, M, kept);
   std::vector<uint8_t> mask;
   std::vector<int64_t> lengths;
   for (auto a : kept) {
-    mask.insert(mask.end(), enc_.mask.begin() + a * S, enc_.mask.begin() + (a + 1) * S);
-    lengths.push_back(enc_.lengths[static_cast<size_t>(a)]);
+    mask.insert(mask.end(), enc.mask.begin() + a * S, enc.mask.begin() + (a + 1) * S);
+    lengths.push_back(enc.lengths[static_cast<size_t>(a)]);
   }
-  enc_.mask = std::move(mask), enc_.lengths = std::move(lengths);
-  enc_.batch = static_cast<int64_t>(kept.size());
-}
-
-std::unique_ptr<StepScorer> NativeEngine::start(const std::vector<std::vector<int32_t>>& batch,
-                                                const std::vector<int64_t>& vocab_subset, int64_t K) {
-  return std::make_unique<NativeScorer>(*model_, batch, ids_.pad, vocab_subset, K);
-}
-
-void NativeEngine::set_thread_threads(int threads) {
-  omp_set_num_threads(std::max(1, threads));
+  enc.mask = std::move(mask), enc.lengths = std::move(lengths);
+  enc.batch = static_cast<int64_t>(kept.size());
 }
 
 }  // namespace s2s::infer

@@ -11,9 +11,8 @@
 #include <vector>
 
 #include "config/config.h"
-#include "decode/beam.h"
-#include "decode/engine.h"
 #include "infer/gemm.h"
+#include "infer/native_network.h"
 #include "infer/parameters.h"
 
 namespace s2s::infer {
@@ -34,10 +33,8 @@ struct DecoderRows {
   std::vector<float> feed;               // [R, out_dim] previous attentional vector
 };
 
-class NativeModel {
+class NativeModel : public NativeNetwork {
  public:
-  // Whether this config can run natively (every RNN config today); otherwise `why` says what is missing.
-  static bool supports(const ModelConfig& config, std::string* why = nullptr);
   // Loads a weights file (best.bin) for `config`, keeping the weights as `type` (bf16: GEMMs in bf16 with
   // fp32 sums; int8: per-channel int8 weights, activations quantized per row, int32 sums).
   NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
@@ -54,9 +51,15 @@ class NativeModel {
   void step(const std::vector<int64_t>& tokens, DecoderRows& state, const Encoded& enc, int64_t group,
             std::vector<float>& out, std::vector<float>* attn) const;
 
-  int64_t out_dim() const { return combine_.rows; }
-  const Matrix& out_weight() const { return out_weight_; }  // [tgt_vocab, out_dim]
-  const std::vector<float>& out_bias() const { return out_bias_; }
+  std::unique_ptr<NativeState> start(const std::vector<std::vector<int32_t>>& batch, int64_t pad,
+                                     int64_t K) const override;
+  void advance(const std::vector<int64_t>& tokens, NativeState& state, int64_t K, std::vector<float>& out,
+               std::vector<float>* attn) const override;
+  void reorder(NativeState& state, const std::vector<int64_t>& rows, const std::vector<int64_t>& kept,
+               int64_t A, int64_t K) const override;
+  int64_t out_dim() const override { return combine_.rows; }
+  const Matrix& out_weight() const override { return out_weight_; }  // [tgt_vocab, out_dim]
+  const std::vector<float>& out_bias() const override { return out_bias_; }
 
  private:
   struct BiLayer {
@@ -88,43 +91,6 @@ class NativeModel {
   Matrix combine_;                 // [out_dim, M + H] (used transposed)
   Matrix out_weight_;
   std::vector<float> out_bias_;
-};
-
-// A beam-search scorer over a NativeModel for one batch.
-class NativeScorer : public StepScorer {
- public:
-  NativeScorer(const NativeModel& model, const std::vector<std::vector<int32_t>>& batch, int64_t pad,
-               const std::vector<int64_t>& vocab_subset, int64_t K);
-  StepScores step(const std::vector<int64_t>& tokens, int64_t A, int64_t K, bool keep_attention) override;
-  void reorder(const std::vector<int64_t>& rows, const std::vector<int64_t>& kept, int64_t A,
-               int64_t K) override;
-  const Encoded& encoded() const { return enc_; }
-
- private:
-  const NativeModel& model_;
-  Encoded enc_;
-  DecoderRows state_;
-  Matrix out_w_;                                  // output layer rows of the subset (or all)
-  std::vector<float> out_b_;                      // [V']
-  std::vector<int64_t> ids_;                      // local -> target id (empty: identity)
-  std::vector<float> out_, logits_, lse_, attn_;  // per-step buffers, reused
-};
-
-// Engine over a NativeModel: batches may run concurrently (the model is read-only).
-class NativeEngine : public Engine {
- public:
-  NativeEngine(std::shared_ptr<const NativeModel> model, TargetIds ids)
-      : model_(std::move(model)), ids_(ids) {}
-  std::unique_ptr<StepScorer> start(const std::vector<std::vector<int32_t>>& batch,
-                                    const std::vector<int64_t>& vocab_subset, int64_t K) override;
-  // OpenMP team size of the calling thread (oneDNN's GEMMs), and denormals flushed to zero.
-  void set_thread_threads(int threads) override;
-  bool concurrent() const override { return true; }
-  TargetIds ids() const override { return ids_; }
-
- private:
-  std::shared_ptr<const NativeModel> model_;
-  TargetIds ids_;
 };
 
 }  // namespace s2s::infer

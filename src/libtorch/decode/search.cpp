@@ -16,7 +16,7 @@ struct OutputLayer {
   torch::Tensor logits(const torch::Tensor& hidden) const { return torch::addmm(bias, hidden, weight_t); }
 };
 
-OutputLayer output_layer(Seq2SeqImpl& model, const std::vector<int64_t>& subset,
+OutputLayer output_layer(NmtModelImpl& model, const std::vector<int64_t>& subset,
                          const torch::Device& device) {
   OutputLayer out{model.out_weight, model.out_bias, subset};
   if (!subset.empty()) {
@@ -44,13 +44,10 @@ std::vector<T> to_vector(const torch::Tensor& t) {
 // The LibTorch model as a beam-search scorer: decoder state on the model's device, K rows per sentence.
 class TorchScorer : public StepScorer {
  public:
-  TorchScorer(Seq2SeqImpl& model, const torch::Tensor& src, const torch::Tensor& src_lengths,
+  TorchScorer(NmtModelImpl& model, const torch::Tensor& src, const torch::Tensor& src_lengths,
               const std::vector<int64_t>& subset, int64_t K)
       : model_(model), device_(src.device()), output_(output_layer(model, subset, device_)) {
-    state_ = model.start(src, src_lengths);
-    std::vector<int64_t> beams;  // every sentence's row repeated for its K hypotheses
-    for (int64_t b = 0; b < src.size(0); ++b) beams.insert(beams.end(), static_cast<size_t>(K), b);
-    state_.index_select(beams);
+    cache_ = model.start_search(src, src_lengths, K);
   }
 
   // The logits of every row and their logsumexp (no log_softmax materialized), on the host as the search
@@ -58,9 +55,9 @@ class TorchScorer : public StepScorer {
   StepScores step(const std::vector<int64_t>& tokens, int64_t A, int64_t K, bool keep_attention) override {
     auto input = torch::tensor(tokens, torch::kInt64).to(device_);
     torch::Tensor attn;
-    auto out = model_.decoder->step(input, state_, keep_attention ? &attn : nullptr);  // [A*K, out_dim]
-    auto logits = output_.logits(out);                                                 // [A*K, vocab']
-    lse_ = host_float(row_logsumexp(logits));                                          // [A*K]
+    auto out = model_.step(input, *cache_, keep_attention ? &attn : nullptr);  // [A*K, out_dim]
+    auto logits = output_.logits(out);                                         // [A*K, vocab']
+    lse_ = host_float(row_logsumexp(logits));                                  // [A*K]
     logits_ = host_float(logits);
     StepScores s{logits_.data_ptr<float>(), lse_.data_ptr<float>(), logits_.size(1), &output_.ids};
     if (keep_attention) {
@@ -72,27 +69,26 @@ class TorchScorer : public StepScorer {
 
   void reorder(const std::vector<int64_t>& rows, const std::vector<int64_t>& kept, int64_t A,
                int64_t K) override {
-    state_.index_select(rows);
-    if (static_cast<int64_t>(kept.size()) < A) state_.keys = state_.keys.index_select(kept);
+    cache_->reorder(rows, static_cast<int64_t>(kept.size()) < A ? kept : std::vector<int64_t>{});
   }
 
  private:
-  Seq2SeqImpl& model_;
+  NmtModelImpl& model_;
   torch::Device device_;
   OutputLayer output_;
-  DecoderState state_;
+  std::unique_ptr<DecoderCache> cache_;
   torch::Tensor logits_, lse_, attn_;  // the last step's scores on the host (float32, contiguous)
 };
 
 }  // namespace
 
-std::unique_ptr<StepScorer> make_torch_scorer(Seq2SeqImpl& model, const torch::Tensor& src,
+std::unique_ptr<StepScorer> make_torch_scorer(NmtModelImpl& model, const torch::Tensor& src,
                                               const torch::Tensor& src_lengths,
                                               const std::vector<int64_t>& vocab_subset, int64_t K) {
   return std::make_unique<TorchScorer>(model, src, src_lengths, vocab_subset, K);
 }
 
-std::vector<std::vector<Hypothesis>> beam_search(Seq2SeqImpl& model, const torch::Tensor& src,
+std::vector<std::vector<Hypothesis>> beam_search(NmtModelImpl& model, const torch::Tensor& src,
                                                  const torch::Tensor& src_lengths, const SearchOptions& opt,
                                                  const std::vector<int64_t>& vocab_subset) {
   torch::NoGradGuard no_grad;

@@ -7,6 +7,7 @@
 #include "config/model_dir.h"
 #include "libtorch/data/batch.h"
 #include "libtorch/decode/search.h"
+#include "libtorch/model/factory/build_model.h"
 #include "libtorch/model/weights_io.h"
 #include "libtorch/util/runtime.h"
 #include "util/error.h"
@@ -27,7 +28,7 @@ ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device
   Vocabularies v{b.src_tok->vocab_size(), b.tgt_tok->vocab_size(), b.tgt_tok->pad_id(),
                  b.tgt_tok->bos_id(),     b.tgt_tok->eos_id(),     b.tgt_tok->unk_id()};
   spdlog::debug("tokenizers loaded after {:.0f} ms", ms());
-  b.model = Seq2Seq(b.config.model, v);
+  b.model = make_model(b.config.model, v);
   std::error_code ec;
   std::filesystem::path file;
   for (const char* name : {model_files::kBest, model_files::kLegacyBest, model_files::kLast}) {
@@ -48,11 +49,11 @@ ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device
   return b;
 }
 
-bool needs_autocast(bool bf16, const Seq2SeqImpl& model) {
+bool needs_autocast(bool bf16, const NmtModelImpl& model) {
   return bf16 && model.out_bias.scalar_type() == torch::kFloat;
 }
 
-TorchEngine::TorchEngine(Seq2Seq model, torch::Device device, bool bf16)
+TorchEngine::TorchEngine(NmtModel model, torch::Device device, bool bf16)
     : model_(std::move(model)), device_(device), bf16_(bf16) {}
 
 namespace {
@@ -61,7 +62,7 @@ namespace {
 // thread: they are set where the batch runs).
 class GuardedScorer : public StepScorer {
  public:
-  GuardedScorer(Seq2SeqImpl& model, const torch::Device& device, bool bf16,
+  GuardedScorer(NmtModelImpl& model, const torch::Device& device, bool bf16,
                 const std::vector<std::vector<int32_t>>& batch, const std::vector<int64_t>& vocab_subset,
                 int64_t K)
       : autocast_(needs_autocast(bf16, model), device) {
@@ -99,7 +100,7 @@ TargetIds TorchEngine::ids() const {
   return {v.pad_id, v.bos_id, v.eos_id, v.unk_id};
 }
 
-Translator make_translator(Seq2Seq model, std::shared_ptr<const Tokenizer> src_tok,
+Translator make_translator(NmtModel model, std::shared_ptr<const Tokenizer> src_tok,
                            std::shared_ptr<const Tokenizer> tgt_tok, torch::Device device,
                            const TranslateOptions& options, bool bf16) {
   return Translator(std::make_shared<TorchEngine>(std::move(model), device, bf16), std::move(src_tok),

@@ -7,14 +7,14 @@
 #include "config/model_dir.h"
 #include "decode/engine.h"
 #include "decode/translator.h"
-#include "libtorch/model/rnn/seq2seq.h"
+#include "libtorch/model/nmt_model.h"
 
 namespace s2s {
 
 // A trained model with its tokenizers, as stored in a model directory.
 struct ModelBundle {
   Config config;                             // the model dir's config.yml
-  Seq2Seq model{nullptr};                    // weights loaded, eval mode
+  NmtModel model{nullptr};                   // weights loaded, eval mode
   std::shared_ptr<const Tokenizer> src_tok;  // source SentencePiece model
   std::shared_ptr<const Tokenizer> tgt_tok;  // target SentencePiece model (same object when joint)
   torch::Device device{torch::kCPU};         // where the model lives
@@ -27,12 +27,12 @@ ModelBundle load_model_dir(const std::filesystem::path& dir, const torch::Device
 
 // Whether bf16 matmuls need CPU/GPU autocast for this model: only while its weights are still float32
 // (validation during training); weights converted at load run in bf16 natively.
-bool needs_autocast(bool bf16, const Seq2SeqImpl& model);
+bool needs_autocast(bool bf16, const NmtModelImpl& model);
 
 class TorchEngine : public Engine {
  public:
   // bf16: run the matmuls in bf16 (autocast while the weights are float32).
-  TorchEngine(Seq2Seq model, torch::Device device, bool bf16);
+  TorchEngine(NmtModel model, torch::Device device, bool bf16);
   std::unique_ptr<StepScorer> start(const std::vector<std::vector<int32_t>>& batch,
                                     const std::vector<int64_t>& vocab_subset, int64_t K) override;
   void set_thread_threads(int threads) override;
@@ -40,13 +40,13 @@ class TorchEngine : public Engine {
   TargetIds ids() const override;
 
  private:
-  Seq2Seq model_;
+  NmtModel model_;
   torch::Device device_;
   bool bf16_;
 };
 
 // A Translator over a LibTorch model.
-Translator make_translator(Seq2Seq model, std::shared_ptr<const Tokenizer> src_tok,
+Translator make_translator(NmtModel model, std::shared_ptr<const Tokenizer> src_tok,
                            std::shared_ptr<const Tokenizer> tgt_tok, torch::Device device,
                            const TranslateOptions& options, bool bf16 = false);
 

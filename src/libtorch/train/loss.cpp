@@ -113,7 +113,7 @@ std::pair<torch::Tensor, torch::Tensor> chunked_output_loss(const torch::Tensor&
   return {out[0], out[1]};
 }
 
-LossResult sequence_loss(Seq2SeqImpl& model, const torch::Tensor& hidden, const torch::Tensor& tgt_out,
+LossResult sequence_loss(NmtModelImpl& model, const torch::Tensor& hidden, const torch::Tensor& tgt_out,
                          double label_smoothing) {
   auto gold = tgt_out.reshape({-1});                                       // [batch * tgt_len]
   auto keep = gold.ne(model.vocabs.pad_id).nonzero().squeeze(1);           // [tokens]

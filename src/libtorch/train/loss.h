@@ -7,7 +7,7 @@
 
 #include <torch/types.h>
 
-#include "libtorch/model/rnn/seq2seq.h"
+#include "libtorch/model/nmt_model.h"
 
 namespace s2s {
 
@@ -18,7 +18,7 @@ struct LossResult {
 };
 
 // hidden: [batch, tgt_len, out_dim] decoder outputs; tgt_out: [batch, tgt_len] gold ids (pad where padded).
-LossResult sequence_loss(Seq2SeqImpl& model, const torch::Tensor& hidden, const torch::Tensor& tgt_out,
+LossResult sequence_loss(NmtModelImpl& model, const torch::Tensor& hidden, const torch::Tensor& tgt_out,
                          double label_smoothing);
 
 // The summed label-smoothed loss of logits = rows W^T + b against gold, computed `chunk_rows` rows at a

@@ -25,9 +25,11 @@
 #include "data/shortlist.h"
 #include "data/tokenizer.h"
 #include "data/vocab.h"
-#include "infer/rnn/native_model.h"
+#include "infer/factory/native_models.h"
+#include "infer/native_engine.h"
 #include "libtorch/data/batch.h"
 #include "libtorch/decode/torch_engine.h"
+#include "libtorch/model/factory/build_model.h"
 #include "libtorch/train/checkpoint.h"
 #include "libtorch/train/loss.h"
 #include "libtorch/util/cpu_allocator.h"
@@ -89,13 +91,24 @@ bool free_to_change(const std::string& difference) {
   return false;
 }
 
-// Refuses absurd model sizes before anything is written: a lower bound of the parameters (embeddings and
-// LSTM weights) times 16 bytes (weights, gradients, two Adam moments) must fit in the machine's memory.
+// A lower bound of the model's parameters: embeddings and the layers' weight matrices.
+double parameter_lower_bound(const Config& c) {
+  const auto& m = c.model;
+  const double emb = m.emb_dim, V = c.vocab.size, E = m.enc_hidden, D = m.dec_hidden, F = m.ffn_dim;
+  const double embeddings = emb * V * (m.share_embeddings ? 1 : 2);
+  if (m.type == ModelType::kTransformer) {  // attention 4 (decoder 8) x D^2, feed-forward 2 x D x F per layer
+    return embeddings + m.enc_layers * (4 * emb * emb + 2 * emb * F) +
+           m.dec_layers * (8 * emb * emb + 2 * emb * F);
+  }
+  return embeddings + m.enc_layers * 2 * 4 * E * (emb + E) + m.dec_layers * 4 * D * (emb + D) +
+         V * std::min<double>(D, emb);
+}
+
+// Refuses absurd model sizes before anything is written: the parameters' lower bound times 16 bytes
+// (weights, gradients, two Adam moments) must fit in the machine's memory.
 void check_model_fits(const Config& c) {
   const auto& m = c.model;
-  const double emb = m.emb_dim, V = c.vocab.size, E = m.enc_hidden, D = m.dec_hidden;
-  const double params = emb * V * (m.share_embeddings ? 1 : 2) + m.enc_layers * 2 * 4 * E * (emb + E) +
-                        m.dec_layers * 4 * D * (emb + D) + V * std::min<double>(D, emb);
+  const double params = parameter_lower_bound(c);
   const double need = params * 16;
   const double ram =
       static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
@@ -108,6 +121,7 @@ void check_model_fits(const Config& c) {
                                  {"model.dec_hidden", m.dec_hidden, d.dec_hidden},
                                  {"model.enc_layers", m.enc_layers, d.enc_layers},
                                  {"model.dec_layers", m.dec_layers, d.dec_layers},
+                                 {"model.ffn_dim", m.ffn_dim, d.ffn_dim},
                                  {"vocab.size", c.vocab.size, VocabConfig{}.size}}) {
     worst = std::max(worst, {static_cast<double>(value) / def, fmt::format("{}: {}", key, value)});
   }
@@ -201,7 +215,7 @@ class TrainerRun {
   ParallelCorpus train_, valid_;
   std::vector<std::string> valid_src_lines_, valid_ref_lines_;
   std::vector<int32_t> src_lens_, tgt_lens_;
-  Seq2Seq model_{nullptr};
+  NmtModel model_{nullptr};
   std::vector<torch::Tensor> params_;  // unique parameters (shared embeddings once)
   std::unique_ptr<torch::optim::Adam> optimizer_;
   TrainState state_;
@@ -633,7 +647,7 @@ void TrainerRun::save_validation_output(const std::vector<std::string>& hyps) {
 }
 
 // Validation translations with the engine `s2s translate` would use: the native CPU engine on the
-// current weights (converted in memory), else LibTorch (CUDA, Bahdanau attention).
+// current weights (converted in memory), else LibTorch (CUDA, a CPU without the GEMMs of the precision).
 std::vector<std::string> TrainerRun::translate_valid() {
   TranslateOptions topt;
   topt.search.beam_size = cfg_.train.valid_beam_size;
@@ -644,13 +658,12 @@ std::vector<std::string> TrainerRun::translate_valid() {
   auto on_libtorch = [&] {
     return make_translator(model_, src_tok_, tgt_tok_, device_, topt, bf16).translate(valid_src_lines_);
   };
-  if (!device_.is_cpu() || !infer::NativeModel::supports(cfg_.model)) return on_libtorch();
-  std::shared_ptr<const infer::NativeModel> native;
+  if (!device_.is_cpu()) return on_libtorch();
+  std::shared_ptr<const infer::NativeNetwork> native;
   try {
     auto params = module_parameters(*model_);
-    native = std::make_shared<const infer::NativeModel>(
-        cfg_.model, src_tok_->vocab_size(), tgt_tok_->vocab_size(), *params,
-        bf16 ? infer::WeightType::kBf16 : infer::WeightType::kF32);
+    native = infer::load_native(cfg_.model, src_tok_->vocab_size(), tgt_tok_->vocab_size(), *params,
+                                bf16 ? infer::WeightType::kBf16 : infer::WeightType::kF32);
   } catch (const Error& e) {  // e.g. no bf16 GEMM on this CPU
     spdlog::debug("validation on LibTorch: {}", e.what());
     return on_libtorch();

@@ -4,7 +4,7 @@
 
 namespace s2s {
 
-Seq2SeqImpl::Seq2SeqImpl(const ModelConfig& cfg, const Vocabularies& v) : config(cfg), vocabs(v) {
+Seq2SeqImpl::Seq2SeqImpl(const ModelConfig& cfg, const Vocabularies& v) : NmtModelImpl(cfg, v) {
   torch::nn::Embedding shared{nullptr};
   if (cfg.share_embeddings) {
     shared = torch::nn::Embedding(torch::nn::EmbeddingOptions(v.tgt_size, cfg.emb_dim).padding_idx(v.pad_id));
@@ -42,29 +42,47 @@ torch::Tensor Seq2SeqImpl::forward(const torch::Tensor& src, const torch::Tensor
   return decoder(tgt_in, state);
 }
 
-torch::Tensor Seq2SeqImpl::logits(const torch::Tensor& hidden) {
-  return torch::nn::functional::linear(hidden, out_weight, out_bias);
-}
+namespace {
 
-std::vector<torch::Tensor> unique_parameters(const torch::nn::Module& model) {
-  std::vector<torch::Tensor> unique;
-  for (const auto& p : model.parameters()) {
-    const bool seen =
-        std::any_of(unique.begin(), unique.end(), [&](const torch::Tensor& q) { return q.is_same(p); });
-    if (!seen) unique.push_back(p);
+// The RNN decoder state of a batch's hypotheses; keys stay per sentence.
+struct RnnCache : DecoderCache {
+  DecoderState state;
+  void reorder(const std::vector<int64_t>& rows, const std::vector<int64_t>& sentences) override {
+    state.index_select(rows);
+    if (!sentences.empty()) state.keys = state.keys.index_select(sentences);
   }
-  return unique;
+};
+
+}  // namespace
+
+std::unique_ptr<DecoderCache> Seq2SeqImpl::start_search(const torch::Tensor& src,
+                                                        const torch::Tensor& lengths, int64_t K) {
+  auto cache = std::make_unique<RnnCache>();
+  cache->state = start(src, lengths);
+  std::vector<int64_t> rows;  // every sentence's row repeated for its K hypotheses
+  for (int64_t b = 0; b < src.size(0); ++b) rows.insert(rows.end(), static_cast<size_t>(K), b);
+  cache->state.index_select(rows);
+  return cache;
 }
 
-Seq2Seq build_model(const ModelConfig& config, const Vocabularies& vocabs) {
-  Seq2Seq model(config, vocabs);
+torch::Tensor Seq2SeqImpl::step(const torch::Tensor& tokens, DecoderCache& cache, torch::Tensor* attn) {
+  return decoder->step(tokens, static_cast<RnnCache&>(cache).state, attn);
+}
+
+void init_parameters(Seq2SeqImpl& model) {
   torch::NoGradGuard no_grad;
-  for (auto& p : model->parameters()) p.uniform_(-0.1, 0.1);
+  for (auto& p : model.parameters()) p.uniform_(-0.1, 0.1);
   // Padding rows of the embeddings stay zero; LSTM forget gates start open.
-  for (auto& emb : {model->encoder->embedding, model->decoder->embedding}) emb->weight[vocabs.pad_id].zero_();
-  const auto H = config.dec_hidden;
-  for (auto& b : model->decoder->bias) b.narrow(0, H, H).fill_(1.0);
-  for (auto& layer : model->encoder->layers) layer->bias.narrow(2, layer->hidden, layer->hidden).fill_(1.0);
+  for (auto& emb : {model.encoder->embedding, model.decoder->embedding})
+    emb->weight[model.vocabs.pad_id].zero_();
+  const auto H = model.config.dec_hidden;
+  for (auto& b : model.decoder->bias) b.narrow(0, H, H).fill_(1.0);
+  for (auto& layer : model.encoder->layers) layer->bias.narrow(2, layer->hidden, layer->hidden).fill_(1.0);
+}
+
+Seq2Seq build_rnn_model(const ModelConfig& config, const Vocabularies& vocabs) {
+  Seq2Seq model(config, vocabs);
+  init_parameters(*model);
   return model;
 }
 

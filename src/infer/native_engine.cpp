@@ -1,0 +1,84 @@
+#include "infer/native_engine.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/kernels.h"
+#include "util/error.h"
+
+namespace s2s::infer {
+
+std::vector<float> gather_rows(const std::vector<float>& x, int64_t width, const std::vector<int64_t>& rows) {
+  std::vector<float> out(rows.size() * static_cast<size_t>(width));
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::memcpy(out.data() + i * width, x.data() + rows[i] * width,
+                static_cast<size_t>(width) * sizeof(float));
+  return out;
+}
+
+void fill_rows(float* out, int64_t rows, const std::vector<float>& bias) {
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy(bias.begin(), bias.end(), out + r * static_cast<int64_t>(bias.size()));
+}
+
+Matrix make_matrix(const Parameter& p, WeightType type, bool per_row) {
+  return Matrix::from_f32(p.data.data(), p.shape.at(0), static_cast<int64_t>(p.data.size()) / p.shape.at(0),
+                          type, per_row);
+}
+
+void check_weight_type(WeightType type) {
+  if (type == WeightType::kInt8 &&
+      !int8_is_fast()) {  // without VNNI, oneDNN's u8s8 path saturates int16 sums
+    throw Error(
+        "--precision int8 needs a CPU with VNNI (AVX512-VNNI or AVX-VNNI; ONEDNN_MAX_CPU_ISA may cap it); "
+        "use --precision fp32 or bf16");
+  }
+  if (type != WeightType::kF32) {  // a GEMM this CPU lacks fails here, not at the first batch
+    Matrix probe = Matrix::from_f32(std::vector<float>{1.f}.data(), 1, 1, type, /*per_row=*/false);
+    float x = 1.f, y = 0.f;
+    matmul(&x, 1, 1, probe, /*transposed=*/false, &y, 1, /*accumulate=*/false);
+  }
+}
+
+NativeScorer::NativeScorer(const NativeNetwork& model, const std::vector<std::vector<int32_t>>& batch,
+                           int64_t pad, const std::vector<int64_t>& vocab_subset, int64_t K)
+    : model_(model), state_(model.start(batch, pad, K)), ids_(vocab_subset) {
+  if (ids_.empty()) {
+    out_w_ = model.out_weight(), out_b_ = model.out_bias();
+  } else {
+    out_w_ = model.out_weight().select_rows(ids_);
+    for (auto id : ids_) out_b_.push_back(model.out_bias()[static_cast<size_t>(id)]);
+  }
+}
+
+StepScores NativeScorer::step(const std::vector<int64_t>& tokens, int64_t A, int64_t K, bool keep_attention) {
+  const int64_t R = A * K, V = out_w_.rows;
+  model_.advance(tokens, *state_, K, out_, keep_attention ? &attn_ : nullptr);
+  logits_.resize(static_cast<size_t>(R * V));  // [R, V']
+  fill_rows(logits_.data(), R, out_b_);
+  matmul(out_.data(), R, model_.out_dim(), out_w_, /*transposed=*/true, logits_.data(), V,
+         /*accumulate=*/true);
+  lse_.resize(static_cast<size_t>(R));
+  kernels::row_logsumexp(logits_.data(), V, 0, R, lse_.data());
+  StepScores s{logits_.data(), lse_.data(), V, &ids_};
+  if (keep_attention) s.attention = attn_.data(), s.attention_cols = state_->src_len;
+  return s;
+}
+
+void NativeScorer::reorder(const std::vector<int64_t>& rows, const std::vector<int64_t>& kept, int64_t A,
+                           int64_t K) {
+  model_.reorder(*state_, rows, kept, A, K);
+}
+
+std::unique_ptr<StepScorer> NativeEngine::start(const std::vector<std::vector<int32_t>>& batch,
+                                                const std::vector<int64_t>& vocab_subset, int64_t K) {
+  return std::make_unique<NativeScorer>(*model_, batch, ids_.pad, vocab_subset, K);
+}
+
+void NativeEngine::set_thread_threads(int threads) {
+  omp_set_num_threads(std::max(1, threads));
+}
+
+}  // namespace s2s::infer

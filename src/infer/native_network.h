@@ -1,0 +1,54 @@
+// What the native CPU engine needs from a model family (infer/rnn/, infer/transformer/): encode a batch into
+// the family's own search state, advance it one step, and follow the search's reordering. The output layer
+// (shortlist, logits, log-normalizers) is the engine's (infer/native_engine.h) and the same for every family.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "infer/gemm.h"
+#include "infer/parameters.h"
+
+namespace s2s::infer {
+
+// A batch's search state: the encoded sentences and K decoder rows per sentence (a sentence's rows adjacent).
+struct NativeState {
+  virtual ~NativeState() = default;
+  int64_t src_len = 0;  // S: padded source length (the attention weights' width)
+};
+
+class NativeNetwork {
+ public:
+  virtual ~NativeNetwork() = default;
+  // Encodes a batch (token ids; `pad` fills short sentences) into the state of K rows per sentence.
+  virtual std::unique_ptr<NativeState> start(const std::vector<std::vector<int32_t>>& batch, int64_t pad,
+                                             int64_t K) const = 0;
+  // One step of R = sentences * K rows: tokens [R] -> out [R, out_dim()], the output layer's input; the
+  // source attention weights [R, src_len] go to `attn` when it is not null.
+  virtual void advance(const std::vector<int64_t>& tokens, NativeState& state, int64_t K,
+                       std::vector<float>& out, std::vector<float>* attn) const = 0;
+  // Beam backpointers: new row i continues old row rows[i]; of the A sentences, `kept` (ascending) stay.
+  virtual void reorder(NativeState& state, const std::vector<int64_t>& rows, const std::vector<int64_t>& kept,
+                       int64_t A, int64_t K) const = 0;
+
+  virtual int64_t out_dim() const = 0;
+  virtual const Matrix& out_weight() const = 0;            // [tgt_vocab, out_dim]
+  virtual const std::vector<float>& out_bias() const = 0;  // [tgt_vocab]
+};
+
+// Rows `rows` of x [*, width], in that order.
+std::vector<float> gather_rows(const std::vector<float>& x, int64_t width, const std::vector<int64_t>& rows);
+
+// out [rows, width] = bias broadcast over the rows.
+void fill_rows(float* out, int64_t rows, const std::vector<float>& bias);
+
+// Throws s2s::Error when this CPU cannot run GEMMs with `type` weights (int8 without VNNI), so that a model
+// fails at load, not at its first batch.
+void check_weight_type(WeightType type);
+
+// A parameter [rows, cols] as a Matrix of `type`; `per_row`: int8 scales per row (a matrix used transposed
+// or looked up by row) rather than per column.
+Matrix make_matrix(const Parameter& p, WeightType type, bool per_row);
+
+}  // namespace s2s::infer

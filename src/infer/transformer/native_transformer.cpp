@@ -1,0 +1,290 @@
+#include "infer/transformer/native_transformer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "util/error.h"
+
+namespace s2s::infer {
+namespace {
+
+// Search state: the memory's keys/values per decoder layer, and every decoded step's keys/values as written,
+// with each row's ancestry. A reorder rewrites the ancestry (t x R indices), never the cached vectors.
+struct TransformerState : NativeState {
+  int64_t sentences = 0;                         // A
+  std::vector<int64_t> lengths;                  // [A] source lengths
+  std::vector<std::vector<float>> mem_k, mem_v;  // per layer [A, S, D] (head h in columns h*dh .. (h+1)*dh)
+  std::vector<std::vector<std::vector<float>>> self_k, self_v;  // per layer, per step t': [R_t', D]
+  std::vector<std::vector<int32_t>> ancestor;  // per step t': [R] the row of step t' that row r continues
+  int64_t position = 0;                        // t: target positions decoded so far
+};
+
+// The dot product of a and b, n floats.
+float dot(const float* a, const float* b, int64_t n) {
+  float sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+// One query row over n keys for every head: out[h*dh ..] = softmax_j(q_h . k_jh / sqrt(dh)) v_jh, with key j
+// at keys[j] (values likewise; head h at column h*dh). `weights` (if not null) accumulates the weights /
+// heads, [n].
+void attend_row(const float* q, const float* const* keys, const float* const* values, int64_t n,
+                int64_t heads, int64_t dh, float* out, float* weights) {
+  thread_local std::vector<float> p;
+  p.resize(static_cast<size_t>(n));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
+  for (int64_t h = 0; h < heads; ++h) {
+    float max = -INFINITY;
+    for (int64_t j = 0; j < n; ++j) {
+      p[j] = dot(q + h * dh, keys[j] + h * dh, dh) * scale;
+      max = std::max(max, p[j]);
+    }
+    float sum = 0;
+    for (int64_t j = 0; j < n; ++j) sum += (p[j] = std::exp(p[j] - max));
+    float* oh = out + h * dh;
+    std::fill(oh, oh + dh, 0.f);
+    for (int64_t j = 0; j < n; ++j) {
+      const float w = p[j] / sum;
+      const float* vj = values[j] + h * dh;
+#pragma omp simd
+      for (int64_t d = 0; d < dh; ++d) oh[d] += w * vj[d];
+      if (weights) weights[j] += w / static_cast<float>(heads);
+    }
+  }
+}
+
+// Pointers to n rows of x, `stride` floats apart.
+void row_pointers(const float* x, int64_t stride, int64_t n, std::vector<const float*>& out) {
+  out.resize(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) out[j] = x + j * stride;
+}
+
+float activate(float x, Activation a) {
+  if (a == Activation::kGelu) return 0.5f * x * (1.0f + std::erf(x * static_cast<float>(M_SQRT1_2)));
+  return std::max(x, 0.0f);
+}
+
+}  // namespace
+
+void NativeTransformer::Linear::apply(const float* x, int64_t rows, float* y) const {
+  fill_rows(y, rows, bias);
+  matmul(x, rows, w.cols, w, /*transposed=*/true, y, w.rows, /*accumulate=*/true);
+}
+
+void NativeTransformer::Norm::apply(const float* x, int64_t rows, float* y) const {
+  const auto D = static_cast<int64_t>(gain.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * D;
+    float mean = 0, var = 0;
+#pragma omp simd reduction(+ : mean)
+    for (int64_t d = 0; d < D; ++d) mean += xr[d];
+    mean /= static_cast<float>(D);
+#pragma omp simd reduction(+ : var)
+    for (int64_t d = 0; d < D; ++d) var += (xr[d] - mean) * (xr[d] - mean);
+    const float inv = 1.0f / std::sqrt(var / static_cast<float>(D) + 1e-5f);
+    float* yr = y + r * D;
+    const float *g = gain.data(), *b = bias.data();
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) yr[d] = (xr[d] - mean) * inv * g[d] + b[d];
+  }
+}
+
+NativeTransformer::Linear NativeTransformer::linear(ParameterSource& w, const std::string& name, int64_t out,
+                                                    int64_t in, WeightType type) const {
+  return {make_matrix(w.get(name + ".weight", {out, in}), type, /*per_row=*/true),
+          w.get(name + ".bias", {out}).data};
+}
+
+NativeTransformer::Norm NativeTransformer::norm(ParameterSource& w, const std::string& name) const {
+  return {w.get(name + ".weight", {dim_}).data, w.get(name + ".bias", {dim_}).data};
+}
+
+NativeTransformer::NativeTransformer(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
+                                     ParameterSource& w, WeightType type)
+    : config_(config), dim_(config.emb_dim), heads_(config.heads) {
+  check_weight_type(type);
+  const int64_t D = dim_, F = config.ffn_dim;
+  if (config.share_embeddings) {
+    src_emb_ = tgt_emb_ = make_matrix(w.get("embedding.weight", {tgt_vocab, D}), type, true);
+  } else {
+    src_emb_ = make_matrix(w.get("src_embedding.weight", {src_vocab, D}), type, true);
+    tgt_emb_ = make_matrix(w.get("tgt_embedding.weight", {tgt_vocab, D}), type, true);
+  }
+  auto ffn = [&](const std::string& p) {
+    return Ffn{linear(w, p + "ffn.inner", F, D, type), linear(w, p + "ffn.outer", D, F, type)};
+  };
+  for (int l = 0; l < config.enc_layers; ++l) {
+    const auto p = "encoder_" + std::to_string(l) + ".";
+    enc_layers_.push_back({norm(w, p + "norm_attn"), norm(w, p + "norm_ffn"),
+                           linear(w, p + "self_attn.qkv", 3 * D, D, type),
+                           linear(w, p + "self_attn.out", D, D, type), ffn(p)});
+  }
+  for (int l = 0; l < config.dec_layers; ++l) {
+    const auto p = "decoder_" + std::to_string(l) + ".";
+    dec_layers_.push_back(
+        {norm(w, p + "norm_self"), norm(w, p + "norm_cross"), norm(w, p + "norm_ffn"),
+         linear(w, p + "self_attn.qkv", 3 * D, D, type), linear(w, p + "self_attn.out", D, D, type),
+         linear(w, p + "cross_attn.q", D, D, type), linear(w, p + "cross_attn.kv", 2 * D, D, type),
+         linear(w, p + "cross_attn.out", D, D, type), ffn(p)});
+  }
+  enc_norm_ = norm(w, "encoder_norm");
+  dec_norm_ = norm(w, "decoder_norm");
+  out_weight_ = config.tie_output ? tgt_emb_ : make_matrix(w.get("out_weight", {tgt_vocab, D}), type, true);
+  out_bias_ = w.get("out_bias", {tgt_vocab}).data;
+}
+
+void NativeTransformer::embed(const Matrix& table, const std::vector<int64_t>& tokens,
+                              const std::vector<int64_t>& positions, float* x) const {
+  const int64_t D = dim_, half = D / 2;
+  const float scale = std::sqrt(static_cast<float>(D));
+  // As sinusoid_positions: frequencies exp(i * -ln(10000) / (half - 1)), sines then cosines (float32).
+  const auto step =
+      static_cast<float>(-std::log(10000.0) / static_cast<double>(std::max<int64_t>(half - 1, 1)));
+  for (size_t r = 0; r < tokens.size(); ++r) {
+    float* xr = x + static_cast<int64_t>(r) * D;
+    table.row(tokens[r], xr);
+    for (int64_t d = 0; d < D; ++d) xr[d] *= scale;
+    const auto t = static_cast<float>(positions[r]);
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = t * std::exp(static_cast<float>(i) * step);
+      xr[i] += std::sin(angle), xr[half + i] += std::cos(angle);
+    }
+  }
+}
+
+void NativeTransformer::add_ffn(const Ffn& ffn, const Norm& norm, float* x, int64_t rows) const {
+  const int64_t D = dim_, F = ffn.inner.w.rows;
+  thread_local std::vector<float> h, inner, outer;
+  h.resize(static_cast<size_t>(rows * D)), inner.resize(static_cast<size_t>(rows * F));
+  outer.resize(static_cast<size_t>(rows * D));
+  norm.apply(x, rows, h.data());
+  ffn.inner.apply(h.data(), rows, inner.data());
+  for (auto& v : inner) v = activate(v, config_.ffn_activation);
+  ffn.outer.apply(inner.data(), rows, outer.data());
+  for (int64_t i = 0; i < rows * D; ++i) x[i] += outer[i];
+}
+
+std::unique_ptr<NativeState> NativeTransformer::start(const std::vector<std::vector<int32_t>>& batch,
+                                                      int64_t pad, int64_t) const {
+  auto state = std::make_unique<TransformerState>();
+  const int64_t B = static_cast<int64_t>(batch.size()), D = dim_, dh = D / heads_;
+  int64_t S = 0;
+  for (const auto& s : batch) S = std::max<int64_t>(S, static_cast<int64_t>(s.size()));
+  state->sentences = B, state->src_len = S;
+  std::vector<int64_t> tokens, positions;  // [B * S], row b * S + t
+  for (const auto& s : batch) {
+    state->lengths.push_back(static_cast<int64_t>(s.size()));
+    for (int64_t t = 0; t < S; ++t) {
+      tokens.push_back(t < static_cast<int64_t>(s.size()) ? s[static_cast<size_t>(t)] : pad);
+      positions.push_back(t);
+    }
+  }
+  const int64_t N = B * S;
+  std::vector<float> x(static_cast<size_t>(N * D)), h(x.size()), qkv(static_cast<size_t>(N * 3 * D)),
+      ctx(x.size()), proj(x.size());
+  embed(src_emb_, tokens, positions, x.data());
+  for (const auto& layer : enc_layers_) {
+    layer.norm_attn.apply(x.data(), N, h.data());
+    layer.qkv.apply(h.data(), N, qkv.data());  // [N, 3D]: q, k, v
+    std::vector<const float*> keys, values;
+    for (int64_t b = 0; b < B; ++b) {
+      const float* base = &qkv[static_cast<size_t>(b * S * 3 * D)];  // row t of sentence b: [q ; k ; v]
+      row_pointers(base + D, 3 * D, state->lengths[b], keys);
+      row_pointers(base + 2 * D, 3 * D, state->lengths[b], values);
+      for (int64_t i = 0; i < S; ++i)
+        attend_row(base + i * 3 * D, keys.data(), values.data(), state->lengths[b], heads_, dh,
+                   &ctx[(b * S + i) * D], nullptr);
+    }
+    layer.out.apply(ctx.data(), N, proj.data());
+    for (int64_t i = 0; i < N * D; ++i) x[i] += proj[i];
+    add_ffn(layer.ffn, layer.norm_ffn, x.data(), N);
+  }
+  enc_norm_.apply(x.data(), N, h.data());  // memory [B * S, D]
+  std::vector<float> kv(static_cast<size_t>(N * 2 * D));
+  for (const auto& layer : dec_layers_) {
+    layer.kv.apply(h.data(), N, kv.data());  // [N, 2D]: k, v
+    std::vector<float> k(static_cast<size_t>(N * D)), v(k.size());
+    for (int64_t n = 0; n < N; ++n) {
+      std::memcpy(&k[n * D], &kv[n * 2 * D], static_cast<size_t>(D) * sizeof(float));
+      std::memcpy(&v[n * D], &kv[n * 2 * D + D], static_cast<size_t>(D) * sizeof(float));
+    }
+    state->mem_k.push_back(std::move(k)), state->mem_v.push_back(std::move(v));
+  }
+  state->self_k.resize(dec_layers_.size()), state->self_v.resize(dec_layers_.size());
+  return state;
+}
+
+void NativeTransformer::advance(const std::vector<int64_t>& tokens, NativeState& base, int64_t K,
+                                std::vector<float>& out, std::vector<float>* attn) const {
+  auto& s = static_cast<TransformerState&>(base);
+  const int64_t R = static_cast<int64_t>(tokens.size()), D = dim_, dh = D / heads_, S = s.src_len;
+  const int64_t t = s.position++;
+  thread_local std::vector<float> y, h, qkv, ctx, proj;
+  y.resize(static_cast<size_t>(R * D)), h.resize(y.size()), ctx.resize(y.size()), proj.resize(y.size());
+  qkv.resize(static_cast<size_t>(R * 3 * D));
+  embed(tgt_emb_, tokens, std::vector<int64_t>(tokens.size(), t), y.data());
+  if (attn) attn->assign(static_cast<size_t>(R * S), 0.f);
+  s.ancestor.emplace_back(static_cast<size_t>(R));
+  for (int64_t r = 0; r < R; ++r) s.ancestor.back()[r] = static_cast<int32_t>(r);
+  thread_local std::vector<const float*> keys, values;
+  for (size_t l = 0; l < dec_layers_.size(); ++l) {
+    const auto& layer = dec_layers_[l];
+    // Self-attention over positions 0..t: this step's keys and values are kept as written ([R, D]).
+    layer.norm_self.apply(y.data(), R, h.data());
+    layer.qkv.apply(h.data(), R, qkv.data());
+    auto &k_steps = s.self_k[l], &v_steps = s.self_v[l];
+    k_steps.emplace_back(static_cast<size_t>(R * D)), v_steps.emplace_back(static_cast<size_t>(R * D));
+    for (int64_t r = 0; r < R; ++r) {
+      std::memcpy(&k_steps[t][r * D], &qkv[r * 3 * D + D], static_cast<size_t>(D) * sizeof(float));
+      std::memcpy(&v_steps[t][r * D], &qkv[r * 3 * D + 2 * D], static_cast<size_t>(D) * sizeof(float));
+    }
+    keys.resize(static_cast<size_t>(t + 1)), values.resize(keys.size());
+    for (int64_t r = 0; r < R; ++r) {
+      for (int64_t j = 0; j <= t; ++j) {  // row r's ancestor at step j
+        const int64_t a = s.ancestor[j][r];
+        keys[j] = &k_steps[j][a * D], values[j] = &v_steps[j][a * D];
+      }
+      attend_row(&qkv[r * 3 * D], keys.data(), values.data(), t + 1, heads_, dh, &ctx[r * D], nullptr);
+    }
+    layer.self_out.apply(ctx.data(), R, proj.data());
+    for (int64_t i = 0; i < R * D; ++i) y[i] += proj[i];
+    // Cross-attention: row r reads its sentence r / K.
+    layer.norm_cross.apply(y.data(), R, h.data());
+    layer.q.apply(h.data(), R, qkv.data());  // [R, D] queries
+    const bool last = l + 1 == dec_layers_.size();
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t a = r / K;
+      row_pointers(&s.mem_k[l][a * S * D], D, s.lengths[a], keys);
+      row_pointers(&s.mem_v[l][a * S * D], D, s.lengths[a], values);
+      attend_row(&qkv[r * D], keys.data(), values.data(), s.lengths[a], heads_, dh, &ctx[r * D],
+                 last && attn ? &(*attn)[r * S] : nullptr);
+    }
+    layer.cross_out.apply(ctx.data(), R, proj.data());
+    for (int64_t i = 0; i < R * D; ++i) y[i] += proj[i];
+    add_ffn(layer.ffn, layer.norm_ffn, y.data(), R);
+  }
+  out.resize(static_cast<size_t>(R * D));
+  dec_norm_.apply(y.data(), R, out.data());
+}
+
+void NativeTransformer::reorder(NativeState& base, const std::vector<int64_t>& rows,
+                                const std::vector<int64_t>& kept, int64_t A, int64_t K) const {
+  auto& s = static_cast<TransformerState&>(base);
+  const int64_t D = dim_, S = s.src_len;
+  for (auto& step : s.ancestor) {  // [R] -> [R']: new row i continues old row rows[i]
+    std::vector<int32_t> next(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) next[i] = step[static_cast<size_t>(rows[i])];
+    step = std::move(next);
+  }
+  if (static_cast<int64_t>(kept.size()) == A) return;
+  for (auto* memories : {&s.mem_k, &s.mem_v})
+    for (auto& memory : *memories) memory = gather_rows(memory, S * D, kept);
+  std::vector<int64_t> lengths;
+  for (auto a : kept) lengths.push_back(s.lengths[static_cast<size_t>(a)]);
+  s.lengths = std::move(lengths), s.sentences = static_cast<int64_t>(kept.size());
+}
+
+}  // namespace s2s::infer
