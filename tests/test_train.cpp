@@ -113,25 +113,32 @@ TEST(Train, EndToEndLossFallsThenTranslatesAndScores) {
   EXPECT_GT(s2s::metrics::corpus_bleu(fast, exact).score, 60.0) << reduced << " strays from fp32";
 }
 
+// 40 steps straight == 20 + 20 after a resume, bit for bit, for both model families.
 TEST(Train, ResumeIsBitExact) {
-  auto c = config_with_vocab();
-  c.train.threads = 1, c.train.log_every = 5;
-  s2s::TrainRunOptions run;
-  run.quiet = true;
-  const auto straight = s2s_test::temp_dir("resume_a"), resumed = s2s_test::temp_dir("resume_b");
-  c.train.max_steps = 40;
-  run.model_dir = straight;
-  s2s::train(c, run);
-  c.train.max_steps = 20;
-  run.model_dir = resumed;
-  s2s::train(c, run);
-  c.train.max_steps = 40;
-  s2s::train(c, run);
-  const auto a = train_records(straight), b = train_records(resumed);
-  ASSERT_EQ(a.back()["step"], 40);
-  ASSERT_EQ(b.back()["step"], 40);
-  EXPECT_EQ(a.back()["train_loss"].get<double>(), b.back()["train_loss"].get<double>());  // bit-exact
-  EXPECT_EQ(a.back()["lr"].get<double>(), b.back()["lr"].get<double>());
+  for (const auto type : {s2s::ModelType::kRnn, s2s::ModelType::kTransformer}) {
+    SCOPED_TRACE(s2s::to_string(type));
+    auto c = config_with_vocab();
+    c.train.threads = 1, c.train.log_every = 5;
+    c.model.type = type, c.model.heads = 4, c.model.ffn_dim = 64;  // heads and ffn_dim: the Transformer's
+    s2s::TrainRunOptions run;
+    run.quiet = true;
+    const auto name = s2s::to_string(type);
+    const auto straight = s2s_test::temp_dir("resume_a_" + name),
+               resumed = s2s_test::temp_dir("resume_b_" + name);
+    c.train.max_steps = 40;
+    run.model_dir = straight;
+    s2s::train(c, run);
+    c.train.max_steps = 20;
+    run.model_dir = resumed;
+    s2s::train(c, run);
+    c.train.max_steps = 40;
+    s2s::train(c, run);
+    const auto a = train_records(straight), b = train_records(resumed);
+    ASSERT_EQ(a.back()["step"], 40);
+    ASSERT_EQ(b.back()["step"], 40);
+    EXPECT_EQ(a.back()["train_loss"].get<double>(), b.back()["train_loss"].get<double>());  // bit-exact
+    EXPECT_EQ(a.back()["lr"].get<double>(), b.back()["lr"].get<double>());
+  }
 }
 
 // Writes a YAML config for the binary; checkpoints every `valid_every` steps.
