@@ -1,7 +1,8 @@
 // The pre-norm Transformer (libtorch/model/transformer/) re-implemented on plain buffers for CPU inference
 // without LibTorch: oneDNN GEMMs for every projection (float32, bf16 or int8 weights), float32 LayerNorm,
 // softmax and attention, and per-layer caches of the decoded positions' keys and values for incremental
-// decoding. The arithmetic is the LibTorch model's eval mode.
+// decoding, kept as written while each hypothesis row follows its ancestry (a beam reorder moves indices).
+// The arithmetic is the LibTorch model's eval mode.
 #pragma once
 
 #include <cstdint>
