@@ -1,6 +1,7 @@
 // Fused kernels against the differentiable ATen compositions they replace: the LSTM cell for inference
 // (float32 and bf16) and for training (forward, and its backward against autograd in double precision),
 // dot-product attention with masks and beam groups, row logsumexp, row selection.
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include "libtorch/model/ops.h"
@@ -139,3 +140,25 @@ TEST(Ops, SelectRowsEqualsIndexSelect) {
 }
 
 }  // namespace
+
+// The counter-based dropout: inverted scaling, the keep rate, repeatable under a seed, and the same mask
+// whatever the thread count.
+TEST(Ops, DropoutKeepsOneMinusPScaledAndRepeatsUnderASeed) {
+  auto x = torch::ones({1000, 1000});
+  EXPECT_TRUE(s2s::dropout(x, 0.3, /*training=*/false).is_same(x));
+  torch::manual_seed(5);
+  auto a = s2s::dropout(x, 0.3, true);
+  const double kept = (a > 0).to(torch::kDouble).mean().item<double>();
+  EXPECT_NEAR(kept, 0.7, 0.002);
+  EXPECT_NEAR(a.max().item<double>(), 1 / 0.7, 1e-6);
+  EXPECT_NEAR(a.mean().item<double>(), 1.0, 0.003);  // inverted dropout keeps the expectation
+  torch::manual_seed(5);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  auto b = s2s::dropout(x, 0.3, true);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_FALSE(torch::equal(a, s2s::dropout(x, 0.3, true)));  // the next draw differs
+  auto h = torch::ones({64, 64}, torch::kBFloat16);           // keeps the input's dtype
+  EXPECT_EQ(s2s::dropout(h, 0.1, true).scalar_type(), torch::kBFloat16);
+}

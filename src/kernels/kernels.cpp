@@ -247,6 +247,22 @@ void lstm_cell_backward(const double* act, const double* c_prev, const double* c
   lstm_f64_backward(act, c_prev, c, dh, dc, dgates, dc_prev, begin, end, hidden);
 }
 
+S2S_CLONES void dropout_mask_n(uint64_t seed, float keep, float scale, float* __restrict mask, int64_t begin,
+                               int64_t end) {
+  const auto threshold = static_cast<uint32_t>(static_cast<double>(keep) * 16777216.0);  // keep * 2^24
+  for (int64_t i = begin; i < end; ++i) {
+    uint64_t z = seed + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull;  // splitmix64
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    mask[i] = static_cast<uint32_t>(z >> 40) < threshold ? scale : 0.f;  // 24 uniform bits
+  }
+}
+
+void dropout_mask(uint64_t seed, float keep, float scale, float* mask, int64_t begin, int64_t end) {
+  dropout_mask_n(seed, keep, scale, mask, begin, end);
+}
+
 S2S_CLONES void to_bf16_n(const float* __restrict in, uint16_t* __restrict out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) store(in[i], out + i);
 }

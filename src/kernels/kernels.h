@@ -36,6 +36,10 @@ void lstm_cell_backward(const double* act, const double* c_prev, const double* c
                         const double* dc, double* dgates, double* dc_prev, int64_t begin, int64_t end,
                         int64_t hidden);
 
+// Dropout mask for elements [begin, end): mask[i] = scale with probability `keep`, else 0. Element i's draw
+// is splitmix64(seed + i): it depends only on (seed, i), never on how the range is split across threads.
+void dropout_mask(uint64_t seed, float keep, float scale, float* mask, int64_t begin, int64_t end);
+
 // float32 -> bfloat16 bits, round to nearest even (as c10::BFloat16 for finite values), n values.
 void to_bf16(const float* in, uint16_t* out, int64_t n);
 

@@ -1,9 +1,11 @@
 #include "libtorch/model/ops.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
 #include <cstring>
+#include <mutex>
 #include <type_traits>
 
 #include "kernels/kernels.h"
@@ -174,6 +176,24 @@ torch::Tensor row_logsumexp(const torch::Tensor& x) {
                      }
                    });
   return out;
+}
+
+torch::Tensor dropout(const torch::Tensor& x, double p, bool training) {
+  if (!training || p <= 0) return x;
+  if (!x.device().is_cpu()) return torch::dropout(x, p, /*train=*/true);
+  uint64_t seed = 0;
+  {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    seed = at::check_generator<at::CPUGeneratorImpl>(generator)->random64();
+  }
+  auto mask = torch::empty(x.sizes(), x.options().dtype(torch::kFloat));  // 0 or 1 / (1 - p)
+  float* m = mask.data_ptr<float>();
+  const auto keep = static_cast<float>(1 - p), scale = static_cast<float>(1 / (1 - p));
+  at::parallel_for(0, mask.numel(), /*grain_size=*/1 << 16, [&](int64_t begin, int64_t end) {
+    kernels::dropout_mask(seed, keep, scale, m, begin, end);
+  });
+  return x * mask.to(x.scalar_type());
 }
 
 }  // namespace s2s

@@ -21,6 +21,12 @@ std::pair<torch::Tensor, torch::Tensor> lstm_update(const torch::Tensor& gates, 
 std::pair<torch::Tensor, torch::Tensor> lstm_step(const torch::Tensor& pre, const torch::Tensor& rec_in,
                                                   const torch::Tensor& w_rec, const torch::Tensor& c);
 
+// Inverted dropout: x * mask / (1 - p) while training, x otherwise. On the CPU the mask comes from
+// kernels::dropout_mask with one 64-bit seed drawn from LibTorch's default CPU generator, so seeded and
+// resumed runs repeat it; LibTorch 1.13's bernoulli_ draws element by element (24.6% of a Transformer
+// training step, `S2S_PROFILE`). Elsewhere it is torch::dropout.
+torch::Tensor dropout(const torch::Tensor& x, double p, bool training);
+
 // Rows `rows` of t along dim 0 (t.index_select(0, rows)); contiguous CPU tensors are copied row by row,
 // which for the small per-step states costs a fraction of index_select's dispatch.
 torch::Tensor select_rows(const torch::Tensor& t, const std::vector<int64_t>& rows);

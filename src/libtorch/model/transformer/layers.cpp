@@ -1,7 +1,8 @@
 #include "libtorch/model/transformer/layers.h"
 
+#include "libtorch/model/ops.h"
+
 #include <torch/nn/functional/activation.h>
-#include <torch/nn/functional/dropout.h>
 
 #include <c10/util/Exception.h>
 
@@ -14,7 +15,7 @@ namespace F = torch::nn::functional;
 namespace {
 
 torch::Tensor drop(const torch::Tensor& x, double p, bool training) {
-  return p > 0 && training ? F::dropout(x, F::DropoutFuncOptions().p(p).training(true)) : x;
+  return s2s::dropout(x, p, training);
 }
 
 }  // namespace

@@ -1,9 +1,10 @@
 #include "libtorch/model/transformer/transformer.h"
 
-#include <torch/nn/functional/dropout.h>
 #include <torch/nn/init.h>
 
 #include <cmath>
+
+#include "libtorch/model/ops.h"
 
 namespace s2s {
 
@@ -40,9 +41,7 @@ torch::Tensor TransformerImpl::embed(torch::nn::Embedding& table, const torch::T
   const auto D = config.emb_dim;
   auto x = table(tokens) * std::sqrt(static_cast<double>(D));  // [B, len, D]
   x = x + sinusoid_positions(from, tokens.size(1), D).to(x.device(), x.scalar_type());
-  if (!is_training() || config.dropout_emb == 0) return x;
-  namespace F = torch::nn::functional;
-  return F::dropout(x, F::DropoutFuncOptions().p(config.dropout_emb).training(true));
+  return s2s::dropout(x, config.dropout_emb, is_training());
 }
 
 std::pair<torch::Tensor, torch::Tensor> TransformerImpl::encode(const torch::Tensor& src,
