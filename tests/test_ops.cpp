@@ -1,9 +1,11 @@
 // Fused kernels against the differentiable ATen compositions they replace: the LSTM cell for inference
 // (float32 and bf16) and for training (forward, and its backward against autograd in double precision),
-// dot-product attention with masks and beam groups, row logsumexp, row selection.
+// dot-product attention with masks and beam groups, row logsumexp, row selection; the native Transformer's
+// multi-head attention and LayerNorm kernels against torch.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include "kernels/kernels.h"
 #include "libtorch/model/ops.h"
 #include "libtorch/model/rnn/attention.h"
 
@@ -161,4 +163,38 @@ TEST(Ops, DropoutKeepsOneMinusPScaledAndRepeatsUnderASeed) {
   EXPECT_FALSE(torch::equal(a, s2s::dropout(x, 0.3, true)));  // the next draw differs
   auto h = torch::ones({64, 64}, torch::kBFloat16);           // keeps the input's dtype
   EXPECT_EQ(s2s::dropout(h, 0.1, true).scalar_type(), torch::kBFloat16);
+}
+
+TEST(Ops, MultiHeadAttentionKernelMatchesTorch) {
+  torch::manual_seed(11);
+  for (const int64_t dh : {64, 32, 12}) {  // the unrolled head widths and the general loop
+    SCOPED_TRACE("dh = " + std::to_string(dh));
+    const int64_t heads = 3, n = 9, D = heads * dh;
+    auto q = torch::randn({D}), keys = torch::randn({n, D}), values = torch::randn({n, D});
+    std::vector<const float*> k_rows, v_rows;  // [n] row pointers, as the decoder passes its cached steps
+    for (int64_t j = 0; j < n; ++j) {
+      k_rows.push_back(keys.data_ptr<float>() + j * D), v_rows.push_back(values.data_ptr<float>() + j * D);
+    }
+    std::vector<float> p(n), out(D), weights(n, 1.f);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
+    s2s::kernels::multi_head_attention(q.data_ptr<float>(), k_rows.data(), v_rows.data(), n, heads, dh, scale,
+                                       p.data(), out.data(), weights.data());
+    auto qh = q.view({heads, 1, dh}), kh = keys.view({n, heads, dh}).transpose(0, 1);  // [heads, n, dh]
+    auto w = torch::softmax(torch::matmul(qh, kh.transpose(1, 2)) * scale, -1);        // [heads, 1, n]
+    auto expected = torch::matmul(w, values.view({n, heads, dh}).transpose(0, 1)).reshape({D});
+    EXPECT_TRUE(torch::allclose(torch::from_blob(out.data(), {D}), expected, 1e-5, 1e-5));
+    auto expected_w = 1 + w.mean(0).reshape({n});  // accumulated onto the 1s already there
+    EXPECT_TRUE(torch::allclose(torch::from_blob(weights.data(), {n}), expected_w, 1e-5, 1e-5));
+  }
+}
+
+TEST(Ops, LayerNormKernelMatchesTorch) {
+  torch::manual_seed(12);
+  const int64_t rows = 5, D = 40;
+  auto x = torch::randn({rows, D}) * 3 + 1, gain = torch::randn({D}), bias = torch::randn({D});
+  std::vector<float> y(rows * D);
+  s2s::kernels::layer_norm(x.data_ptr<float>(), rows, D, gain.data_ptr<float>(), bias.data_ptr<float>(),
+                           1e-5f, y.data());
+  auto expected = torch::layer_norm(x, {D}, gain, bias, 1e-5);
+  EXPECT_TRUE(torch::allclose(torch::from_blob(y.data(), {rows, D}), expected, 1e-4, 1e-5));
 }

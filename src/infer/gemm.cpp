@@ -116,7 +116,7 @@ void Matrix::row(int64_t r, float* out) const {
 namespace {
 
 // C (+)= A W for int8 W: A quantized per row to uint8 (zero point 128), one u8s8s32 GEMM, then each int32 sum
-// scaled by its row's and its output channel's scales.
+// scaled by its row's and its output channel's scales (vectorized in kernels/).
 dnnl_status_t matmul_int8(const float* A, int64_t M, int64_t K, int64_t lda, const Matrix& W, bool transposed,
                           int64_t N, float* C, int64_t ldc, bool accumulate) {
   if (transposed != W.scale_per_row)
@@ -126,28 +126,12 @@ dnnl_status_t matmul_int8(const float* A, int64_t M, int64_t K, int64_t lda, con
   thread_local std::vector<int32_t> c32;    // [M, N]
   a8.resize(static_cast<size_t>(M * K)), a_scale.resize(static_cast<size_t>(M));
   c32.resize(static_cast<size_t>(M * N));
-  for (int64_t i = 0; i < M; ++i) {
-    const float* a = A + i * lda;
-    float absmax = 0;
-    for (int64_t k = 0; k < K; ++k) absmax = std::max(absmax, std::abs(a[k]));
-    const float scale = int8_scale(absmax), inv = 1.f / scale;
-    a_scale[static_cast<size_t>(i)] = scale;
-    uint8_t* q = a8.data() + i * K;  // [K] of row i
-    for (int64_t k = 0; k < K; ++k) q[k] = static_cast<uint8_t>(round_to_int(a[k] * inv) + 128);
-  }
+  kernels::quantize_rows(A, M, K, lda, a8.data(), a_scale.data());
   const int32_t no_offset = 0;
   const auto status = dnnl_gemm_u8s8s32('N', transposed ? 'T' : 'N', 'F', M, N, K, 1.f, a8.data(), K, 128,
                                         W.s8.data(), W.cols, 0, 0.f, c32.data(), N, &no_offset);
-  if (status != dnnl_success) return status;
-  for (int64_t i = 0; i < M; ++i) {
-    const float sa = a_scale[static_cast<size_t>(i)];
-    const int32_t* ci = c32.data() + i * N;  // [N] of row i
-    float* out = C + i * ldc;
-    for (int64_t j = 0; j < N; ++j) {
-      const float v = sa * W.scales[static_cast<size_t>(j)] * static_cast<float>(ci[j]);
-      out[j] = accumulate ? out[j] + v : v;
-    }
-  }
+  if (status == dnnl_success)
+    kernels::dequantize_rows(c32.data(), M, N, a_scale.data(), W.scales.data(), C, ldc, accumulate);
   return status;
 }
 

@@ -297,6 +297,144 @@ void attention(const float* query, const uint16_t* keys, const uint16_t* memory,
   attend_bf16(query, keys, nullptr, memory, mask, group, src_len, dim, mem_dim, weights, context);
 }
 
+namespace {
+
+S2S_CLONES void layer_norm_n(const float* __restrict x, int64_t rows, int64_t D, const float* __restrict gain,
+                             const float* __restrict bias, float eps, float* __restrict y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * D;  // [D] of row r
+    float mean = 0, var = 0;
+    for (int64_t d = 0; d < D; ++d) mean += xr[d];
+    mean /= static_cast<float>(D);
+    for (int64_t d = 0; d < D; ++d) var += (xr[d] - mean) * (xr[d] - mean);
+    const float inv = 1.0f / std::sqrt(var / static_cast<float>(D) + eps);
+    float* yr = y + r * D;
+    for (int64_t d = 0; d < D; ++d) yr[d] = (xr[d] - mean) * inv * gain[d] + bias[d];
+  }
+}
+
+// Head width DH fixed at compile time (0: dh at run time), so the common widths' dot products and value
+// sums unroll into a few full-width vector operations without remainder loops.
+template <int64_t DH>
+__attribute__((always_inline)) inline void multi_head_attention_t(
+    const float* __restrict q, const float* const* keys, const float* const* values, int64_t n, int64_t heads,
+    int64_t dh_runtime, float scale, float* __restrict p, float* __restrict out, float* __restrict weights) {
+  const int64_t dh = DH > 0 ? DH : dh_runtime;
+  for (int64_t h = 0; h < heads; ++h) {
+    const float* qh = q + h * dh;
+    float max = std::numeric_limits<float>::lowest();
+    for (int64_t j = 0; j < n; ++j) {
+      const float* __restrict k = keys[j] + h * dh;
+      float s = 0;
+      for (int64_t d = 0; d < dh; ++d) s += qh[d] * k[d];
+      p[j] = s * scale;
+      max = std::max(max, p[j]);
+    }
+    float sum = 0;
+    for (int64_t j = 0; j < n; ++j) sum += (p[j] = std::exp(p[j] - max));
+    const float inv = 1.0f / sum;
+    float* __restrict oh = out + h * dh;
+    for (int64_t d = 0; d < dh; ++d) oh[d] = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const float w = p[j] * inv;
+      const float* __restrict v = values[j] + h * dh;
+      for (int64_t d = 0; d < dh; ++d) oh[d] += w * v[d];
+      if (weights) weights[j] += w / static_cast<float>(heads);
+    }
+  }
+}
+
+S2S_CLONES void multi_head_attention_n(const float* q, const float* const* keys, const float* const* values,
+                                       int64_t n, int64_t heads, int64_t dh, float scale, float* p,
+                                       float* out, float* weights) {
+  if (dh == 64) {
+    multi_head_attention_t<64>(q, keys, values, n, heads, dh, scale, p, out, weights);
+  } else if (dh == 32) {
+    multi_head_attention_t<32>(q, keys, values, n, heads, dh, scale, p, out, weights);
+  } else {
+    multi_head_attention_t<0>(q, keys, values, n, heads, dh, scale, p, out, weights);
+  }
+}
+
+S2S_CLONES void add_to_rows_n(float* __restrict y, int64_t rows, const float* __restrict b, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; ++i) y[r * n + i] += b[i];
+}
+
+S2S_CLONES void relu_n(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = std::max(x[i], 0.0f);
+}
+
+S2S_CLONES void gelu_n(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * static_cast<float>(M_SQRT1_2)));
+}
+
+// x rounded half away from zero to an integer; vectorizes, unlike std::lround.
+inline int32_t round_to_int(float x) {
+  return static_cast<int32_t>(x + (x >= 0 ? 0.5f : -0.5f));
+}
+
+S2S_CLONES void quantize_u8(const float* __restrict a, int64_t M, int64_t K, int64_t lda,
+                            uint8_t* __restrict q, float* __restrict scale) {
+  for (int64_t i = 0; i < M; ++i) {
+    const float* ai = a + i * lda;  // [K] of row i
+    float absmax = 0;
+    for (int64_t k = 0; k < K; ++k) absmax = std::max(absmax, std::abs(ai[k]));
+    scale[i] = absmax > 0 ? absmax / 127.f : 1.f;
+    const float inv = 1.f / scale[i];
+    uint8_t* qi = q + i * K;  // [K] of row i
+    for (int64_t k = 0; k < K; ++k) qi[k] = static_cast<uint8_t>(round_to_int(ai[k] * inv) + 128);
+  }
+}
+
+S2S_CLONES void dequantize_n(const int32_t* __restrict c32, int64_t M, int64_t N,
+                             const float* __restrict a_scale, const float* __restrict w_scale,
+                             float* __restrict C, int64_t ldc, bool accumulate) {
+  for (int64_t i = 0; i < M; ++i) {
+    const int32_t* ci = c32 + i * N;  // [N] of row i
+    float* out = C + i * ldc;
+    if (accumulate) {
+      for (int64_t j = 0; j < N; ++j) out[j] += a_scale[i] * w_scale[j] * static_cast<float>(ci[j]);
+    } else {
+      for (int64_t j = 0; j < N; ++j) out[j] = a_scale[i] * w_scale[j] * static_cast<float>(ci[j]);
+    }
+  }
+}
+
+}  // namespace
+
+void layer_norm(const float* x, int64_t rows, int64_t D, const float* gain, const float* bias, float eps,
+                float* y) {
+  layer_norm_n(x, rows, D, gain, bias, eps, y);
+}
+
+void multi_head_attention(const float* q, const float* const* keys, const float* const* values, int64_t n,
+                          int64_t heads, int64_t dh, float scale, float* p, float* out, float* weights) {
+  multi_head_attention_n(q, keys, values, n, heads, dh, scale, p, out, weights);
+}
+
+void add_to_rows(float* y, int64_t rows, const float* b, int64_t n) {
+  add_to_rows_n(y, rows, b, n);
+}
+
+void relu_inplace(float* x, int64_t n) {
+  relu_n(x, n);
+}
+
+void gelu_inplace(float* x, int64_t n) {
+  gelu_n(x, n);
+}
+
+void quantize_rows(const float* a, int64_t M, int64_t K, int64_t lda, uint8_t* q, float* scale) {
+  quantize_u8(a, M, K, lda, q, scale);
+}
+
+void dequantize_rows(const int32_t* c32, int64_t M, int64_t N, const float* a_scale, const float* w_scale,
+                     float* C, int64_t ldc, bool accumulate) {
+  dequantize_n(c32, M, N, a_scale, w_scale, C, ldc, accumulate);
+}
+
 void additive_attention(const float* query, const float* keys, const float* v, const float* memory,
                         const bool* mask, int64_t group, int64_t src_len, int64_t dim, int64_t mem_dim,
                         float* weights, float* context) {

@@ -65,4 +65,34 @@ void additive_attention(const float* query, const float* keys, const float* v, c
                         const bool* mask, int64_t group, int64_t src_len, int64_t dim, int64_t mem_dim,
                         float* weights, float* context);
 
+// --- The native Transformer's row-wise pieces (infer/transformer/) ---
+
+// y [rows, D] = (x - mean) / sqrt(var + eps) * gain + bias, per row of x [rows, D] (as torch LayerNorm).
+void layer_norm(const float* x, int64_t rows, int64_t D, const float* gain, const float* bias, float eps,
+                float* y);
+
+// Multi-head attention of one query over n keys: out[h*dh, (h+1)*dh) = sum_j softmax_j(q_h . k_jh * scale)
+// v_jh, where key j is keys[j] and value j is values[j] ([heads * dh] each, head h at columns h*dh). `p` [n]
+// is scratch; `weights` [n] (if not null) accumulates each head's weights / heads.
+void multi_head_attention(const float* q, const float* const* keys, const float* const* values, int64_t n,
+                          int64_t heads, int64_t dh, float scale, float* p, float* out, float* weights);
+
+// y [rows, n] += b [n], every row.
+void add_to_rows(float* y, int64_t rows, const float* b, int64_t n);
+
+// x = max(x, 0), or GELU x * Phi(x) (erf form), for n values.
+void relu_inplace(float* x, int64_t n);
+void gelu_inplace(float* x, int64_t n);
+
+// --- int8 GEMM operands (infer/gemm.cpp) ---
+
+// a [M, K] (rows lda apart) quantized per row for a u8s8s32 GEMM: q [M, K] = round(a / scale) + 128, with
+// round(a / scale) in [-127, 127] and scale [M] = absmax / 127 (1 for a zero row): the weights' symmetric
+// scheme (infer/gemm.cpp) shifted to uint8 with zero point 128.
+void quantize_rows(const float* a, int64_t M, int64_t K, int64_t lda, uint8_t* q, float* scale);
+
+// C [M, N] (rows ldc apart) (+)= c32 [M, N] * a_scale[row] * w_scale[column].
+void dequantize_rows(const int32_t* c32, int64_t M, int64_t N, const float* a_scale, const float* w_scale,
+                     float* C, int64_t ldc, bool accumulate);
+
 }  // namespace s2s::kernels

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/kernels.h"
 #include "util/error.h"
 
 namespace s2s::infer {
@@ -20,51 +21,20 @@ struct TransformerState : NativeState {
   int64_t position = 0;                        // t: target positions decoded so far
 };
 
-// The dot product of a and b, n floats.
-float dot(const float* a, const float* b, int64_t n) {
-  float sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
-  return sum;
-}
-
-// One query row over n keys for every head: out[h*dh ..] = softmax_j(q_h . k_jh / sqrt(dh)) v_jh, with key j
-// at keys[j] (values likewise; head h at column h*dh). `weights` (if not null) accumulates the weights /
-// heads, [n].
-void attend_row(const float* q, const float* const* keys, const float* const* values, int64_t n,
-                int64_t heads, int64_t dh, float* out, float* weights) {
-  thread_local std::vector<float> p;
+// One query row over n keys for every head (kernels::multi_head_attention, scaled by 1/sqrt(dh)).
+void attend_row(const float* q, const std::vector<const float*>& keys,
+                const std::vector<const float*>& values, int64_t n, int64_t heads, int64_t dh, float* out,
+                float* weights) {
+  thread_local std::vector<float> p;  // [n]
   p.resize(static_cast<size_t>(n));
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
-  for (int64_t h = 0; h < heads; ++h) {
-    float max = -INFINITY;
-    for (int64_t j = 0; j < n; ++j) {
-      p[j] = dot(q + h * dh, keys[j] + h * dh, dh) * scale;
-      max = std::max(max, p[j]);
-    }
-    float sum = 0;
-    for (int64_t j = 0; j < n; ++j) sum += (p[j] = std::exp(p[j] - max));
-    float* oh = out + h * dh;
-    std::fill(oh, oh + dh, 0.f);
-    for (int64_t j = 0; j < n; ++j) {
-      const float w = p[j] / sum;
-      const float* vj = values[j] + h * dh;
-#pragma omp simd
-      for (int64_t d = 0; d < dh; ++d) oh[d] += w * vj[d];
-      if (weights) weights[j] += w / static_cast<float>(heads);
-    }
-  }
+  kernels::multi_head_attention(q, keys.data(), values.data(), n, heads, dh, scale, p.data(), out, weights);
 }
 
 // Pointers to n rows of x, `stride` floats apart.
 void row_pointers(const float* x, int64_t stride, int64_t n, std::vector<const float*>& out) {
   out.resize(static_cast<size_t>(n));
   for (int64_t j = 0; j < n; ++j) out[j] = x + j * stride;
-}
-
-float activate(float x, Activation a) {
-  if (a == Activation::kGelu) return 0.5f * x * (1.0f + std::erf(x * static_cast<float>(M_SQRT1_2)));
-  return std::max(x, 0.0f);
 }
 
 }  // namespace
@@ -74,22 +44,13 @@ void NativeTransformer::Linear::apply(const float* x, int64_t rows, float* y) co
   matmul(x, rows, w.cols, w, /*transposed=*/true, y, w.rows, /*accumulate=*/true);
 }
 
+void NativeTransformer::Linear::add_to(const float* x, int64_t rows, float* y) const {
+  kernels::add_to_rows(y, rows, bias.data(), static_cast<int64_t>(bias.size()));
+  matmul(x, rows, w.cols, w, /*transposed=*/true, y, w.rows, /*accumulate=*/true);
+}
+
 void NativeTransformer::Norm::apply(const float* x, int64_t rows, float* y) const {
-  const auto D = static_cast<int64_t>(gain.size());
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * D;
-    float mean = 0, var = 0;
-#pragma omp simd reduction(+ : mean)
-    for (int64_t d = 0; d < D; ++d) mean += xr[d];
-    mean /= static_cast<float>(D);
-#pragma omp simd reduction(+ : var)
-    for (int64_t d = 0; d < D; ++d) var += (xr[d] - mean) * (xr[d] - mean);
-    const float inv = 1.0f / std::sqrt(var / static_cast<float>(D) + 1e-5f);
-    float* yr = y + r * D;
-    const float *g = gain.data(), *b = bias.data();
-#pragma omp simd
-    for (int64_t d = 0; d < D; ++d) yr[d] = (xr[d] - mean) * inv * g[d] + b[d];
-  }
+  kernels::layer_norm(x, rows, static_cast<int64_t>(gain.size()), gain.data(), bias.data(), 1e-5f, y);
 }
 
 NativeTransformer::Linear NativeTransformer::linear(ParameterSource& w, const std::string& name, int64_t out,
@@ -140,31 +101,42 @@ void NativeTransformer::embed(const Matrix& table, const std::vector<int64_t>& t
                               const std::vector<int64_t>& positions, float* x) const {
   const int64_t D = dim_, half = D / 2;
   const float scale = std::sqrt(static_cast<float>(D));
-  // As sinusoid_positions: frequencies exp(i * -ln(10000) / (half - 1)), sines then cosines (float32).
+  // As sinusoid_positions: frequencies exp(i * -ln(10000) / (half - 1)), sines then cosines (float32),
+  // computed once per distinct position of the call (one for a decoder step), not per row.
   const auto step =
       static_cast<float>(-std::log(10000.0) / static_cast<double>(std::max<int64_t>(half - 1, 1)));
+  if (tokens.empty()) return;
+  const auto [lo, hi] = std::minmax_element(positions.begin(), positions.end());
+  thread_local std::vector<float> sinusoid;  // [hi - lo + 1, D]: row p - lo is position p
+  sinusoid.assign(static_cast<size_t>((*hi - *lo + 1) * D), 0.f);  // an odd width's last column stays 0
+  for (int64_t p = *lo; p <= *hi; ++p) {
+    float* sp = &sinusoid[static_cast<size_t>((p - *lo) * D)];
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(p) * std::exp(static_cast<float>(i) * step);
+      sp[i] = std::sin(angle), sp[half + i] = std::cos(angle);
+    }
+  }
   for (size_t r = 0; r < tokens.size(); ++r) {
     float* xr = x + static_cast<int64_t>(r) * D;
+    const float* sp = &sinusoid[static_cast<size_t>((positions[r] - *lo) * D)];
     table.row(tokens[r], xr);
-    for (int64_t d = 0; d < D; ++d) xr[d] *= scale;
-    const auto t = static_cast<float>(positions[r]);
-    for (int64_t i = 0; i < half; ++i) {
-      const float angle = t * std::exp(static_cast<float>(i) * step);
-      xr[i] += std::sin(angle), xr[half + i] += std::cos(angle);
-    }
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) xr[d] = xr[d] * scale + sp[d];
   }
 }
 
 void NativeTransformer::add_ffn(const Ffn& ffn, const Norm& norm, float* x, int64_t rows) const {
   const int64_t D = dim_, F = ffn.inner.w.rows;
-  thread_local std::vector<float> h, inner, outer;
+  thread_local std::vector<float> h, inner;
   h.resize(static_cast<size_t>(rows * D)), inner.resize(static_cast<size_t>(rows * F));
-  outer.resize(static_cast<size_t>(rows * D));
   norm.apply(x, rows, h.data());
   ffn.inner.apply(h.data(), rows, inner.data());
-  for (auto& v : inner) v = activate(v, config_.ffn_activation);
-  ffn.outer.apply(inner.data(), rows, outer.data());
-  for (int64_t i = 0; i < rows * D; ++i) x[i] += outer[i];
+  if (config_.ffn_activation == Activation::kGelu) {
+    kernels::gelu_inplace(inner.data(), rows * F);
+  } else {
+    kernels::relu_inplace(inner.data(), rows * F);
+  }
+  ffn.outer.add_to(inner.data(), rows, x);
 }
 
 std::unique_ptr<NativeState> NativeTransformer::start(const std::vector<std::vector<int32_t>>& batch,
@@ -184,7 +156,7 @@ std::unique_ptr<NativeState> NativeTransformer::start(const std::vector<std::vec
   }
   const int64_t N = B * S;
   std::vector<float> x(static_cast<size_t>(N * D)), h(x.size()), qkv(static_cast<size_t>(N * 3 * D)),
-      ctx(x.size()), proj(x.size());
+      ctx(x.size());
   embed(src_emb_, tokens, positions, x.data());
   for (const auto& layer : enc_layers_) {
     layer.norm_attn.apply(x.data(), N, h.data());
@@ -195,11 +167,10 @@ std::unique_ptr<NativeState> NativeTransformer::start(const std::vector<std::vec
       row_pointers(base + D, 3 * D, state->lengths[b], keys);
       row_pointers(base + 2 * D, 3 * D, state->lengths[b], values);
       for (int64_t i = 0; i < S; ++i)
-        attend_row(base + i * 3 * D, keys.data(), values.data(), state->lengths[b], heads_, dh,
-                   &ctx[(b * S + i) * D], nullptr);
+        attend_row(base + i * 3 * D, keys, values, state->lengths[b], heads_, dh, &ctx[(b * S + i) * D],
+                   nullptr);
     }
-    layer.out.apply(ctx.data(), N, proj.data());
-    for (int64_t i = 0; i < N * D; ++i) x[i] += proj[i];
+    layer.out.add_to(ctx.data(), N, x.data());
     add_ffn(layer.ffn, layer.norm_ffn, x.data(), N);
   }
   enc_norm_.apply(x.data(), N, h.data());  // memory [B * S, D]
@@ -222,8 +193,8 @@ void NativeTransformer::advance(const std::vector<int64_t>& tokens, NativeState&
   auto& s = static_cast<TransformerState&>(base);
   const int64_t R = static_cast<int64_t>(tokens.size()), D = dim_, dh = D / heads_, S = s.src_len;
   const int64_t t = s.position++;
-  thread_local std::vector<float> y, h, qkv, ctx, proj;
-  y.resize(static_cast<size_t>(R * D)), h.resize(y.size()), ctx.resize(y.size()), proj.resize(y.size());
+  thread_local std::vector<float> y, h, qkv, ctx;
+  y.resize(static_cast<size_t>(R * D)), h.resize(y.size()), ctx.resize(y.size());
   qkv.resize(static_cast<size_t>(R * 3 * D));
   embed(tgt_emb_, tokens, std::vector<int64_t>(tokens.size(), t), y.data());
   if (attn) attn->assign(static_cast<size_t>(R * S), 0.f);
@@ -247,10 +218,9 @@ void NativeTransformer::advance(const std::vector<int64_t>& tokens, NativeState&
         const int64_t a = s.ancestor[j][r];
         keys[j] = &k_steps[j][a * D], values[j] = &v_steps[j][a * D];
       }
-      attend_row(&qkv[r * 3 * D], keys.data(), values.data(), t + 1, heads_, dh, &ctx[r * D], nullptr);
+      attend_row(&qkv[r * 3 * D], keys, values, t + 1, heads_, dh, &ctx[r * D], nullptr);
     }
-    layer.self_out.apply(ctx.data(), R, proj.data());
-    for (int64_t i = 0; i < R * D; ++i) y[i] += proj[i];
+    layer.self_out.add_to(ctx.data(), R, y.data());
     // Cross-attention: row r reads its sentence r / K.
     layer.norm_cross.apply(y.data(), R, h.data());
     layer.q.apply(h.data(), R, qkv.data());  // [R, D] queries
@@ -259,11 +229,10 @@ void NativeTransformer::advance(const std::vector<int64_t>& tokens, NativeState&
       const int64_t a = r / K;
       row_pointers(&s.mem_k[l][a * S * D], D, s.lengths[a], keys);
       row_pointers(&s.mem_v[l][a * S * D], D, s.lengths[a], values);
-      attend_row(&qkv[r * D], keys.data(), values.data(), s.lengths[a], heads_, dh, &ctx[r * D],
+      attend_row(&qkv[r * D], keys, values, s.lengths[a], heads_, dh, &ctx[r * D],
                  last && attn ? &(*attn)[r * S] : nullptr);
     }
-    layer.cross_out.apply(ctx.data(), R, proj.data());
-    for (int64_t i = 0; i < R * D; ++i) y[i] += proj[i];
+    layer.cross_out.add_to(ctx.data(), R, y.data());
     add_ffn(layer.ffn, layer.norm_ffn, y.data(), R);
   }
   out.resize(static_cast<size_t>(R * D));

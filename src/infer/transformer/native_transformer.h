@@ -38,6 +38,8 @@ class NativeTransformer : public NativeNetwork {
     std::vector<float> bias;  // [out]
     // y [rows, out] = x [rows, in] W^T + b
     void apply(const float* x, int64_t rows, float* y) const;
+    // y [rows, out] += x [rows, in] W^T + b (a residual connection)
+    void add_to(const float* x, int64_t rows, float* y) const;
   };
   struct Norm {
     std::vector<float> gain, bias;  // [D]
