@@ -18,6 +18,23 @@ std::vector<float> gather_rows(const std::vector<float>& x, int64_t width, const
   return out;
 }
 
+std::vector<int64_t> first_step_rows(const std::vector<int64_t>& tokens, int64_t steps, int64_t K) {
+  const auto R = static_cast<int64_t>(tokens.size());
+  if (steps != 0 || K < 2 || R % K != 0) return {};
+  std::vector<int64_t> rows;
+  for (int64_t r = 0; r < R; ++r) {
+    if (r % K == 0) rows.push_back(r);
+    if (tokens[static_cast<size_t>(r)] != tokens[static_cast<size_t>(r - r % K)]) return {};
+  }
+  return rows;
+}
+
+std::vector<int64_t> spread_rows(int64_t R, int64_t K) {
+  std::vector<int64_t> rows(static_cast<size_t>(R));
+  for (int64_t r = 0; r < R; ++r) rows[static_cast<size_t>(r)] = r / K;
+  return rows;
+}
+
 void fill_rows(float* out, int64_t rows, const std::vector<float>& bias) {
   for (int64_t r = 0; r < rows; ++r)
     std::copy(bias.begin(), bias.end(), out + r * static_cast<int64_t>(bias.size()));

@@ -40,6 +40,14 @@ class NativeNetwork {
 // Rows `rows` of x [*, width], in that order.
 std::vector<float> gather_rows(const std::vector<float>& x, int64_t width, const std::vector<int64_t>& rows);
 
+// A search's first step: the K rows of each sentence are alike (the same token after the same state), so a
+// network decodes one row per sentence and spreads it. Returns those rows (a * K), or nothing when this is
+// not the first step (`steps` decoded so far), K == 1, or a sentence's rows hold different tokens.
+std::vector<int64_t> first_step_rows(const std::vector<int64_t>& tokens, int64_t steps, int64_t K);
+
+// [R]: the row r / K each of R = A * K rows copies from the A decoded ones (for gather_rows).
+std::vector<int64_t> spread_rows(int64_t R, int64_t K);
+
 // out [rows, width] = bias broadcast over the rows.
 void fill_rows(float* out, int64_t rows, const std::vector<float>& bias);
 

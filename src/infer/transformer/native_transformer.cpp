@@ -16,7 +16,8 @@ struct TransformerState : NativeState {
   int64_t sentences = 0;                         // A
   std::vector<int64_t> lengths;                  // [A] source lengths
   std::vector<std::vector<float>> mem_k, mem_v;  // per layer [A, S, D] (head h in columns h*dh .. (h+1)*dh)
-  std::vector<std::vector<std::vector<float>>> self_k, self_v;  // per layer, per step t': [R_t', D]
+  // per layer, per step t': [R_t', D], written once (no zero-filling first)
+  std::vector<std::vector<std::unique_ptr<float[]>>> self_k, self_v;
   std::vector<std::vector<int32_t>> ancestor;  // per step t': [R] the row of step t' that row r continues
   int64_t position = 0;                        // t: target positions decoded so far
 };
@@ -191,6 +192,26 @@ std::unique_ptr<NativeState> NativeTransformer::start(const std::vector<std::vec
 void NativeTransformer::advance(const std::vector<int64_t>& tokens, NativeState& base, int64_t K,
                                 std::vector<float>& out, std::vector<float>* attn) const {
   auto& s = static_cast<TransformerState&>(base);
+  const auto first = first_step_rows(tokens, s.position, K);
+  if (first.empty()) {
+    decode_step(tokens, s, K, out, attn);
+    return;
+  }
+  // One row per sentence; its keys and values stand for all K rows through the ancestry.
+  const auto R = static_cast<int64_t>(tokens.size());
+  std::vector<int64_t> first_tokens;
+  for (const auto r : first) first_tokens.push_back(tokens[static_cast<size_t>(r)]);
+  std::vector<float> one, one_attn;  // [A, D], [A, S]
+  decode_step(first_tokens, s, /*K=*/1, one, attn ? &one_attn : nullptr);
+  const auto spread = spread_rows(R, K);
+  s.ancestor.back().assign(spread.begin(), spread.end());  // [A] -> [R]: row r continues row r / K
+  out = gather_rows(one, dim_, spread);
+  if (attn) *attn = gather_rows(one_attn, s.src_len, spread);
+}
+
+void NativeTransformer::decode_step(const std::vector<int64_t>& tokens, NativeState& base, int64_t K,
+                                    std::vector<float>& out, std::vector<float>* attn) const {
+  auto& s = static_cast<TransformerState&>(base);
   const int64_t R = static_cast<int64_t>(tokens.size()), D = dim_, dh = D / heads_, S = s.src_len;
   const int64_t t = s.position++;
   thread_local std::vector<float> y, h, qkv, ctx;
@@ -207,7 +228,8 @@ void NativeTransformer::advance(const std::vector<int64_t>& tokens, NativeState&
     layer.norm_self.apply(y.data(), R, h.data());
     layer.qkv.apply(h.data(), R, qkv.data());
     auto &k_steps = s.self_k[l], &v_steps = s.self_v[l];
-    k_steps.emplace_back(static_cast<size_t>(R * D)), v_steps.emplace_back(static_cast<size_t>(R * D));
+    k_steps.emplace_back(new float[static_cast<size_t>(R * D)]);
+    v_steps.emplace_back(new float[static_cast<size_t>(R * D)]);
     for (int64_t r = 0; r < R; ++r) {
       std::memcpy(&k_steps[t][r * D], &qkv[r * 3 * D + D], static_cast<size_t>(D) * sizeof(float));
       std::memcpy(&v_steps[t][r * D], &qkv[r * 3 * D + 2 * D], static_cast<size_t>(D) * sizeof(float));

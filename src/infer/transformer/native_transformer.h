@@ -65,6 +65,9 @@ class NativeTransformer : public NativeNetwork {
   // Scaled embeddings plus the sinusoid of `position` (per row, or positions[r]), into x [rows, D].
   void embed(const Matrix& table, const std::vector<int64_t>& tokens, const std::vector<int64_t>& positions,
              float* x) const;
+  // advance() for rows that all differ: R = tokens.size() rows, row r reading sentence r / K.
+  void decode_step(const std::vector<int64_t>& tokens, NativeState& state, int64_t K, std::vector<float>& out,
+                   std::vector<float>* attn) const;
   // x [rows, D] += ffn(norm(x))
   void add_ffn(const Ffn& ffn, const Norm& norm, float* x, int64_t rows) const;
 
