@@ -25,20 +25,6 @@ extern "C" dnnl_status_t dnnl_gemm_bf16bf16f32(char transa, char transb, dnnl_di
                                                dnnl_dim_t ldc);
 
 namespace s2s::infer {
-namespace {
-
-// The int8 quantization step of a block whose largest magnitude is `absmax` (symmetric, [-127, 127]).
-float int8_scale(float absmax) {
-  return absmax > 0 ? absmax / 127.f : 1.f;
-}
-
-// x rounded half away from zero to an integer; vectorizes, unlike std::lround.
-int32_t round_to_int(float x) {
-  return static_cast<int32_t>(x + (x >= 0 ? 0.5f : -0.5f));
-}
-
-}  // namespace
-
 Matrix Matrix::from_f32(const float* data, int64_t rows, int64_t cols, WeightType type, bool per_row) {
   Matrix m;
   m.rows = rows, m.cols = cols, m.scale_per_row = per_row;
@@ -55,7 +41,7 @@ Matrix Matrix::from_f32(const float* data, int64_t rows, int64_t cols, WeightTyp
         auto& s = m.scales[static_cast<size_t>(per_row ? r : c)];
         s = std::max(s, std::abs(data[r * cols + c]));
       }
-    for (auto& s : m.scales) s = int8_scale(s);
+    for (auto& s : m.scales) s = kernels::int8_scale(s);
     std::vector<float> inv(m.scales.size());
     for (size_t i = 0; i < inv.size(); ++i) inv[i] = 1.f / m.scales[i];
     m.s8.resize(n);
@@ -63,7 +49,8 @@ Matrix Matrix::from_f32(const float* data, int64_t rows, int64_t cols, WeightTyp
       const float* in = data + r * cols;     // [cols] of row r
       int8_t* out = m.s8.data() + r * cols;  // [cols] of row r
       for (int64_t c = 0; c < cols; ++c) {
-        out[c] = static_cast<int8_t>(round_to_int(in[c] * inv[static_cast<size_t>(per_row ? r : c)]));
+        out[c] =
+            static_cast<int8_t>(kernels::round_to_int(in[c] * inv[static_cast<size_t>(per_row ? r : c)]));
       }
     }
   }

@@ -370,18 +370,13 @@ S2S_CLONES void gelu_n(float* x, int64_t n) {
     x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * static_cast<float>(M_SQRT1_2)));
 }
 
-// x rounded half away from zero to an integer; vectorizes, unlike std::lround.
-inline int32_t round_to_int(float x) {
-  return static_cast<int32_t>(x + (x >= 0 ? 0.5f : -0.5f));
-}
-
 S2S_CLONES void quantize_u8(const float* __restrict a, int64_t M, int64_t K, int64_t lda,
                             uint8_t* __restrict q, float* __restrict scale) {
   for (int64_t i = 0; i < M; ++i) {
     const float* ai = a + i * lda;  // [K] of row i
     float absmax = 0;
     for (int64_t k = 0; k < K; ++k) absmax = std::max(absmax, std::abs(ai[k]));
-    scale[i] = absmax > 0 ? absmax / 127.f : 1.f;
+    scale[i] = int8_scale(absmax);
     const float inv = 1.f / scale[i];
     uint8_t* qi = q + i * K;  // [K] of row i
     for (int64_t k = 0; k < K; ++k) qi[k] = static_cast<uint8_t>(round_to_int(ai[k] * inv) + 128);

@@ -86,6 +86,16 @@ void gelu_inplace(float* x, int64_t n);
 
 // --- int8 GEMM operands (infer/gemm.cpp) ---
 
+// The int8 quantization step of values whose largest magnitude is `absmax` (symmetric, [-127, 127]).
+inline float int8_scale(float absmax) {
+  return absmax > 0 ? absmax / 127.f : 1.f;
+}
+
+// x rounded half away from zero to an integer; vectorizes, unlike std::lround.
+inline int32_t round_to_int(float x) {
+  return static_cast<int32_t>(x + (x >= 0 ? 0.5f : -0.5f));
+}
+
 // a [M, K] (rows lda apart) quantized per row for a u8s8s32 GEMM: q [M, K] = round(a / scale) + 128, with
 // round(a / scale) in [-127, 127] and scale [M] = absmax / 127 (1 for a zero row): the weights' symmetric
 // scheme (infer/gemm.cpp) shifted to uint8 with zero point 128.
