@@ -108,7 +108,7 @@ TEST_P(NativeEngineTest, TeacherForcedLogitsMatchLibTorch) {
     for (size_t t = 0; t < tgt_in[b].size(); ++t) tgt_tensor[b][t] = tgt_in[b][t];
   auto expected = bundle.model->logits(bundle.model->forward(batch.src, batch.src_lengths, tgt_tensor));
   // Native, step by step.
-  auto state = native->start(src, v.pad_id, /*K=*/1);
+  auto state = native->start(src, v.pad_id);
   const auto& w = native->out_weight();
   std::vector<float> out, logits(static_cast<size_t>(w.rows));
   double max_diff = 0;
@@ -238,6 +238,44 @@ TEST_P(NativeEngineTest, ParametersInMemoryEqualTheWeightsFile) {
       EXPECT_EQ(a[i][k].tokens, b[i][k].tokens) << "sentence " << i;
       EXPECT_EQ(a[i][k].score, b[i][k].score) << "sentence " << i;
     }
+  }
+}
+
+// The scorer decodes a search's first step once per sentence and spreads it to the K rows, or, when a
+// sentence's rows start with different tokens, spreads the state first and decodes every row: either way
+// each row scores as a one-row search of its own tokens, at the first step and after it.
+TEST_P(NativeEngineTest, FirstStepRowsScoreAsSeparateSearches) {
+  const auto c = config();
+  const auto dir = make_model_dir(c, GetParam().name + "_first");
+  auto bundle = s2s::load_model_dir(dir, torch::kCPU);
+  const auto& v = bundle.model->vocabs;
+  auto native = native_model(dir, c, /*bf16=*/false);
+  const auto src = encode_all(*bundle.src_tok);
+  const std::vector<std::vector<int32_t>> batch{src[0], src[2]};  // A = 2 sentences, K = 2 rows each
+  const int64_t A = 2, K = 2, V = native->out_weight().rows, bos = v.bos_id;
+  using Steps = std::vector<std::vector<int64_t>>;  // per step, the tokens of rows a * K + k
+  for (const auto& steps : {Steps{{bos, bos, bos, bos}, {5, 7, 9, 11}, {12, 12, 6, 14}},
+                            Steps{{bos, 6, 8, bos}, {5, 7, 9, 11}, {12, 12, 6, 14}}}) {
+    s2s::infer::NativeScorer beam(*native, batch, v.pad_id, {}, K);
+    s2s::infer::NativeScorer row0(*native, batch, v.pad_id, {}, 1), row1(*native, batch, v.pad_id, {}, 1);
+    double max_diff = 0;
+    for (const auto& tokens : steps) {
+      const auto got = beam.step(tokens, A, K, /*keep_attention=*/false);
+      for (int64_t k = 0; k < K; ++k) {
+        auto& one = k == 0 ? row0 : row1;
+        const auto want = one.step({tokens[static_cast<size_t>(k)], tokens[static_cast<size_t>(K + k)]}, A, 1,
+                                   /*keep_attention=*/false);
+        for (int64_t a = 0; a < A; ++a) {
+          const int64_t r = a * K + k;  // the beam's row of sentence a's one-row search
+          for (int64_t j = 0; j < V; ++j) {
+            const double x = got.logits[r * V + j] - got.logsumexp[r];
+            const double y = want.logits[a * V + j] - want.logsumexp[a];
+            max_diff = std::max(max_diff, std::abs(x - y));
+          }
+        }
+      }
+    }
+    EXPECT_LT(max_diff, 1e-4) << (steps[0][1] == bos ? "rows alike" : "rows differ") << " at the first step";
   }
 }
 

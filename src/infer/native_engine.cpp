@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 
 #include "kernels/kernels.h"
 #include "util/error.h"
@@ -18,9 +19,8 @@ std::vector<float> gather_rows(const std::vector<float>& x, int64_t width, const
   return out;
 }
 
-std::vector<int64_t> first_step_rows(const std::vector<int64_t>& tokens, int64_t steps, int64_t K) {
+std::vector<int64_t> first_step_rows(const std::vector<int64_t>& tokens, int64_t K) {
   const auto R = static_cast<int64_t>(tokens.size());
-  if (steps != 0 || K < 2 || R % K != 0) return {};
   std::vector<int64_t> rows;
   for (int64_t r = 0; r < R; ++r) {
     if (r % K == 0) rows.push_back(r);
@@ -61,7 +61,7 @@ void check_weight_type(WeightType type) {
 
 NativeScorer::NativeScorer(const NativeNetwork& model, const std::vector<std::vector<int32_t>>& batch,
                            int64_t pad, const std::vector<int64_t>& vocab_subset, int64_t K)
-    : model_(model), state_(model.start(batch, pad, K)), ids_(vocab_subset) {
+    : model_(model), state_(model.start(batch, pad)), ids_(vocab_subset), spread_(K == 1) {
   if (ids_.empty()) {
     out_w_ = model.out_weight(), out_b_ = model.out_bias();
   } else {
@@ -72,7 +72,12 @@ NativeScorer::NativeScorer(const NativeNetwork& model, const std::vector<std::ve
 
 StepScores NativeScorer::step(const std::vector<int64_t>& tokens, int64_t A, int64_t K, bool keep_attention) {
   const int64_t R = A * K, V = out_w_.rows;
-  model_.advance(tokens, *state_, K, out_, keep_attention ? &attn_ : nullptr);
+  auto* attn = keep_attention ? &attn_ : nullptr;
+  if (spread_) {
+    model_.advance(tokens, *state_, K, out_, attn);
+  } else {
+    spread_first_step(tokens, A, K, attn);
+  }
   logits_.resize(static_cast<size_t>(R * V));  // [R, V']
   fill_rows(logits_.data(), R, out_b_);
   matmul(out_.data(), R, model_.out_dim(), out_w_, /*transposed=*/true, logits_.data(), V,
@@ -82,6 +87,26 @@ StepScores NativeScorer::step(const std::vector<int64_t>& tokens, int64_t A, int
   StepScores s{logits_.data(), lse_.data(), V, &ids_};
   if (keep_attention) s.attention = attn_.data(), s.attention_cols = state_->src_len;
   return s;
+}
+
+void NativeScorer::spread_first_step(const std::vector<int64_t>& tokens, int64_t A, int64_t K,
+                                     std::vector<float>* attn) {
+  const auto spread = spread_rows(A * K, K);  // [R]: row r continues the sentence's row r / K
+  const auto first = first_step_rows(tokens, K);
+  std::vector<int64_t> all(static_cast<size_t>(A));  // every sentence stays
+  std::iota(all.begin(), all.end(), 0);
+  spread_ = true;
+  if (first.empty()) {  // rows differ from the start (e.g. forced prefixes): K rows, then a full step
+    model_.reorder(*state_, spread, all, A, /*K=*/1);
+    model_.advance(tokens, *state_, K, out_, attn);
+    return;
+  }
+  std::vector<int64_t> first_tokens;  // [A]
+  for (const auto r : first) first_tokens.push_back(tokens[static_cast<size_t>(r)]);
+  model_.advance(first_tokens, *state_, /*K=*/1, out_, attn);
+  model_.reorder(*state_, spread, all, A, /*K=*/1);
+  out_ = gather_rows(out_, model_.out_dim(), spread);
+  if (attn) *attn = gather_rows(*attn, state_->src_len, spread);
 }
 
 void NativeScorer::reorder(const std::vector<int64_t>& rows, const std::vector<int64_t>& kept, int64_t A,

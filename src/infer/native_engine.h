@@ -27,6 +27,11 @@ class NativeScorer : public StepScorer {
   std::vector<float> out_b_;                      // [V']
   std::vector<int64_t> ids_;                      // local -> target id (empty: identity)
   std::vector<float> out_, logits_, lse_, attn_;  // per-step buffers, reused
+  bool spread_;  // the state holds K rows per sentence (false until the first step, when K > 1)
+
+  // The first step with K > 1: the network decodes one row per sentence, then its state and outputs are
+  // spread to all K rows (a sentence's K rows start alike).
+  void spread_first_step(const std::vector<int64_t>& tokens, int64_t A, int64_t K, std::vector<float>* attn);
 };
 
 // Engine over a NativeNetwork: batches may run concurrently (the model is read-only).

@@ -12,7 +12,8 @@
 
 namespace s2s::infer {
 
-// A batch's search state: the encoded sentences and K decoder rows per sentence (a sentence's rows adjacent).
+// A batch's search state: the encoded sentences and K decoder rows per sentence (a sentence's rows adjacent);
+// K is 1 after `start` and the search's beam width once the scorer has spread the first rows.
 struct NativeState {
   virtual ~NativeState() = default;
   int64_t src_len = 0;  // S: padded source length (the attention weights' width)
@@ -21,14 +22,15 @@ struct NativeState {
 class NativeNetwork {
  public:
   virtual ~NativeNetwork() = default;
-  // Encodes a batch (token ids; `pad` fills short sentences) into the state of K rows per sentence.
-  virtual std::unique_ptr<NativeState> start(const std::vector<std::vector<int32_t>>& batch, int64_t pad,
-                                             int64_t K) const = 0;
+  // Encodes a batch (token ids; `pad` fills short sentences) into the state of one row per sentence.
+  virtual std::unique_ptr<NativeState> start(const std::vector<std::vector<int32_t>>& batch,
+                                             int64_t pad) const = 0;
   // One step of R = sentences * K rows: tokens [R] -> out [R, out_dim()], the output layer's input; the
   // source attention weights [R, src_len] go to `attn` when it is not null.
   virtual void advance(const std::vector<int64_t>& tokens, NativeState& state, int64_t K,
                        std::vector<float>& out, std::vector<float>* attn) const = 0;
-  // Beam backpointers: new row i continues old row rows[i]; of the A sentences, `kept` (ascending) stay.
+  // Beam backpointers: new row i continues old row rows[i] of the A * K rows; of the A sentences, `kept`
+  // (ascending) stay. `rows` may hold more rows than before (the first step's spread from K = 1).
   virtual void reorder(NativeState& state, const std::vector<int64_t>& rows, const std::vector<int64_t>& kept,
                        int64_t A, int64_t K) const = 0;
 
@@ -40,10 +42,10 @@ class NativeNetwork {
 // Rows `rows` of x [*, width], in that order.
 std::vector<float> gather_rows(const std::vector<float>& x, int64_t width, const std::vector<int64_t>& rows);
 
-// A search's first step: the K rows of each sentence are alike (the same token after the same state), so a
-// network decodes one row per sentence and spreads it. Returns those rows (a * K), or nothing when this is
-// not the first step (`steps` decoded so far), K == 1, or a sentence's rows hold different tokens.
-std::vector<int64_t> first_step_rows(const std::vector<int64_t>& tokens, int64_t steps, int64_t K);
+// A search's first step: the K rows of each sentence are alike (the same token after the same state), so the
+// scorer decodes one row per sentence and spreads it. Returns those rows (a * K), or nothing when a
+// sentence's rows hold different tokens.
+std::vector<int64_t> first_step_rows(const std::vector<int64_t>& tokens, int64_t K);
 
 // [R]: the row r / K each of R = A * K rows copies from the A decoded ones (for gather_rows).
 std::vector<int64_t> spread_rows(int64_t R, int64_t K);

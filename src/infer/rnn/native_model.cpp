@@ -251,16 +251,15 @@ namespace {
 struct RnnState : NativeState {
   Encoded enc;
   DecoderRows rows;
-  int64_t steps = 0;  // decoded so far
 };
 
 }  // namespace
 
-std::unique_ptr<NativeState> NativeModel::start(const std::vector<std::vector<int32_t>>& batch, int64_t pad,
-                                                int64_t K) const {
+std::unique_ptr<NativeState> NativeModel::start(const std::vector<std::vector<int32_t>>& batch,
+                                                int64_t pad) const {
   auto state = std::make_unique<RnnState>();
   state->enc = encode(batch, pad);
-  state->rows = initial_state(state->enc, K);
+  state->rows = initial_state(state->enc, /*group=*/1);
   state->src_len = state->enc.src_len;
   return state;
 }
@@ -268,28 +267,7 @@ std::unique_ptr<NativeState> NativeModel::start(const std::vector<std::vector<in
 void NativeModel::advance(const std::vector<int64_t>& tokens, NativeState& base, int64_t K,
                           std::vector<float>& out, std::vector<float>* attn) const {
   auto& state = static_cast<RnnState&>(base);
-  const auto first = first_step_rows(tokens, state.steps++, K);
-  if (first.empty()) {
-    step(tokens, state.rows, state.enc, K, out, attn);
-    return;
-  }
-  // One row per sentence (its K rows start alike), then spread to all K.
-  const int64_t H = config_.dec_hidden, R = static_cast<int64_t>(tokens.size());
-  std::vector<int64_t> first_tokens;
-  for (const auto r : first) first_tokens.push_back(tokens[static_cast<size_t>(r)]);
-  DecoderRows one;
-  for (const auto& h : state.rows.h) one.h.push_back(gather_rows(h, H, first));
-  for (const auto& c : state.rows.c) one.c.push_back(gather_rows(c, H, first));
-  one.feed = gather_rows(state.rows.feed, out_dim(), first);
-  std::vector<float> one_out, one_attn;
-  step(first_tokens, one, state.enc, /*group=*/1, one_out, attn ? &one_attn : nullptr);
-  const auto spread = spread_rows(R, K);
-  for (size_t l = 0; l < one.h.size(); ++l) {
-    state.rows.h[l] = gather_rows(one.h[l], H, spread), state.rows.c[l] = gather_rows(one.c[l], H, spread);
-  }
-  state.rows.feed = gather_rows(one.feed, out_dim(), spread);
-  out = gather_rows(one_out, out_dim(), spread);
-  if (attn) *attn = gather_rows(one_attn, state.src_len, spread);
+  step(tokens, state.rows, state.enc, K, out, attn);
 }
 
 void NativeModel::reorder(NativeState& base, const std::vector<int64_t>& rows,

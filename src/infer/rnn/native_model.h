@@ -51,8 +51,8 @@ class NativeModel : public NativeNetwork {
   void step(const std::vector<int64_t>& tokens, DecoderRows& state, const Encoded& enc, int64_t group,
             std::vector<float>& out, std::vector<float>* attn) const;
 
-  std::unique_ptr<NativeState> start(const std::vector<std::vector<int32_t>>& batch, int64_t pad,
-                                     int64_t K) const override;
+  std::unique_ptr<NativeState> start(const std::vector<std::vector<int32_t>>& batch,
+                                     int64_t pad) const override;
   void advance(const std::vector<int64_t>& tokens, NativeState& state, int64_t K, std::vector<float>& out,
                std::vector<float>* attn) const override;
   void reorder(NativeState& state, const std::vector<int64_t>& rows, const std::vector<int64_t>& kept,

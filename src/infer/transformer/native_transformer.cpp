@@ -141,7 +141,7 @@ void NativeTransformer::add_ffn(const Ffn& ffn, const Norm& norm, float* x, int6
 }
 
 std::unique_ptr<NativeState> NativeTransformer::start(const std::vector<std::vector<int32_t>>& batch,
-                                                      int64_t pad, int64_t) const {
+                                                      int64_t pad) const {
   auto state = std::make_unique<TransformerState>();
   const int64_t B = static_cast<int64_t>(batch.size()), D = dim_, dh = D / heads_;
   int64_t S = 0;
@@ -191,26 +191,6 @@ std::unique_ptr<NativeState> NativeTransformer::start(const std::vector<std::vec
 
 void NativeTransformer::advance(const std::vector<int64_t>& tokens, NativeState& base, int64_t K,
                                 std::vector<float>& out, std::vector<float>* attn) const {
-  auto& s = static_cast<TransformerState&>(base);
-  const auto first = first_step_rows(tokens, s.position, K);
-  if (first.empty()) {
-    decode_step(tokens, s, K, out, attn);
-    return;
-  }
-  // One row per sentence; its keys and values stand for all K rows through the ancestry.
-  const auto R = static_cast<int64_t>(tokens.size());
-  std::vector<int64_t> first_tokens;
-  for (const auto r : first) first_tokens.push_back(tokens[static_cast<size_t>(r)]);
-  std::vector<float> one, one_attn;  // [A, D], [A, S]
-  decode_step(first_tokens, s, /*K=*/1, one, attn ? &one_attn : nullptr);
-  const auto spread = spread_rows(R, K);
-  s.ancestor.back().assign(spread.begin(), spread.end());  // [A] -> [R]: row r continues row r / K
-  out = gather_rows(one, dim_, spread);
-  if (attn) *attn = gather_rows(one_attn, s.src_len, spread);
-}
-
-void NativeTransformer::decode_step(const std::vector<int64_t>& tokens, NativeState& base, int64_t K,
-                                    std::vector<float>& out, std::vector<float>* attn) const {
   auto& s = static_cast<TransformerState&>(base);
   const int64_t R = static_cast<int64_t>(tokens.size()), D = dim_, dh = D / heads_, S = s.src_len;
   const int64_t t = s.position++;

@@ -22,8 +22,8 @@ class NativeTransformer : public NativeNetwork {
   NativeTransformer(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab, ParameterSource& params,
                     WeightType type);
 
-  std::unique_ptr<NativeState> start(const std::vector<std::vector<int32_t>>& batch, int64_t pad,
-                                     int64_t K) const override;
+  std::unique_ptr<NativeState> start(const std::vector<std::vector<int32_t>>& batch,
+                                     int64_t pad) const override;
   void advance(const std::vector<int64_t>& tokens, NativeState& state, int64_t K, std::vector<float>& out,
                std::vector<float>* attn) const override;
   void reorder(NativeState& state, const std::vector<int64_t>& rows, const std::vector<int64_t>& kept,
@@ -65,9 +65,6 @@ class NativeTransformer : public NativeNetwork {
   // Scaled embeddings plus the sinusoid of `position` (per row, or positions[r]), into x [rows, D].
   void embed(const Matrix& table, const std::vector<int64_t>& tokens, const std::vector<int64_t>& positions,
              float* x) const;
-  // advance() for rows that all differ: R = tokens.size() rows, row r reading sentence r / K.
-  void decode_step(const std::vector<int64_t>& tokens, NativeState& state, int64_t K, std::vector<float>& out,
-                   std::vector<float>* attn) const;
   // x [rows, D] += ffn(norm(x))
   void add_ffn(const Ffn& ffn, const Norm& norm, float* x, int64_t rows) const;
 
