@@ -2,10 +2,14 @@
 // by a scripted scorer whose distributions are known, so the expected hypotheses are computed by hand.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
+#include <random>
 
 #include "decode/beam.h"
+#include "kernels/kernels.h"
 
 namespace {
 
@@ -37,6 +41,31 @@ TEST(SelectCandidates, ExactTopExtensionsPerSentence) {
   EXPECT_EQ(c.rows[6], 3);
   EXPECT_EQ(c.tokens[6], 11);
   EXPECT_NEAR(c.values[7], -4.5659, 1e-3);
+}
+
+// The vectorized top-n scan (blocks of 16 skipped when none beats the n-th best) against a stable sort:
+// the same indices in the same order, ties to the lower index, on sizes around the block width, with many
+// ties and -inf (dead hypotheses).
+TEST(TopN, EqualsAStableSortWithTiesAndInfinities) {
+  std::mt19937 rng(5);
+  for (int64_t size : {1, 2, 15, 16, 17, 31, 32, 33, 100, 1500}) {
+    for (int64_t n : {1, 2, 10}) {
+      if (n > size) continue;
+      for (int trial = 0; trial < 20; ++trial) {
+        std::vector<float> v(static_cast<size_t>(size));
+        const bool ascending = trial % 3 == 0;  // every new value beats the list: the slow path throughout
+        for (int64_t j = 0; j < size; ++j)
+          v[j] = ascending ? static_cast<float>(j) : rng() % 5 == 0 ? kNegInf : static_cast<float>(rng() % 7);
+        std::vector<int64_t> want(v.size());
+        std::iota(want.begin(), want.end(), 0);
+        std::stable_sort(want.begin(), want.end(), [&](int64_t a, int64_t b) { return v[a] > v[b]; });
+        want.resize(static_cast<size_t>(n));
+        std::vector<int64_t> got(static_cast<size_t>(n));
+        s2s::kernels::top_n(v.data(), size, n, got.data());
+        EXPECT_EQ(got, want) << "size " << size << " n " << n << " trial " << trial;
+      }
+    }
+  }
 }
 
 // A scorer with a fixed next-token distribution per last token: greedy takes 5 (0.6) then EOS (0.55), total

@@ -5,6 +5,8 @@
 #include <limits>
 #include <numeric>
 
+#include "kernels/kernels.h"
+
 namespace s2s {
 namespace {
 
@@ -100,22 +102,10 @@ std::vector<Hypothesis> best_of(std::vector<Hypothesis> finished, int n_best) {
   return finished;
 }
 
-// Indices of the n largest values of v[0..size), largest first (ties: lower index first). One pass with a
-// small sorted buffer: n is 2 * beam size, size is a vocabulary (or shortlist).
+// Indices of the n largest values of v[0..size) (n is 2 * beam size, size a vocabulary or shortlist).
 void top_n(const float* v, int64_t size, int64_t n, std::vector<int64_t>& out) {
-  n = std::min(n, size);
-  out.clear();
-  for (int64_t j = 0; j < size; ++j) {
-    const auto count = static_cast<int64_t>(out.size());
-    if (count == n && !(v[j] > v[out.back()])) continue;
-    int64_t pos = count == n ? n - 1 : count;  // slot to fill, then bubble up past smaller values
-    if (count < n) out.push_back(j);
-    while (pos > 0 && v[j] > v[out[static_cast<size_t>(pos - 1)]]) {
-      out[static_cast<size_t>(pos)] = out[static_cast<size_t>(pos - 1)];
-      --pos;
-    }
-    out[static_cast<size_t>(pos)] = j;
-  }
+  out.resize(static_cast<size_t>(std::min(n, size)));
+  if (!out.empty()) kernels::top_n(v, size, static_cast<int64_t>(out.size()), out.data());
 }
 
 }  // namespace

@@ -11,12 +11,27 @@
 
 namespace s2s::infer {
 
+namespace {
+
+// out [rows.size(), width]: row i is row rows[i] of x.
+void copy_rows(const std::vector<float>& x, int64_t width, const std::vector<int64_t>& rows, float* out) {
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::memcpy(out + i * width, x.data() + rows[i] * width, static_cast<size_t>(width) * sizeof(float));
+}
+
+}  // namespace
+
 std::vector<float> gather_rows(const std::vector<float>& x, int64_t width, const std::vector<int64_t>& rows) {
   std::vector<float> out(rows.size() * static_cast<size_t>(width));
-  for (size_t i = 0; i < rows.size(); ++i)
-    std::memcpy(out.data() + i * width, x.data() + rows[i] * width,
-                static_cast<size_t>(width) * sizeof(float));
+  copy_rows(x, width, rows, out.data());
   return out;
+}
+
+void take_rows(std::vector<float>& x, int64_t width, const std::vector<int64_t>& rows) {
+  thread_local std::vector<float> taken;  // swapped with x: the buffers circulate instead of being allocated
+  taken.resize(rows.size() * static_cast<size_t>(width));
+  copy_rows(x, width, rows, taken.data());
+  std::swap(x, taken);
 }
 
 std::vector<int64_t> first_step_rows(const std::vector<int64_t>& tokens, int64_t K) {
@@ -105,8 +120,8 @@ void NativeScorer::spread_first_step(const std::vector<int64_t>& tokens, int64_t
   for (const auto r : first) first_tokens.push_back(tokens[static_cast<size_t>(r)]);
   model_.advance(first_tokens, *state_, /*K=*/1, out_, attn);
   model_.reorder(*state_, spread, all, A, /*K=*/1);
-  out_ = gather_rows(out_, model_.out_dim(), spread);
-  if (attn) *attn = gather_rows(*attn, state_->src_len, spread);
+  take_rows(out_, model_.out_dim(), spread);
+  if (attn) take_rows(*attn, state_->src_len, spread);
 }
 
 void NativeScorer::reorder(const std::vector<int64_t>& rows, const std::vector<int64_t>& kept, int64_t A,

@@ -41,13 +41,16 @@ class NativeNetwork {
 
 // Rows `rows` of x [*, width], in that order.
 std::vector<float> gather_rows(const std::vector<float>& x, int64_t width, const std::vector<int64_t>& rows);
+// x = gather_rows(x, ...) through a per-thread buffer that circulates with x's: no allocation or zero-fill
+// at each step. For the per-step decoder rows, whose sizes stay alike (a big x would leave its buffer here).
+void take_rows(std::vector<float>& x, int64_t width, const std::vector<int64_t>& rows);
 
 // A search's first step: the K rows of each sentence are alike (the same token after the same state), so the
 // scorer decodes one row per sentence and spreads it. Returns those rows (a * K), or nothing when a
 // sentence's rows hold different tokens.
 std::vector<int64_t> first_step_rows(const std::vector<int64_t>& tokens, int64_t K);
 
-// [R]: the row r / K each of R = A * K rows copies from the A decoded ones (for gather_rows).
+// [R]: the row r / K each of R = A * K rows copies from the A decoded ones (for take_rows).
 std::vector<int64_t> spread_rows(int64_t R, int64_t K);
 
 // out [rows, width] = bias broadcast over the rows.

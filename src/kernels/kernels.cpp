@@ -287,6 +287,28 @@ void row_logsumexp(const uint16_t* x, int64_t cols, int64_t begin, int64_t end, 
   logsumexp_bf16(x, cols, begin, end, out);
 }
 
+S2S_CLONES void top_n(const float* v, int64_t size, int64_t n, int64_t* idx) {
+  int64_t count = 0;              // idx[0..count) sorted, best first
+  auto insert = [&](int64_t j) {  // j beats idx[n - 1] (or the list is not full): bubble it up
+    int64_t pos = count == n ? n - 1 : count++;
+    for (; pos > 0 && v[j] > v[idx[pos - 1]]; --pos) idx[pos] = idx[pos - 1];
+    idx[pos] = j;
+  };
+  int64_t j = 0;
+  for (; j < n; ++j) insert(j);
+  constexpr int64_t kBlock = 16;
+  for (; j + kBlock <= size; j += kBlock) {
+    const float worst = v[idx[n - 1]];
+    bool any = false;
+    for (int64_t i = 0; i < kBlock; ++i) any |= v[j + i] > worst;
+    if (!any) continue;
+    for (int64_t i = j; i < j + kBlock; ++i)
+      if (v[i] > v[idx[n - 1]]) insert(i);
+  }
+  for (; j < size; ++j)
+    if (v[j] > v[idx[n - 1]]) insert(j);
+}
+
 void attention(const float* query, const float* keys, const float* memory, const bool* mask, int64_t group,
                int64_t src_len, int64_t dim, int64_t mem_dim, float* weights, float* context) {
   attend_f32(query, keys, nullptr, memory, mask, group, src_len, dim, mem_dim, weights, context);

@@ -50,6 +50,10 @@ void tanh_inplace(float* x, int64_t n);
 void row_logsumexp(const float* x, int64_t cols, int64_t begin, int64_t end, float* out);
 void row_logsumexp(const uint16_t* x, int64_t cols, int64_t begin, int64_t end, float* out);
 
+// Indices of the n largest of v[0..size) (0 < n <= size) into idx[0..n), largest first; ties: lower index
+// first. One pass: blocks of 16 values none of which beats the n-th best so far are skipped vectorized.
+void top_n(const float* v, int64_t size, int64_t n, int64_t* idx);
+
 // Dot-product attention of one sentence's `group` queries over its `src_len` positions.
 // query [group, dim]; keys [src_len, dim] and memory [src_len, mem_dim] as float32 or bf16 bits
 // (uint16_t); mask [src_len] (true = real token; at least one). Writes weights [group, src_len] (0 at

@@ -83,36 +83,41 @@ void NativeModel::lstm_step(const float* rec_in, int64_t rows, int64_t in, const
 }
 
 // One bidirectional layer over x [S, B, in] (time-major) -> [S, B, 2H]; the backward direction reads each
-// sentence reversed within its length, exactly as BiLSTMLayerImpl::forward.
+// sentence reversed within its length, exactly as BiLSTMLayerImpl::forward. The input-side gate products are
+// computed kChunk time steps at a time (one GEMM of kChunk * B rows), not for the whole sequence at once,
+// which bounds the working memory of long batches.
 std::vector<float> NativeModel::run_bilayer(const BiLayer& layer, const std::vector<float>& x, int64_t in,
                                             const Encoded& enc) const {
+  constexpr int64_t kChunk = 8;
   const int64_t S = enc.src_len, B = enc.batch, H = layer.w_hh[0].rows, G = 4 * H;
   auto rev = [&](int64_t t, int64_t b) { return t < enc.lengths[b] ? enc.lengths[b] - 1 - t : t; };
-  std::vector<float> xr(x.size());  // x reversed within lengths
-  for (int64_t t = 0; t < S; ++t)
-    for (int64_t b = 0; b < B; ++b)
-      std::memcpy(&xr[(t * B + b) * in], &x[(rev(t, b) * B + b) * in],
-                  static_cast<size_t>(in) * sizeof(float));
-  std::vector<float> out_dir[2];
+  std::vector<float> y(static_cast<size_t>(S * B * 2 * H));  // [S, B, 2H]
+  std::vector<float> xr, pre, h(static_cast<size_t>(B * H)), c(h.size());
   for (int d = 0; d < 2; ++d) {
-    std::vector<float> pre(static_cast<size_t>(S * B * G));  // [S, B, 4H] input-side gate products
-    fill_rows(pre.data(), S * B, layer.bias[d]);
-    matmul(d == 0 ? x.data() : xr.data(), S * B, in, layer.w_ih[d], /*transposed=*/false, pre.data(), G,
-           /*accumulate=*/true);
-    std::vector<float> h(static_cast<size_t>(B * H), 0.f), c(h.size(), 0.f);
-    out_dir[d].resize(static_cast<size_t>(S * B * H));
-    for (int64_t t = 0; t < S; ++t) {
-      lstm_step(h.data(), B, H, layer.w_hh[d], pre.data() + t * B * G, c.data(), h.data(), H);
-      std::copy(h.begin(), h.end(), out_dir[d].begin() + t * B * H);
+    std::fill(h.begin(), h.end(), 0.f), std::fill(c.begin(), c.end(), 0.f);
+    for (int64_t t0 = 0; t0 < S; t0 += kChunk) {
+      const int64_t T = std::min(kChunk, S - t0);
+      const float* in_rows = &x[static_cast<size_t>(t0 * B * in)];  // [T, B, in]
+      if (d == 1) {  // the chunk's inputs reversed within lengths
+        xr.resize(static_cast<size_t>(T * B * in));
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t b = 0; b < B; ++b)
+            std::memcpy(&xr[(t * B + b) * in], &x[(rev(t0 + t, b) * B + b) * in],
+                        static_cast<size_t>(in) * sizeof(float));
+        in_rows = xr.data();
+      }
+      pre.resize(static_cast<size_t>(T * B * G));  // [T, B, 4H] input-side gate products
+      fill_rows(pre.data(), T * B, layer.bias[d]);
+      matmul(in_rows, T * B, in, layer.w_ih[d], /*transposed=*/false, pre.data(), G, /*accumulate=*/true);
+      for (int64_t t = 0; t < T; ++t) {
+        lstm_step(h.data(), B, H, layer.w_hh[d], pre.data() + t * B * G, c.data(), h.data(), H);
+        for (int64_t b = 0; b < B; ++b) {  // forward into y[t][b][0:H], backward into y[rev(t)][b][H:2H]
+          const int64_t pos = d == 0 ? t0 + t : rev(t0 + t, b);
+          std::memcpy(&y[(pos * B + b) * 2 * H + d * H], &h[b * H], static_cast<size_t>(H) * sizeof(float));
+        }
+      }
     }
   }
-  std::vector<float> y(static_cast<size_t>(S * B * 2 * H));
-  for (int64_t t = 0; t < S; ++t)
-    for (int64_t b = 0; b < B; ++b) {
-      float* dst = &y[(t * B + b) * 2 * H];
-      std::memcpy(dst, &out_dir[0][(t * B + b) * H], static_cast<size_t>(H) * sizeof(float));
-      std::memcpy(dst + H, &out_dir[1][(rev(t, b) * B + b) * H], static_cast<size_t>(H) * sizeof(float));
-    }
   return y;
 }
 
@@ -275,9 +280,9 @@ void NativeModel::reorder(NativeState& base, const std::vector<int64_t>& rows,
   auto& state = static_cast<RnnState&>(base);
   auto& enc = state.enc;
   const int64_t H = static_cast<int64_t>(state.rows.h[0].size()) / (A * K);
-  for (auto& h : state.rows.h) h = gather_rows(h, H, rows);
-  for (auto& c : state.rows.c) c = gather_rows(c, H, rows);
-  state.rows.feed = gather_rows(state.rows.feed, out_dim(), rows);
+  for (auto& h : state.rows.h) take_rows(h, H, rows);
+  for (auto& c : state.rows.c) take_rows(c, H, rows);
+  take_rows(state.rows.feed, out_dim(), rows);
   if (static_cast<int64_t>(kept.size()) == A) return;
   const int64_t S = enc.src_len, M = static_cast<int64_t>(enc.final.size()) / A;
   const int64_t D = static_cast<int64_t>(enc.keys.size()) / (A * S);
