@@ -50,6 +50,40 @@ TEST(Gemm, Int8StaysCloseToFloat32) {
   }
 }
 
+// The bias epilogue in every precision: C = A W + bias, and C += A W + bias, into rows ldc apart whose tail
+// columns stay untouched; int8 folds the bias into its rescaling pass, the float GEMMs add it first.
+TEST(Gemm, BiasJoinsTheProductInEveryPrecision) {
+  const int64_t M = 5, K = 64, N = 24, ldc = 30;
+  const auto A = random_values(M * K, 4, 1.f), w = random_values(N * K, 5, 0.1f), bias = random_values(N, 6, 1.f);
+  const auto start = random_values(M * ldc, 7, 1.f);
+  const auto f32 = Matrix::from_f32(w.data(), N, K, WeightType::kF32, /*per_row=*/true);
+  std::vector<float> product(M * N, 0.f);  // A W^T, float32
+  s2s::infer::matmul(A.data(), M, K, f32, /*transposed=*/true, product.data(), N, /*accumulate=*/false);
+  std::vector<WeightType> types{WeightType::kF32};
+  if (s2s::infer::bf16_is_fast()) types.push_back(WeightType::kBf16);
+  if (s2s::infer::int8_is_fast()) types.push_back(WeightType::kInt8);
+  for (const auto type : types) {
+    const auto W = Matrix::from_f32(w.data(), N, K, type, /*per_row=*/true);
+    for (const bool accumulate : {false, true}) {
+      SCOPED_TRACE("type " + std::to_string(static_cast<int>(type)) + (accumulate ? " accumulate" : ""));
+      auto C = start;
+      s2s::infer::matmul(A.data(), M, K, W, /*transposed=*/true, C.data(), ldc, accumulate, bias.data());
+      std::vector<float> got, want;
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < ldc; ++j) {
+          const float before = start[i * ldc + j];
+          if (j >= N) {
+            EXPECT_EQ(C[i * ldc + j], before) << "column " << j << " is past N";
+            continue;
+          }
+          got.push_back(C[i * ldc + j]);
+          want.push_back(product[i * N + j] + bias[j] + (accumulate ? before : 0.f));
+        }
+      EXPECT_LT(relative_error(got, want), type == WeightType::kF32 ? 1e-6 : 0.02);
+    }
+  }
+}
+
 TEST(Gemm, Int8RowsKeepTheirScales) {
   const auto w = random_values(20 * 8, 3, 1.f);
   const auto m = Matrix::from_f32(w.data(), 20, 8, WeightType::kInt8, /*per_row=*/true);

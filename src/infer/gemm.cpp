@@ -102,10 +102,10 @@ void Matrix::row(int64_t r, float* out) const {
 
 namespace {
 
-// C (+)= A W for int8 W: A quantized per row to uint8 (zero point 128), one u8s8s32 GEMM, then each int32 sum
-// scaled by its row's and its output channel's scales (vectorized in kernels/).
+// C (+)= A W (+ bias) for int8 W: A quantized per row to uint8 (zero point 128), one u8s8s32 GEMM, then each
+// int32 sum scaled by its row's and its output channel's scales, plus the bias (vectorized in kernels/).
 dnnl_status_t matmul_int8(const float* A, int64_t M, int64_t K, int64_t lda, const Matrix& W, bool transposed,
-                          int64_t N, float* C, int64_t ldc, bool accumulate) {
+                          int64_t N, float* C, int64_t ldc, bool accumulate, const float* bias) {
   if (transposed != W.scale_per_row)
     throw Error("int8 weights quantized along the wrong axis for this product");
   thread_local std::vector<uint8_t> a8;     // [M, K]
@@ -118,21 +118,33 @@ dnnl_status_t matmul_int8(const float* A, int64_t M, int64_t K, int64_t lda, con
   const auto status = dnnl_gemm_u8s8s32('N', transposed ? 'T' : 'N', 'F', M, N, K, 1.f, a8.data(), K, 128,
                                         W.s8.data(), W.cols, 0, 0.f, c32.data(), N, &no_offset);
   if (status == dnnl_success)
-    kernels::dequantize_rows(c32.data(), M, N, a_scale.data(), W.scales.data(), C, ldc, accumulate);
+    kernels::dequantize_rows(c32.data(), M, N, a_scale.data(), W.scales.data(), bias, C, ldc, accumulate);
   return status;
+}
+
+// C [M, N] (rows ldc apart) = bias, or += bias when accumulate: a float GEMM then adds A B with beta 1.
+void add_bias(const float* bias, int64_t M, int64_t N, float* C, int64_t ldc, bool accumulate) {
+  for (int64_t i = 0; i < M; ++i) {
+    if (accumulate) {
+      kernels::add_to_rows(C + i * ldc, 1, bias, N);
+    } else {
+      std::memcpy(C + i * ldc, bias, static_cast<size_t>(N) * sizeof(float));
+    }
+  }
 }
 
 }  // namespace
 
 void matmul(const float* A, int64_t M, int64_t lda, const Matrix& W, bool transposed, float* C, int64_t ldc,
-            bool accumulate) {
+            bool accumulate, const float* bias) {
   if (M == 0) return;
   const int64_t K = transposed ? W.cols : W.rows, N = transposed ? W.rows : W.cols;
   const char tb = transposed ? 'T' : 'N';
+  if (bias && !W.is_int8()) add_bias(bias, M, N, C, ldc, accumulate), accumulate = true;
   const float beta = accumulate ? 1.f : 0.f;
   dnnl_status_t status;
   if (W.is_int8()) {
-    status = matmul_int8(A, M, K, lda, W, transposed, N, C, ldc, accumulate);
+    status = matmul_int8(A, M, K, lda, W, transposed, N, C, ldc, accumulate, bias);
   } else if (W.is_bf16()) {
     thread_local std::vector<uint16_t> a16;  // A rounded to bf16, reused across calls
     a16.resize(static_cast<size_t>(M * K));

@@ -32,11 +32,13 @@ struct Matrix {
   void row(int64_t r, float* out) const;
 };
 
-// C [M, N] = A [M, K] * B (+ C when accumulate), with B = W [K, N] or, when transposed, W^T for W [N, K].
-// A is float32 (rows lda apart); it is rounded to bf16 first when W is bf16, and quantized to uint8 per row
-// (absmax scale, zero point 128) when W is int8, whose scales must run along N (per row when transposed).
+// C [M, N] = A [M, K] * B + bias (+ C when accumulate), with B = W [K, N] or, when transposed, W^T for
+// W [N, K]; bias [N] may be null. A is float32 (rows lda apart); it is rounded to bf16 first when W is bf16,
+// and quantized to uint8 per row (absmax scale, zero point 128) when W is int8, whose scales must run along N
+// (per row when transposed). For int8 the bias and the accumulation join the int32 rescaling pass, so C is
+// written once instead of filled with the bias first.
 void matmul(const float* A, int64_t M, int64_t lda, const Matrix& W, bool transposed, float* C, int64_t ldc,
-            bool accumulate);
+            bool accumulate, const float* bias = nullptr);
 
 // Whether bf16 GEMMs run natively here (AVX512-BF16 or AMX, not capped by ONEDNN_MAX_CPU_ISA), so that
 // --precision auto picks bf16; elsewhere oneDNN would emulate them, slower than float32.

@@ -50,11 +50,6 @@ std::vector<int64_t> spread_rows(int64_t R, int64_t K) {
   return rows;
 }
 
-void fill_rows(float* out, int64_t rows, const std::vector<float>& bias) {
-  for (int64_t r = 0; r < rows; ++r)
-    std::copy(bias.begin(), bias.end(), out + r * static_cast<int64_t>(bias.size()));
-}
-
 Matrix make_matrix(const Parameter& p, WeightType type, bool per_row) {
   return Matrix::from_f32(p.data.data(), p.shape.at(0), static_cast<int64_t>(p.data.size()) / p.shape.at(0),
                           type, per_row);
@@ -94,9 +89,8 @@ StepScores NativeScorer::step(const std::vector<int64_t>& tokens, int64_t A, int
     spread_first_step(tokens, A, K, attn);
   }
   logits_.resize(static_cast<size_t>(R * V));  // [R, V']
-  fill_rows(logits_.data(), R, out_b_);
   matmul(out_.data(), R, model_.out_dim(), out_w_, /*transposed=*/true, logits_.data(), V,
-         /*accumulate=*/true);
+         /*accumulate=*/false, out_b_.data());
   lse_.resize(static_cast<size_t>(R));
   kernels::row_logsumexp(logits_.data(), V, 0, R, lse_.data());
   StepScores s{logits_.data(), lse_.data(), V, &ids_};

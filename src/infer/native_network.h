@@ -53,9 +53,6 @@ std::vector<int64_t> first_step_rows(const std::vector<int64_t>& tokens, int64_t
 // [R]: the row r / K each of R = A * K rows copies from the A decoded ones (for take_rows).
 std::vector<int64_t> spread_rows(int64_t R, int64_t K);
 
-// out [rows, width] = bias broadcast over the rows.
-void fill_rows(float* out, int64_t rows, const std::vector<float>& bias);
-
 // Throws s2s::Error when this CPU cannot run GEMMs with `type` weights (int8 without VNNI), so that a model
 // fails at load, not at its first batch.
 void check_weight_type(WeightType type);

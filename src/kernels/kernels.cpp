@@ -407,14 +407,20 @@ S2S_CLONES void quantize_u8(const float* __restrict a, int64_t M, int64_t K, int
 
 S2S_CLONES void dequantize_n(const int32_t* __restrict c32, int64_t M, int64_t N,
                              const float* __restrict a_scale, const float* __restrict w_scale,
-                             float* __restrict C, int64_t ldc, bool accumulate) {
+                             const float* __restrict bias, float* __restrict C, int64_t ldc,
+                             bool accumulate) {
   for (int64_t i = 0; i < M; ++i) {
     const int32_t* ci = c32 + i * N;  // [N] of row i
     float* out = C + i * ldc;
-    if (accumulate) {
-      for (int64_t j = 0; j < N; ++j) out[j] += a_scale[i] * w_scale[j] * static_cast<float>(ci[j]);
+    const float sa = a_scale[i];
+    if (accumulate && bias) {
+      for (int64_t j = 0; j < N; ++j) out[j] += sa * w_scale[j] * static_cast<float>(ci[j]) + bias[j];
+    } else if (accumulate) {
+      for (int64_t j = 0; j < N; ++j) out[j] += sa * w_scale[j] * static_cast<float>(ci[j]);
+    } else if (bias) {
+      for (int64_t j = 0; j < N; ++j) out[j] = sa * w_scale[j] * static_cast<float>(ci[j]) + bias[j];
     } else {
-      for (int64_t j = 0; j < N; ++j) out[j] = a_scale[i] * w_scale[j] * static_cast<float>(ci[j]);
+      for (int64_t j = 0; j < N; ++j) out[j] = sa * w_scale[j] * static_cast<float>(ci[j]);
     }
   }
 }
@@ -448,8 +454,8 @@ void quantize_rows(const float* a, int64_t M, int64_t K, int64_t lda, uint8_t* q
 }
 
 void dequantize_rows(const int32_t* c32, int64_t M, int64_t N, const float* a_scale, const float* w_scale,
-                     float* C, int64_t ldc, bool accumulate) {
-  dequantize_n(c32, M, N, a_scale, w_scale, C, ldc, accumulate);
+                     const float* bias, float* C, int64_t ldc, bool accumulate) {
+  dequantize_n(c32, M, N, a_scale, w_scale, bias, C, ldc, accumulate);
 }
 
 void additive_attention(const float* query, const float* keys, const float* v, const float* memory,

@@ -105,8 +105,9 @@ inline int32_t round_to_int(float x) {
 // scheme (infer/gemm.cpp) shifted to uint8 with zero point 128.
 void quantize_rows(const float* a, int64_t M, int64_t K, int64_t lda, uint8_t* q, float* scale);
 
-// C [M, N] (rows ldc apart) (+)= c32 [M, N] * a_scale[row] * w_scale[column].
+// C [M, N] (rows ldc apart) (+)= c32 [M, N] * a_scale[row] * w_scale[column] + bias[column] (bias may be
+// null).
 void dequantize_rows(const int32_t* c32, int64_t M, int64_t N, const float* a_scale, const float* w_scale,
-                     float* C, int64_t ldc, bool accumulate);
+                     const float* bias, float* C, int64_t ldc, bool accumulate);
 
 }  // namespace s2s::kernels

@@ -76,9 +76,9 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
   out_bias_ = w.get("out_bias", {tgt_vocab}).data;
 }
 
-void NativeModel::lstm_step(const float* rec_in, int64_t rows, int64_t in, const Matrix& w_rec, float* gates,
-                            float* c, float* h, int64_t H) {
-  matmul(rec_in, rows, in, w_rec, /*transposed=*/false, gates, 4 * H, /*accumulate=*/true);
+void NativeModel::lstm_step(const float* rec_in, int64_t rows, int64_t in, const Matrix& w_rec,
+                            const float* bias, float* gates, float* c, float* h, int64_t H) {
+  matmul(rec_in, rows, in, w_rec, /*transposed=*/false, gates, 4 * H, /*accumulate=*/bias == nullptr, bias);
   kernels::lstm_cell(gates, c, c, h, 0, rows, H);
 }
 
@@ -107,10 +107,10 @@ std::vector<float> NativeModel::run_bilayer(const BiLayer& layer, const std::vec
         in_rows = xr.data();
       }
       pre.resize(static_cast<size_t>(T * B * G));  // [T, B, 4H] input-side gate products
-      fill_rows(pre.data(), T * B, layer.bias[d]);
-      matmul(in_rows, T * B, in, layer.w_ih[d], /*transposed=*/false, pre.data(), G, /*accumulate=*/true);
+      matmul(in_rows, T * B, in, layer.w_ih[d], /*transposed=*/false, pre.data(), G, /*accumulate=*/false,
+             layer.bias[d].data());
       for (int64_t t = 0; t < T; ++t) {
-        lstm_step(h.data(), B, H, layer.w_hh[d], pre.data() + t * B * G, c.data(), h.data(), H);
+        lstm_step(h.data(), B, H, layer.w_hh[d], nullptr, pre.data() + t * B * G, c.data(), h.data(), H);
         for (int64_t b = 0; b < B; ++b) {  // forward into y[t][b][0:H], backward into y[rev(t)][b][H:2H]
           const int64_t pos = d == 0 ? t0 + t : rev(t0 + t, b);
           std::memcpy(&y[(pos * B + b) * 2 * H + d * H], &h[b * H], static_cast<size_t>(H) * sizeof(float));
@@ -169,9 +169,8 @@ Encoded NativeModel::encode(const std::vector<std::vector<int32_t>>& batch, int6
 DecoderRows NativeModel::initial_state(const Encoded& enc, int64_t group) const {
   const int64_t B = enc.batch, L = static_cast<int64_t>(dec_layers_.size()), H = config_.dec_hidden;
   std::vector<float> init(static_cast<size_t>(B * 2 * L * H));  // [B, 2L, H]
-  fill_rows(init.data(), B, bridge_bias_);
   matmul(enc.final.data(), B, enc.final.size() / static_cast<size_t>(B), bridge_, /*transposed=*/true,
-         init.data(), 2 * L * H, /*accumulate=*/true);
+         init.data(), 2 * L * H, /*accumulate=*/false, bridge_bias_.data());
   kernels::tanh_inplace(init.data(), static_cast<int64_t>(init.size()));
   DecoderRows s;
   s.h.assign(static_cast<size_t>(L), std::vector<float>(static_cast<size_t>(B * group * H)));
@@ -210,8 +209,8 @@ void NativeModel::step(const std::vector<int64_t>& tokens, DecoderRows& s, const
       std::copy(&s.h[l][r * H], &s.h[l][(r + 1) * H], row);
     }
     gates.resize(static_cast<size_t>(R * G));
-    fill_rows(gates.data(), R, layer.bias);
-    lstm_step(input.data(), R, width, layer.w, gates.data(), s.c[l].data(), s.h[l].data(), H);
+    lstm_step(input.data(), R, width, layer.w, layer.bias.data(), gates.data(), s.c[l].data(), s.h[l].data(),
+              H);
   }
   // Attention of each sentence's `group` rows over its memory, then [context ; h_top] -> attentional vector.
   const auto& top = s.h.back();
@@ -225,8 +224,8 @@ void NativeModel::step(const std::vector<int64_t>& tokens, DecoderRows& s, const
   thread_local std::vector<float> projected;
   if (!score_v_.empty()) {  // Bahdanau: the projected query W_q h + b, scored by v . tanh(q + k)
     projected.resize(static_cast<size_t>(R * D));
-    fill_rows(projected.data(), R, query_bias_);
-    matmul(top.data(), R, H, query_proj_, /*transposed=*/true, projected.data(), D, /*accumulate=*/true);
+    matmul(top.data(), R, H, query_proj_, /*transposed=*/true, projected.data(), D, /*accumulate=*/false,
+           query_bias_.data());
     query = projected.data();
   }
   for (int64_t a = 0; a < enc.batch; ++a) {

@@ -73,10 +73,11 @@ class NativeModel : public NativeNetwork {
   void load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab, WeightType type);
   std::vector<float> run_bilayer(const BiLayer& layer, const std::vector<float>& x, int64_t in,
                                  const Encoded& enc) const;
-  // The one LSTM cell step every layer runs: gates [rows, 4H] (holding the input-side products and bias)
-  // += rec_in [rows, in] x w_rec [in, 4H]; then c, h [rows, H] are updated in place.
-  static void lstm_step(const float* rec_in, int64_t rows, int64_t in, const Matrix& w_rec, float* gates,
-                        float* c, float* h, int64_t H);
+  // The one LSTM cell step every layer runs: gates [rows, 4H] = bias [4H] + rec_in [rows, in] x w_rec [in,
+  // 4H], or, with no bias, gates (holding the input-side products and bias) += that product; then c, h [rows,
+  // H] are updated in place.
+  static void lstm_step(const float* rec_in, int64_t rows, int64_t in, const Matrix& w_rec, const float* bias,
+                        float* gates, float* c, float* h, int64_t H);
 
   ModelConfig config_;
   Matrix src_emb_, tgt_emb_;  // [vocab, emb]

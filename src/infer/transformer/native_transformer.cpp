@@ -41,13 +41,11 @@ void row_pointers(const float* x, int64_t stride, int64_t n, std::vector<const f
 }  // namespace
 
 void NativeTransformer::Linear::apply(const float* x, int64_t rows, float* y) const {
-  fill_rows(y, rows, bias);
-  matmul(x, rows, w.cols, w, /*transposed=*/true, y, w.rows, /*accumulate=*/true);
+  matmul(x, rows, w.cols, w, /*transposed=*/true, y, w.rows, /*accumulate=*/false, bias.data());
 }
 
 void NativeTransformer::Linear::add_to(const float* x, int64_t rows, float* y) const {
-  kernels::add_to_rows(y, rows, bias.data(), static_cast<int64_t>(bias.size()));
-  matmul(x, rows, w.cols, w, /*transposed=*/true, y, w.rows, /*accumulate=*/true);
+  matmul(x, rows, w.cols, w, /*transposed=*/true, y, w.rows, /*accumulate=*/true, bias.data());
 }
 
 void NativeTransformer::Norm::apply(const float* x, int64_t rows, float* y) const {
