@@ -54,7 +54,8 @@ TEST(Gemm, Int8StaysCloseToFloat32) {
 // columns stay untouched; int8 folds the bias into its rescaling pass, the float GEMMs add it first.
 TEST(Gemm, BiasJoinsTheProductInEveryPrecision) {
   const int64_t M = 5, K = 64, N = 24, ldc = 30;
-  const auto A = random_values(M * K, 4, 1.f), w = random_values(N * K, 5, 0.1f), bias = random_values(N, 6, 1.f);
+  const auto A = random_values(M * K, 4, 1.f), w = random_values(N * K, 5, 0.1f),
+             bias = random_values(N, 6, 1.f);
   const auto start = random_values(M * ldc, 7, 1.f);
   const auto f32 = Matrix::from_f32(w.data(), N, K, WeightType::kF32, /*per_row=*/true);
   std::vector<float> product(M * N, 0.f);  // A W^T, float32
