@@ -105,7 +105,7 @@ void NativeScorer::spread_first_step(const std::vector<int64_t>& tokens, int64_t
   std::vector<int64_t> all(static_cast<size_t>(A));  // every sentence stays
   std::iota(all.begin(), all.end(), 0);
   spread_ = true;
-  if (first.empty()) {  // rows differ from the start (e.g. forced prefixes): K rows, then a full step
+  if (first.empty()) {  // a sentence's rows start with different tokens: K rows each, then a full step
     model_.reorder(*state_, spread, all, A, /*K=*/1);
     model_.advance(tokens, *state_, K, out_, attn);
     return;
