@@ -166,23 +166,22 @@ Encoded NativeModel::encode(const std::vector<std::vector<int32_t>>& batch, int6
   return enc;
 }
 
-DecoderRows NativeModel::initial_state(const Encoded& enc, int64_t group) const {
+DecoderRows NativeModel::initial_state(const Encoded& enc) const {
   const int64_t B = enc.batch, L = static_cast<int64_t>(dec_layers_.size()), H = config_.dec_hidden;
   std::vector<float> init(static_cast<size_t>(B * 2 * L * H));  // [B, 2L, H]
   matmul(enc.final.data(), B, enc.final.size() / static_cast<size_t>(B), bridge_, /*transposed=*/true,
          init.data(), 2 * L * H, /*accumulate=*/false, bridge_bias_.data());
   kernels::tanh_inplace(init.data(), static_cast<int64_t>(init.size()));
   DecoderRows s;
-  s.h.assign(static_cast<size_t>(L), std::vector<float>(static_cast<size_t>(B * group * H)));
+  s.h.assign(static_cast<size_t>(L), std::vector<float>(static_cast<size_t>(B * H)));
   s.c = s.h;
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t k = 0; k < group; ++k)
-      for (int64_t l = 0; l < L; ++l) {
-        const float* src = &init[static_cast<size_t>((b * 2 * L + l) * H)];
-        std::copy(src, src + H, &s.h[l][(b * group + k) * H]);
-        std::copy(src + L * H, src + (L + 1) * H, &s.c[l][(b * group + k) * H]);
-      }
-  s.feed.assign(static_cast<size_t>(B * group * out_dim()), 0.f);
+    for (int64_t l = 0; l < L; ++l) {  // init row b: [h of every layer ; c of every layer]
+      const float* src = &init[static_cast<size_t>((b * 2 * L + l) * H)];
+      std::copy(src, src + H, &s.h[l][b * H]);
+      std::copy(src + L * H, src + (L + 1) * H, &s.c[l][b * H]);
+    }
+  s.feed.assign(static_cast<size_t>(B * out_dim()), 0.f);
   return s;
 }
 
@@ -263,7 +262,7 @@ std::unique_ptr<NativeState> NativeModel::start(const std::vector<std::vector<in
                                                 int64_t pad) const {
   auto state = std::make_unique<RnnState>();
   state->enc = encode(batch, pad);
-  state->rows = initial_state(state->enc, /*group=*/1);
+  state->rows = initial_state(state->enc);
   state->src_len = state->enc.src_len;
   return state;
 }

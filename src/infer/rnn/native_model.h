@@ -44,8 +44,8 @@ class NativeModel : public NativeNetwork {
               WeightType type);
 
   Encoded encode(const std::vector<std::vector<int32_t>>& batch, int64_t pad) const;
-  // Initial state of every sentence, each row repeated `group` times.
-  DecoderRows initial_state(const Encoded& enc, int64_t group) const;
+  // Initial state: one row per sentence (the scorer spreads them to the beam).
+  DecoderRows initial_state(const Encoded& enc) const;
   // One step for rows = sentences(enc) * group: tokens [R] -> attentional vectors out [R, out_dim]; the
   // attention weights [R, S] go to `attn` when it is not null.
   void step(const std::vector<int64_t>& tokens, DecoderRows& state, const Encoded& enc, int64_t group,
