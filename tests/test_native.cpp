@@ -305,20 +305,37 @@ INSTANTIATE_TEST_SUITE_P(
                               }}),
     [](const ::testing::TestParamInfo<Variant>& info) { return info.param.name; });
 
-// bf16 weights: greedy translations mostly equal to float32 ones, scores close.
+// The tiny LSTM and a tiny Transformer (whose bf16 and int8 decoders keep their key/value cache in bf16).
+std::vector<std::pair<std::string, s2s::Config>> both_families() {
+  auto transformer = s2s_test::tiny_config();
+  auto& m = transformer.model;
+  m.type = s2s::ModelType::kTransformer, m.heads = 1, m.ffn_dim = 48;  // head width 32: the vector path
+  return {{"lstm", s2s_test::tiny_config()}, {"transformer", transformer}};
+}
+
+// bf16 weights: greedy translations mostly equal to float32 ones, forced-decoding scores close.
 TEST(NativeEngine, Bf16StaysCloseToFloat32) {
-  auto c = s2s_test::tiny_config();
-  const auto dir = make_model_dir(c, "bf16");
-  auto tok = s2s_test::demo_tokenizer();
-  const s2s::TargetIds ids{tok->pad_id(), tok->bos_id(), tok->eos_id(), tok->unk_id()};
-  s2s::infer::NativeEngine fp32(native_model(dir, c, false), ids), bf16(native_model(dir, c, true), ids);
-  s2s::SearchOptions opt;
-  opt.beam_size = 1;
-  const auto src = encode_all(*tok);
-  const auto a = fp32.translate_batch(src, {}, opt), b = bf16.translate_batch(src, {}, opt);
-  size_t same = 0;
-  for (size_t i = 0; i < a.size(); ++i) same += a[i][0].tokens == b[i][0].tokens;
-  EXPECT_GE(same, a.size() / 2);
+  for (const auto& [name, c] : both_families()) {
+    SCOPED_TRACE(name);
+    const auto dir = make_model_dir(c, "bf16_" + name);
+    auto tok = s2s_test::demo_tokenizer();
+    const s2s::TargetIds ids{tok->pad_id(), tok->bos_id(), tok->eos_id(), tok->unk_id()};
+    s2s::infer::NativeEngine fp32(native_model(dir, c, false), ids), bf16(native_model(dir, c, true), ids);
+    s2s::SearchOptions opt;
+    opt.beam_size = 1;
+    const auto src = encode_all(*tok);
+    const auto a = fp32.translate_batch(src, {}, opt), b = bf16.translate_batch(src, {}, opt);
+    size_t same = 0;
+    for (size_t i = 0; i < a.size(); ++i) same += a[i][0].tokens == b[i][0].tokens;
+    EXPECT_GE(same, a.size() / 2);
+    const auto sa = fp32.score_batch(src, src), sb = bf16.score_batch(src, src);
+    double diff = 0, total = 0;
+    for (size_t i = 0; i < sa.size(); ++i)
+      for (size_t t = 0; t < sa[i].size(); ++t)
+        diff += std::abs(sa[i][t] - sb[i][t]), total += std::abs(sa[i][t]);
+    EXPECT_LT(diff / total, 0.01);
+    EXPECT_GT(diff, 0) << "bf16 should not be float32 in disguise";
+  }
 }
 
 // An ensemble's log-probabilities are the weighted average of its members', with members on different
@@ -367,23 +384,25 @@ TEST(Ensemble, AveragesTheMembersLogProbabilities) {
 // outputs of this untrained model diverge after the first differing token; BLEU on Multi30k is in
 // docs/BENCHMARKS.md.)
 TEST(NativeEngine, Int8StaysCloseToFloat32) {
-  auto c = s2s_test::tiny_config();
-  const auto dir = make_model_dir(c, "int8");
-  auto tok = s2s_test::demo_tokenizer();
-  const s2s::TargetIds ids{tok->pad_id(), tok->bos_id(), tok->eos_id(), tok->unk_id()};
-  s2s::infer::NativeEngine fp32(native_model(dir, c, s2s::infer::WeightType::kF32), ids),
-      int8(native_model(dir, c, s2s::infer::WeightType::kInt8), ids);
-  const auto src = encode_all(*tok), tgt = encode_all(*tok);
-  const auto a = fp32.score_batch(src, tgt), b = int8.score_batch(src, tgt);
-  double diff = 0, total = 0, worst = 0;
-  for (size_t i = 0; i < a.size(); ++i)
-    for (size_t t = 0; t < a[i].size(); ++t) {
-      diff += std::abs(a[i][t] - b[i][t]), total += std::abs(a[i][t]);
-      worst = std::max(worst, std::abs(double(a[i][t]) - b[i][t]) / (std::abs(a[i][t]) + 1));
-    }
-  EXPECT_LT(diff / total, 0.05);
-  EXPECT_LT(worst, 0.25);
-  EXPECT_GT(diff, 0) << "int8 should not be float32 in disguise";
+  for (const auto& [name, c] : both_families()) {
+    SCOPED_TRACE(name);
+    const auto dir = make_model_dir(c, "int8_" + name);
+    auto tok = s2s_test::demo_tokenizer();
+    const s2s::TargetIds ids{tok->pad_id(), tok->bos_id(), tok->eos_id(), tok->unk_id()};
+    s2s::infer::NativeEngine fp32(native_model(dir, c, s2s::infer::WeightType::kF32), ids),
+        int8(native_model(dir, c, s2s::infer::WeightType::kInt8), ids);
+    const auto src = encode_all(*tok), tgt = encode_all(*tok);
+    const auto a = fp32.score_batch(src, tgt), b = int8.score_batch(src, tgt);
+    double diff = 0, total = 0, worst = 0;
+    for (size_t i = 0; i < a.size(); ++i)
+      for (size_t t = 0; t < a[i].size(); ++t) {
+        diff += std::abs(a[i][t] - b[i][t]), total += std::abs(a[i][t]);
+        worst = std::max(worst, std::abs(double(a[i][t]) - b[i][t]) / (std::abs(a[i][t]) + 1));
+      }
+    EXPECT_LT(diff / total, 0.05);
+    EXPECT_LT(worst, 0.25);
+    EXPECT_GT(diff, 0) << "int8 should not be float32 in disguise";
+  }
 }
 
 TEST(NativeEngine, RefusesMismatchedWeights) {

@@ -167,15 +167,18 @@ TEST(Ops, DropoutKeepsOneMinusPScaledAndRepeatsUnderASeed) {
 
 TEST(Ops, MultiHeadAttentionKernelMatchesTorch) {
   torch::manual_seed(11);
-  for (const int64_t dh : {64, 32, 12}) {  // the unrolled head widths and the general loop
-    SCOPED_TRACE("dh = " + std::to_string(dh));
-    const int64_t heads = 3, n = 9, D = heads * dh;
+  for (const auto& [dh, n] :
+       std::vector<std::pair<int64_t, int64_t>>{{64, 9}, {64, 37}, {32, 16}, {12, 21}}) {
+    // the unrolled head widths and the general loop; keys within one, exactly one and several 16-wide exp
+    // blocks
+    SCOPED_TRACE("dh = " + std::to_string(dh) + ", n = " + std::to_string(n));
+    const int64_t heads = 3, D = heads * dh;
     auto q = torch::randn({D}), keys = torch::randn({n, D}), values = torch::randn({n, D});
     std::vector<const float*> k_rows, v_rows;  // [n] row pointers, as the decoder passes its cached steps
     for (int64_t j = 0; j < n; ++j) {
       k_rows.push_back(keys.data_ptr<float>() + j * D), v_rows.push_back(values.data_ptr<float>() + j * D);
     }
-    std::vector<float> p(n), out(D), weights(n, 1.f);
+    std::vector<float> p((n + 15) / 16 * 16), out(D), weights(n, 1.f);
     const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
     s2s::kernels::multi_head_attention(q.data_ptr<float>(), k_rows.data(), v_rows.data(), n, heads, dh, scale,
                                        p.data(), out.data(), weights.data());
@@ -185,6 +188,21 @@ TEST(Ops, MultiHeadAttentionKernelMatchesTorch) {
     EXPECT_TRUE(torch::allclose(torch::from_blob(out.data(), {D}), expected, 1e-5, 1e-5));
     auto expected_w = 1 + w.mean(0).reshape({n});  // accumulated onto the 1s already there
     EXPECT_TRUE(torch::allclose(torch::from_blob(weights.data(), {n}), expected_w, 1e-5, 1e-5));
+
+    // bfloat16 keys and values (a bf16 decoder cache): the float32 result of the rounded inputs
+    auto keys16 = keys.to(torch::kBFloat16), values16 = values.to(torch::kBFloat16);
+    std::vector<const uint16_t*> k16, v16;
+    for (int64_t j = 0; j < n; ++j) {
+      k16.push_back(reinterpret_cast<const uint16_t*>(keys16.data_ptr<at::BFloat16>()) + j * D);
+      v16.push_back(reinterpret_cast<const uint16_t*>(values16.data_ptr<at::BFloat16>()) + j * D);
+    }
+    s2s::kernels::multi_head_attention(q.data_ptr<float>(), k16.data(), v16.data(), n, heads, dh, scale,
+                                       p.data(), out.data(), nullptr);
+    auto kr = keys16.to(torch::kFloat).view({n, heads, dh}).transpose(0, 1);
+    auto wr = torch::softmax(torch::matmul(qh, kr.transpose(1, 2)) * scale, -1);
+    auto expected16 = torch::matmul(wr, values16.to(torch::kFloat).view({n, heads, dh}).transpose(0, 1));
+    EXPECT_TRUE(torch::allclose(torch::from_blob(out.data(), {D}), expected16.reshape({D}), 1e-5, 1e-5));
+    EXPECT_FALSE(torch::allclose(torch::from_blob(out.data(), {D}), expected, 1e-5, 1e-5));  // rounded
   }
 }
 

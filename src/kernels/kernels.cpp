@@ -335,40 +335,98 @@ S2S_CLONES void layer_norm_n(const float* __restrict x, int64_t rows, int64_t D,
   }
 }
 
-// Head width DH fixed at compile time (0: dh at run time), so the common widths' dot products and value
-// sums unroll into a few full-width vector operations without remainder loops.
-template <int64_t DH>
+// 16 floats: one AVX-512 register (GCC lowers it to two or four in the AVX2 and baseline clones). These
+// helpers are inlined into the clones, so a 64-byte vector never crosses a call (-Wpsabi warns about that).
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));  // the same, at any float's address
+
+__attribute__((always_inline)) inline v16 load16(const float* p) {
+  return *reinterpret_cast<const v16u*>(p);
+}
+
+typedef uint16_t u16x16u __attribute__((vector_size(32), aligned(2)));
+typedef uint32_t u32x16 __attribute__((vector_size(64)));
+
+// 16 bfloat16 values widened to float32 (their bits are a float's high half).
+__attribute__((always_inline)) inline v16 load16(const uint16_t* p) {
+  const u32x16 bits = __builtin_convertvector(*reinterpret_cast<const u16x16u*>(p), u32x16) << 16;
+  return (v16)bits;  // a vector cast between equal sizes keeps the bits
+}
+
+// out[0, DH) = inv * sum_j p[j] values[j][offset, offset + DH): the weighted values summed in registers.
+template <int64_t DH, class T>
+__attribute__((always_inline)) inline void head_values(const float* __restrict p, float inv,
+                                                       const T* const* values, int64_t offset, int64_t n,
+                                                       float* __restrict out) {
+  constexpr int C = DH / 16;
+  v16 acc[C] = {};
+  for (int64_t j = 0; j < n; ++j) {
+    const float w = p[j] * inv;
+    const T* v = values[j] + offset;
+    for (int c = 0; c < C; ++c) acc[c] += w * load16(v + 16 * c);
+  }
+  for (int c = 0; c < C; ++c) *reinterpret_cast<v16u*>(out + 16 * c) = acc[c];
+}
+
+// p[j] = exp(p[j] - max_j p) for j < n, in whole 16-wide blocks (one vector call each: a plain loop's
+// remainder made up to 15 scalar expf calls per head), padded up to n rounded to 16. Exponents are clamped at
+// -80 (exp 1.8e-35, below the float rounding of a sum >= 1): libmvec's expf takes a scalar path for any lane
+// that underflows, which cost more than the vector call itself. Returns 1 / sum_j p[j].
+__attribute__((always_inline)) inline float softmax_numerators(float* __restrict p, int64_t n) {
+  float max = std::numeric_limits<float>::lowest();
+  for (int64_t j = 0; j < n; ++j) max = std::max(max, p[j]);
+  const int64_t n16 = (n + 15) / 16 * 16;
+  for (int64_t j = n; j < n16; ++j) p[j] = max - 80.f;
+  float sum = 0;
+  for (int64_t b = 0; b < n16; b += 16) {
+    float* __restrict pb = p + b;
+#pragma omp simd reduction(+ : sum)  // one libmvec call per block (unrolled, GCC called scalar expf 16 times)
+    for (int64_t j = 0; j < 16; ++j) sum += (pb[j] = std::exp(std::max(pb[j] - max, -80.f)));
+  }
+  return 1.0f / sum;
+}
+
+// Head width DH fixed at compile time (0: dh at run time), so the common widths' dot products unroll into a
+// few full-width vector operations; multiples of 16 (64, 32) also sum their values in registers.
+template <int64_t DH, class T>
 __attribute__((always_inline)) inline void multi_head_attention_t(
-    const float* __restrict q, const float* const* keys, const float* const* values, int64_t n, int64_t heads,
+    const float* __restrict q, const T* const* keys, const T* const* values, int64_t n, int64_t heads,
     int64_t dh_runtime, float scale, float* __restrict p, float* __restrict out, float* __restrict weights) {
+  constexpr bool kVectors = DH > 0 && DH % 16 == 0;
   const int64_t dh = DH > 0 ? DH : dh_runtime;
   for (int64_t h = 0; h < heads; ++h) {
     const float* qh = q + h * dh;
-    float max = std::numeric_limits<float>::lowest();
     for (int64_t j = 0; j < n; ++j) {
-      const float* __restrict k = keys[j] + h * dh;
+      const T* __restrict k = keys[j] + h * dh;
       float s = 0;
-      for (int64_t d = 0; d < dh; ++d) s += qh[d] * k[d];
+      for (int64_t d = 0; d < dh; ++d) s += qh[d] * as_float(k[d]);
       p[j] = s * scale;
-      max = std::max(max, p[j]);
     }
-    float sum = 0;
-    for (int64_t j = 0; j < n; ++j) sum += (p[j] = std::exp(p[j] - max));
-    const float inv = 1.0f / sum;
+    const float inv = softmax_numerators(p, n);
     float* __restrict oh = out + h * dh;
-    for (int64_t d = 0; d < dh; ++d) oh[d] = 0;
-    for (int64_t j = 0; j < n; ++j) {
-      const float w = p[j] * inv;
-      const float* __restrict v = values[j] + h * dh;
-      for (int64_t d = 0; d < dh; ++d) oh[d] += w * v[d];
-      if (weights) weights[j] += w / static_cast<float>(heads);
+    if constexpr (kVectors) {
+      head_values<DH>(p, inv, values, h * dh, n, oh);
+    } else {
+      for (int64_t d = 0; d < dh; ++d) oh[d] = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        const float w = p[j] * inv;
+        const T* __restrict v = values[j] + h * dh;
+        for (int64_t d = 0; d < dh; ++d) oh[d] += w * as_float(v[d]);
+      }
+    }
+    if (weights) {
+      for (int64_t j = 0; j < n; ++j) weights[j] += p[j] * inv / static_cast<float>(heads);
     }
   }
 }
 
-S2S_CLONES void multi_head_attention_n(const float* q, const float* const* keys, const float* const* values,
-                                       int64_t n, int64_t heads, int64_t dh, float scale, float* p,
-                                       float* out, float* weights) {
+template <class T>
+__attribute__((always_inline)) inline void multi_head_attention_dispatch(const float* q, const T* const* keys,
+                                                                         const T* const* values, int64_t n,
+                                                                         int64_t heads, int64_t dh,
+                                                                         float scale, float* p, float* out,
+                                                                         float* weights) {
   if (dh == 64) {
     multi_head_attention_t<64>(q, keys, values, n, heads, dh, scale, p, out, weights);
   } else if (dh == 32) {
@@ -376,6 +434,18 @@ S2S_CLONES void multi_head_attention_n(const float* q, const float* const* keys,
   } else {
     multi_head_attention_t<0>(q, keys, values, n, heads, dh, scale, p, out, weights);
   }
+}
+
+S2S_CLONES void multi_head_attention_n(const float* q, const float* const* keys, const float* const* values,
+                                       int64_t n, int64_t heads, int64_t dh, float scale, float* p,
+                                       float* out, float* weights) {
+  multi_head_attention_dispatch(q, keys, values, n, heads, dh, scale, p, out, weights);
+}
+
+S2S_CLONES void multi_head_attention_n(const float* q, const uint16_t* const* keys,
+                                       const uint16_t* const* values, int64_t n, int64_t heads, int64_t dh,
+                                       float scale, float* p, float* out, float* weights) {
+  multi_head_attention_dispatch(q, keys, values, n, heads, dh, scale, p, out, weights);
 }
 
 S2S_CLONES void add_to_rows_n(float* __restrict y, int64_t rows, const float* __restrict b, int64_t n) {
@@ -434,6 +504,12 @@ void layer_norm(const float* x, int64_t rows, int64_t D, const float* gain, cons
 
 void multi_head_attention(const float* q, const float* const* keys, const float* const* values, int64_t n,
                           int64_t heads, int64_t dh, float scale, float* p, float* out, float* weights) {
+  multi_head_attention_n(q, keys, values, n, heads, dh, scale, p, out, weights);
+}
+
+void multi_head_attention(const float* q, const uint16_t* const* keys, const uint16_t* const* values,
+                          int64_t n, int64_t heads, int64_t dh, float scale, float* p, float* out,
+                          float* weights) {
   multi_head_attention_n(q, keys, values, n, heads, dh, scale, p, out, weights);
 }
 

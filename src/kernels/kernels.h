@@ -76,10 +76,15 @@ void layer_norm(const float* x, int64_t rows, int64_t D, const float* gain, cons
                 float* y);
 
 // Multi-head attention of one query over n keys: out[h*dh, (h+1)*dh) = sum_j softmax_j(q_h . k_jh * scale)
-// v_jh, where key j is keys[j] and value j is values[j] ([heads * dh] each, head h at columns h*dh). `p` [n]
-// is scratch; `weights` [n] (if not null) accumulates each head's weights / heads.
+// v_jh, where key j is keys[j] and value j is values[j] ([heads * dh] each, head h at columns h*dh). `p`
+// [n rounded up to a multiple of 16] is scratch; `weights` [n] (if not null) accumulates each head's weights
+// / heads.
 void multi_head_attention(const float* q, const float* const* keys, const float* const* values, int64_t n,
                           int64_t heads, int64_t dh, float scale, float* p, float* out, float* weights);
+// The same over bfloat16 keys and values (a decoder's cached steps in the bf16 and int8 precisions).
+void multi_head_attention(const float* q, const uint16_t* const* keys, const uint16_t* const* values,
+                          int64_t n, int64_t heads, int64_t dh, float scale, float* p, float* out,
+                          float* weights);
 
 // y [rows, n] += b [n], every row.
 void add_to_rows(float* y, int64_t rows, const float* b, int64_t n);

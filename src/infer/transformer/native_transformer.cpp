@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #include "kernels/kernels.h"
 #include "util/error.h"
@@ -13,23 +12,44 @@ namespace {
 // Search state: the memory's keys/values per decoder layer, and every decoded step's keys/values as written,
 // with each row's ancestry. A reorder rewrites the ancestry (t x R indices), never the cached vectors.
 struct TransformerState : NativeState {
-  int64_t sentences = 0;                         // A
-  std::vector<int64_t> lengths;                  // [A] source lengths
-  std::vector<std::vector<float>> mem_k, mem_v;  // per layer [A, S, D] (head h in columns h*dh .. (h+1)*dh)
-  // per layer, per step t': [R_t', D], written once (no zero-filling first)
-  std::vector<std::vector<std::unique_ptr<float[]>>> self_k, self_v;
+  int64_t sentences = 0;         // A
+  std::vector<int64_t> lengths;  // [A] source lengths
+  // per layer [A, S, 2D]: row (a, j) = [key ; value] of source position j (head h in columns h*dh ..)
+  std::vector<std::vector<float>> memory;
+  // per layer, per step t': [R_t', 2D] = [key ; value] per row, float32 (written by the projection itself)
+  // or, in the bf16 and int8 precisions, bfloat16: half the bytes that every step reads back
+  std::vector<std::vector<std::unique_ptr<float[]>>> self_kv;
+  std::vector<std::vector<std::unique_ptr<uint16_t[]>>> self_kv16;
   std::vector<std::vector<int32_t>> ancestor;  // per step t': [R] the row of step t' that row r continues
   int64_t position = 0;                        // t: target positions decoded so far
 };
 
-// One query row over n keys for every head (kernels::multi_head_attention, scaled by 1/sqrt(dh)).
-void attend_row(const float* q, const std::vector<const float*>& keys,
-                const std::vector<const float*>& values, int64_t n, int64_t heads, int64_t dh, float* out,
-                float* weights) {
-  thread_local std::vector<float> p;  // [n]
-  p.resize(static_cast<size_t>(n));
+// One query row over n keys for every head (kernels::multi_head_attention, scaled by 1/sqrt(dh)); T is the
+// keys' and values' type, float or bfloat16 bits.
+template <class T>
+void attend_row(const float* q, const std::vector<const T*>& keys, const std::vector<const T*>& values,
+                int64_t n, int64_t heads, int64_t dh, float* out, float* weights) {
+  thread_local std::vector<float> p;                  // [n rounded up to 16]: the kernel's scratch
+  p.resize(static_cast<size_t>((n + 15) / 16 * 16));  // (its exp runs in 16-wide blocks)
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
   kernels::multi_head_attention(q, keys.data(), values.data(), n, heads, dh, scale, p.data(), out, weights);
+}
+
+// Self-attention of q [R, D] over decoded steps 0..t into ctx [R, D]: row r reads step j's key and value
+// in row ancestor[j][r] of kv_steps[j] ([R_j, 2D]: key ; value).
+template <class T>
+void attend_steps(const std::vector<std::unique_ptr<T[]>>& kv_steps,
+                  const std::vector<std::vector<int32_t>>& ancestor, const float* q, int64_t R, int64_t t,
+                  int64_t D, int64_t heads, float* ctx) {
+  thread_local std::vector<const T*> keys, values;  // [t + 1]
+  keys.resize(static_cast<size_t>(t + 1)), values.resize(keys.size());
+  for (int64_t r = 0; r < R; ++r) {
+    for (int64_t j = 0; j <= t; ++j) {
+      const T* kv = &kv_steps[j][ancestor[j][r] * 2 * D];
+      keys[j] = kv, values[j] = kv + D;
+    }
+    attend_row(q + r * D, keys, values, t + 1, heads, D / heads, ctx + r * D, nullptr);
+  }
 }
 
 // Pointers to n rows of x, `stride` floats apart.
@@ -58,13 +78,22 @@ NativeTransformer::Linear NativeTransformer::linear(ParameterSource& w, const st
           w.get(name + ".bias", {out}).data};
 }
 
+NativeTransformer::Linear NativeTransformer::linear_rows(ParameterSource& w, const std::string& name,
+                                                         int64_t out, int64_t in, int64_t begin, int64_t end,
+                                                         WeightType type) const {
+  const auto weight = w.get(name + ".weight", {out, in});
+  const auto bias = w.get(name + ".bias", {out});
+  return {Matrix::from_f32(&weight.data[static_cast<size_t>(begin * in)], end - begin, in, type, true),
+          std::vector<float>(bias.data.begin() + begin, bias.data.begin() + end)};
+}
+
 NativeTransformer::Norm NativeTransformer::norm(ParameterSource& w, const std::string& name) const {
   return {w.get(name + ".weight", {dim_}).data, w.get(name + ".bias", {dim_}).data};
 }
 
 NativeTransformer::NativeTransformer(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
                                      ParameterSource& w, WeightType type)
-    : config_(config), dim_(config.emb_dim), heads_(config.heads) {
+    : config_(config), dim_(config.emb_dim), heads_(config.heads), bf16_cache_(type != WeightType::kF32) {
   check_weight_type(type);
   const int64_t D = dim_, F = config.ffn_dim;
   if (config.share_embeddings) {
@@ -84,11 +113,13 @@ NativeTransformer::NativeTransformer(const ModelConfig& config, int64_t src_voca
   }
   for (int l = 0; l < config.dec_layers; ++l) {
     const auto p = "decoder_" + std::to_string(l) + ".";
-    dec_layers_.push_back(
-        {norm(w, p + "norm_self"), norm(w, p + "norm_cross"), norm(w, p + "norm_ffn"),
-         linear(w, p + "self_attn.qkv", 3 * D, D, type), linear(w, p + "self_attn.out", D, D, type),
-         linear(w, p + "cross_attn.q", D, D, type), linear(w, p + "cross_attn.kv", 2 * D, D, type),
-         linear(w, p + "cross_attn.out", D, D, type), ffn(p)});
+    dec_layers_.push_back({norm(w, p + "norm_self"), norm(w, p + "norm_cross"), norm(w, p + "norm_ffn"),
+                           linear_rows(w, p + "self_attn.qkv", 3 * D, D, 0, D, type),
+                           linear_rows(w, p + "self_attn.qkv", 3 * D, D, D, 3 * D, type),
+                           linear(w, p + "self_attn.out", D, D, type),
+                           linear(w, p + "cross_attn.q", D, D, type),
+                           linear(w, p + "cross_attn.kv", 2 * D, D, type),
+                           linear(w, p + "cross_attn.out", D, D, type), ffn(p)});
   }
   enc_norm_ = norm(w, "encoder_norm");
   dec_norm_ = norm(w, "decoder_norm");
@@ -173,17 +204,11 @@ std::unique_ptr<NativeState> NativeTransformer::start(const std::vector<std::vec
     add_ffn(layer.ffn, layer.norm_ffn, x.data(), N);
   }
   enc_norm_.apply(x.data(), N, h.data());  // memory [B * S, D]
-  std::vector<float> kv(static_cast<size_t>(N * 2 * D));
   for (const auto& layer : dec_layers_) {
-    layer.kv.apply(h.data(), N, kv.data());  // [N, 2D]: k, v
-    std::vector<float> k(static_cast<size_t>(N * D)), v(k.size());
-    for (int64_t n = 0; n < N; ++n) {
-      std::memcpy(&k[n * D], &kv[n * 2 * D], static_cast<size_t>(D) * sizeof(float));
-      std::memcpy(&v[n * D], &kv[n * 2 * D + D], static_cast<size_t>(D) * sizeof(float));
-    }
-    state->mem_k.push_back(std::move(k)), state->mem_v.push_back(std::move(v));
+    state->memory.emplace_back(static_cast<size_t>(N * 2 * D));
+    layer.kv.apply(h.data(), N, state->memory.back().data());  // [N, 2D]: k, v
   }
-  state->self_k.resize(dec_layers_.size()), state->self_v.resize(dec_layers_.size());
+  state->self_kv.resize(dec_layers_.size()), state->self_kv16.resize(dec_layers_.size());
   return state;
 }
 
@@ -192,44 +217,41 @@ void NativeTransformer::advance(const std::vector<int64_t>& tokens, NativeState&
   auto& s = static_cast<TransformerState&>(base);
   const int64_t R = static_cast<int64_t>(tokens.size()), D = dim_, dh = D / heads_, S = s.src_len;
   const int64_t t = s.position++;
-  thread_local std::vector<float> y, h, qkv, ctx;
-  y.resize(static_cast<size_t>(R * D)), h.resize(y.size()), ctx.resize(y.size());
-  qkv.resize(static_cast<size_t>(R * 3 * D));
+  thread_local std::vector<float> y, h, q, ctx, kv;  // [R, D] each; kv [R, 2D] (for a bf16 cache)
+  y.resize(static_cast<size_t>(R * D)), h.resize(y.size()), q.resize(y.size()), ctx.resize(y.size());
+  if (bf16_cache_) kv.resize(2 * y.size());
   embed(tgt_emb_, tokens, std::vector<int64_t>(tokens.size(), t), y.data());
   if (attn) attn->assign(static_cast<size_t>(R * S), 0.f);
   s.ancestor.emplace_back(static_cast<size_t>(R));
   for (int64_t r = 0; r < R; ++r) s.ancestor.back()[r] = static_cast<int32_t>(r);
-  thread_local std::vector<const float*> keys, values;
+  thread_local std::vector<const float*> keys, values;  // cross-attention: the memory's rows
   for (size_t l = 0; l < dec_layers_.size(); ++l) {
     const auto& layer = dec_layers_[l];
-    // Self-attention over positions 0..t: this step's keys and values are kept as written ([R, D]).
+    // Self-attention over positions 0..t: this step's keys and values become its cache entry.
     layer.norm_self.apply(y.data(), R, h.data());
-    layer.qkv.apply(h.data(), R, qkv.data());
-    auto &k_steps = s.self_k[l], &v_steps = s.self_v[l];
-    k_steps.emplace_back(new float[static_cast<size_t>(R * D)]);
-    v_steps.emplace_back(new float[static_cast<size_t>(R * D)]);
-    for (int64_t r = 0; r < R; ++r) {
-      std::memcpy(&k_steps[t][r * D], &qkv[r * 3 * D + D], static_cast<size_t>(D) * sizeof(float));
-      std::memcpy(&v_steps[t][r * D], &qkv[r * 3 * D + 2 * D], static_cast<size_t>(D) * sizeof(float));
-    }
-    keys.resize(static_cast<size_t>(t + 1)), values.resize(keys.size());
-    for (int64_t r = 0; r < R; ++r) {
-      for (int64_t j = 0; j <= t; ++j) {  // row r's ancestor at step j
-        const int64_t a = s.ancestor[j][r];
-        keys[j] = &k_steps[j][a * D], values[j] = &v_steps[j][a * D];
-      }
-      attend_row(&qkv[r * 3 * D], keys, values, t + 1, heads_, dh, &ctx[r * D], nullptr);
+    layer.self_q.apply(h.data(), R, q.data());  // [R, D]
+    const auto kv_size = static_cast<size_t>(R * 2 * D);
+    if (bf16_cache_) {
+      layer.self_kv.apply(h.data(), R, kv.data());  // [R, 2D]
+      s.self_kv16[l].emplace_back(new uint16_t[kv_size]);
+      kernels::to_bf16(kv.data(), s.self_kv16[l][t].get(), R * 2 * D);
+      attend_steps(s.self_kv16[l], s.ancestor, q.data(), R, t, D, heads_, ctx.data());
+    } else {
+      s.self_kv[l].emplace_back(new float[kv_size]);
+      layer.self_kv.apply(h.data(), R, s.self_kv[l][t].get());  // [R, 2D]
+      attend_steps(s.self_kv[l], s.ancestor, q.data(), R, t, D, heads_, ctx.data());
     }
     layer.self_out.add_to(ctx.data(), R, y.data());
     // Cross-attention: row r reads its sentence r / K.
     layer.norm_cross.apply(y.data(), R, h.data());
-    layer.q.apply(h.data(), R, qkv.data());  // [R, D] queries
+    layer.q.apply(h.data(), R, q.data());  // [R, D] queries
     const bool last = l + 1 == dec_layers_.size();
     for (int64_t r = 0; r < R; ++r) {
       const int64_t a = r / K;
-      row_pointers(&s.mem_k[l][a * S * D], D, s.lengths[a], keys);
-      row_pointers(&s.mem_v[l][a * S * D], D, s.lengths[a], values);
-      attend_row(&qkv[r * D], keys, values, s.lengths[a], heads_, dh, &ctx[r * D],
+      const float* memory = &s.memory[l][a * S * 2 * D];  // [S, 2D] of sentence a
+      row_pointers(memory, 2 * D, s.lengths[a], keys);
+      row_pointers(memory + D, 2 * D, s.lengths[a], values);
+      attend_row(&q[r * D], keys, values, s.lengths[a], heads_, dh, &ctx[r * D],
                  last && attn ? &(*attn)[r * S] : nullptr);
     }
     layer.cross_out.add_to(ctx.data(), R, y.data());
@@ -249,8 +271,7 @@ void NativeTransformer::reorder(NativeState& base, const std::vector<int64_t>& r
     step = std::move(next);
   }
   if (static_cast<int64_t>(kept.size()) == A) return;
-  for (auto* memories : {&s.mem_k, &s.mem_v})
-    for (auto& memory : *memories) memory = gather_rows(memory, S * D, kept);
+  for (auto& memory : s.memory) memory = gather_rows(memory, S * 2 * D, kept);
   std::vector<int64_t> lengths;
   for (auto a : kept) lengths.push_back(s.lengths[static_cast<size_t>(a)]);
   s.lengths = std::move(lengths), s.sentences = static_cast<int64_t>(kept.size());

@@ -1,7 +1,8 @@
 // The pre-norm Transformer (libtorch/model/transformer/) re-implemented on plain buffers for CPU inference
 // without LibTorch: oneDNN GEMMs for every projection (float32, bf16 or int8 weights), float32 LayerNorm,
 // softmax and attention, and per-layer caches of the decoded positions' keys and values for incremental
-// decoding, kept as written while each hypothesis row follows its ancestry (a beam reorder moves indices).
+// decoding (bfloat16 with bf16 or int8 weights), kept as written while each hypothesis row follows its
+// ancestry (a beam reorder moves indices).
 // The arithmetic is the LibTorch model's eval mode.
 #pragma once
 
@@ -56,11 +57,14 @@ class NativeTransformer : public NativeNetwork {
   };
   struct DecLayer {
     Norm norm_self, norm_cross, norm_ffn;
-    Linear qkv, self_out;     // self-attention
-    Linear q, kv, cross_out;  // cross-attention: D -> D, memory D -> 2D, D -> D
+    Linear self_q, self_kv, self_out;  // self-attention: D -> D, D -> 2D (into the step's cache), D -> D
+    Linear q, kv, cross_out;           // cross-attention: D -> D, memory D -> 2D, D -> D
     Ffn ffn;
   };
   Linear linear(ParameterSource& w, const std::string& name, int64_t out, int64_t in, WeightType type) const;
+  // Output rows [begin, end) of the [out, in] projection `name`, e.g. the keys and values of a fused q/k/v.
+  Linear linear_rows(ParameterSource& w, const std::string& name, int64_t out, int64_t in, int64_t begin,
+                     int64_t end, WeightType type) const;
   Norm norm(ParameterSource& w, const std::string& name) const;
   // Scaled embeddings plus the sinusoid of `position` (per row, or positions[r]), into x [rows, D].
   void embed(const Matrix& table, const std::vector<int64_t>& tokens, const std::vector<int64_t>& positions,
@@ -70,6 +74,7 @@ class NativeTransformer : public NativeNetwork {
 
   ModelConfig config_;
   int64_t dim_ = 0, heads_ = 0;
+  bool bf16_cache_ = false;   // decoded keys/values kept in bfloat16 (bf16 and int8 weights), else float32
   Matrix src_emb_, tgt_emb_;  // [vocab, D] (the same table when shared)
   std::vector<EncLayer> enc_layers_;
   std::vector<DecLayer> dec_layers_;
