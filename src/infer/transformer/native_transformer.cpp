@@ -74,8 +74,7 @@ void NativeTransformer::Norm::apply(const float* x, int64_t rows, float* y) cons
 
 NativeTransformer::Linear NativeTransformer::linear(ParameterSource& w, const std::string& name, int64_t out,
                                                     int64_t in, WeightType type) const {
-  return {make_matrix(w.get(name + ".weight", {out, in}), type, /*per_row=*/true),
-          w.get(name + ".bias", {out}).data};
+  return linear_rows(w, name, out, in, 0, out, type);
 }
 
 NativeTransformer::Linear NativeTransformer::linear_rows(ParameterSource& w, const std::string& name,
