@@ -135,6 +135,8 @@ int launch_local_ranks(const std::vector<std::string>& argv, int nproc) {
     if (code == 0) {
       spdlog::error("rank {} (pid {}) {}; the other ranks stop", rank, pid, describe(status));
       give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    } else {
+      spdlog::warn("rank {} (pid {}) {} after the first failure", rank, pid, describe(status));
     }
     code = 1;
   }

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <torch/optim/adam.h>
+#include <unistd.h>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <fstream>
@@ -265,6 +266,24 @@ TEST(Distributed, OneRankGroupKeepsValuesAndBytes) {
   const std::string bytes("a\0b", 3);
   EXPECT_EQ(group->broadcast_bytes(bytes, "test"), bytes);
   EXPECT_EQ(group->broadcast_bytes("", "test"), "");
+}
+
+// Gloo writes to its peers with write(2). A rank whose peer died must see EPIPE and name the lost rank,
+// not die of SIGPIPE before its read fails (the race behind a silently vanished rank 0).
+void connect_then_write_to_a_dead_peer() {
+  s2s::dist::DistOptions o;
+  o.enabled = true, o.port = free_port(), o.timeout = std::chrono::seconds(30);
+  auto group = s2s::dist::Group::connect(o, torch::kCPU);
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) ::_exit(2);
+  ::close(fds[1]);  // the peer dies
+  const bool epipe = ::write(fds[0], "x", 1) < 0 && errno == EPIPE;
+  ::_exit(epipe ? 0 : 3);
+}
+
+TEST(Distributed, AConnectedRankSurvivesAWriteToADeadPeer) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(connect_then_write_to_a_dead_peer(), ::testing::ExitedWithCode(0), "");
 }
 
 // torchrun's agent hosts the store on MASTER_PORT and sets TORCHELASTIC_USE_AGENT_STORE: every rank is a

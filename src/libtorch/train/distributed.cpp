@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -345,6 +346,10 @@ void validate(const DistOptions& o, const std::string& source) {
 }
 
 std::unique_ptr<Group> Group::connect(const DistOptions& options, const c10::Device& device) {
+  // Gloo writes to its peers' sockets with write(2): once a peer died, the default SIGPIPE would kill this
+  // rank silently before its read failed and named the lost rank (as Python, which ignores SIGPIPE,
+  // never sees). Ignored, the write fails with EPIPE and the collective throws.
+  ::signal(SIGPIPE, SIG_IGN);
   return std::make_unique<C10dGroup>(options, device);
 }
 
