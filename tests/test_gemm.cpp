@@ -85,6 +85,24 @@ TEST(Gemm, BiasJoinsTheProductInEveryPrecision) {
   }
 }
 
+// An int8 product into contiguous rows writes its int32 sums into C and rescales them in place; rows ldc > N
+// apart go through a separate int32 buffer. Both give the same floats, bit for bit.
+TEST(Gemm, Int8SumsRescaledInPlaceEqualASeparateBuffer) {
+  if (!s2s::infer::int8_is_fast()) GTEST_SKIP() << "this CPU has no VNNI for int8 GEMMs";
+  const int64_t M = 9, K = 70, N = 33, ldc = N + 3;
+  const auto A = random_values(M * K, 8, 1.f), w = random_values(N * K, 9, 0.1f),
+             bias = random_values(N, 10, 1.f);
+  const auto W = Matrix::from_f32(w.data(), N, K, WeightType::kInt8, /*per_row=*/true);
+  for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
+    SCOPED_TRACE(b ? "with bias" : "no bias");
+    std::vector<float> in_place(M * N), strided(M * ldc);
+    s2s::infer::matmul(A.data(), M, K, W, /*transposed=*/true, in_place.data(), N, /*accumulate=*/false, b);
+    s2s::infer::matmul(A.data(), M, K, W, /*transposed=*/true, strided.data(), ldc, /*accumulate=*/false, b);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) ASSERT_EQ(in_place[i * N + j], strided[i * ldc + j]) << i << ", " << j;
+  }
+}
+
 TEST(Gemm, Int8RowsKeepTheirScales) {
   const auto w = random_values(20 * 8, 3, 1.f);
   const auto m = Matrix::from_f32(w.data(), 20, 8, WeightType::kInt8, /*per_row=*/true);

@@ -305,12 +305,14 @@ INSTANTIATE_TEST_SUITE_P(
                               }}),
     [](const ::testing::TestParamInfo<Variant>& info) { return info.param.name; });
 
-// The tiny LSTM and a tiny Transformer (whose bf16 and int8 decoders keep their key/value cache in bf16).
+// The tiny LSTM with Luong and Bahdanau attention (whose bf16 and int8 engines keep the encoder's memory in
+// bf16) and a tiny Transformer (its key/value cache in bf16).
 std::vector<std::pair<std::string, s2s::Config>> both_families() {
-  auto transformer = s2s_test::tiny_config();
+  auto transformer = s2s_test::tiny_config(), bahdanau = s2s_test::tiny_config();
   auto& m = transformer.model;
   m.type = s2s::ModelType::kTransformer, m.heads = 1, m.ffn_dim = 48;  // head width 32: the vector path
-  return {{"lstm", s2s_test::tiny_config()}, {"transformer", transformer}};
+  bahdanau.model.attention = s2s::AttentionType::kBahdanau;
+  return {{"lstm", s2s_test::tiny_config()}, {"lstm_bahdanau", bahdanau}, {"transformer", transformer}};
 }
 
 // bf16 weights: greedy translations mostly equal to float32 ones, forced-decoding scores close.

@@ -110,15 +110,16 @@ dnnl_status_t matmul_int8(const float* A, int64_t M, int64_t K, int64_t lda, con
     throw Error("int8 weights quantized along the wrong axis for this product");
   thread_local std::vector<uint8_t> a8;     // [M, K]
   thread_local std::vector<float> a_scale;  // [M]
-  thread_local std::vector<int32_t> c32;    // [M, N]
+  thread_local std::vector<int32_t> c32;    // [M, N] when C cannot hold the int32 sums itself
   a8.resize(static_cast<size_t>(M * K)), a_scale.resize(static_cast<size_t>(M));
-  c32.resize(static_cast<size_t>(M * N));
+  int32_t* sums = reinterpret_cast<int32_t*>(C);  // [M, N]: replaced by their floats in place
+  if (accumulate || ldc != N) c32.resize(static_cast<size_t>(M * N)), sums = c32.data();
   kernels::quantize_rows(A, M, K, lda, a8.data(), a_scale.data());
   const int32_t no_offset = 0;
   const auto status = dnnl_gemm_u8s8s32('N', transposed ? 'T' : 'N', 'F', M, N, K, 1.f, a8.data(), K, 128,
-                                        W.s8.data(), W.cols, 0, 0.f, c32.data(), N, &no_offset);
+                                        W.s8.data(), W.cols, 0, 0.f, sums, N, &no_offset);
   if (status == dnnl_success)
-    kernels::dequantize_rows(c32.data(), M, N, a_scale.data(), W.scales.data(), bias, C, ldc, accumulate);
+    kernels::dequantize_rows(sums, M, N, a_scale.data(), W.scales.data(), bias, C, ldc, accumulate);
   return status;
 }
 

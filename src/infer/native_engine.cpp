@@ -55,6 +55,10 @@ Matrix make_matrix(const Parameter& p, WeightType type, bool per_row) {
                           type, per_row);
 }
 
+std::shared_ptr<const Matrix> shared_matrix(const Parameter& p, WeightType type, bool per_row) {
+  return std::make_shared<const Matrix>(make_matrix(p, type, per_row));
+}
+
 void check_weight_type(WeightType type) {
   if (type == WeightType::kInt8 &&
       !int8_is_fast()) {  // without VNNI, oneDNN's u8s8 path saturates int16 sums
@@ -71,17 +75,21 @@ void check_weight_type(WeightType type) {
 
 NativeScorer::NativeScorer(const NativeNetwork& model, const std::vector<std::vector<int32_t>>& batch,
                            int64_t pad, const std::vector<int64_t>& vocab_subset, int64_t K)
-    : model_(model), state_(model.start(batch, pad)), ids_(vocab_subset), spread_(K == 1) {
-  if (ids_.empty()) {
-    out_w_ = model.out_weight(), out_b_ = model.out_bias();
-  } else {
-    out_w_ = model.out_weight().select_rows(ids_);
-    for (auto id : ids_) out_b_.push_back(model.out_bias()[static_cast<size_t>(id)]);
+    : model_(model),
+      state_(model.start(batch, pad)),
+      ids_(vocab_subset),
+      out_w_(&model.out_weight()),
+      out_b_(&model.out_bias()),
+      spread_(K == 1) {
+  if (!ids_.empty()) {
+    subset_w_ = model.out_weight().select_rows(ids_);
+    for (auto id : ids_) subset_b_.push_back(model.out_bias()[static_cast<size_t>(id)]);
+    out_w_ = &subset_w_, out_b_ = &subset_b_;
   }
 }
 
 StepScores NativeScorer::step(const std::vector<int64_t>& tokens, int64_t A, int64_t K, bool keep_attention) {
-  const int64_t R = A * K, V = out_w_.rows;
+  const int64_t R = A * K, V = out_w_->rows;
   auto* attn = keep_attention ? &attn_ : nullptr;
   if (spread_) {
     model_.advance(tokens, *state_, K, out_, attn);
@@ -89,8 +97,8 @@ StepScores NativeScorer::step(const std::vector<int64_t>& tokens, int64_t A, int
     spread_first_step(tokens, A, K, attn);
   }
   logits_.resize(static_cast<size_t>(R * V));  // [R, V']
-  matmul(out_.data(), R, model_.out_dim(), out_w_, /*transposed=*/true, logits_.data(), V,
-         /*accumulate=*/false, out_b_.data());
+  matmul(out_.data(), R, model_.out_dim(), *out_w_, /*transposed=*/true, logits_.data(), V,
+         /*accumulate=*/false, out_b_->data());
   lse_.resize(static_cast<size_t>(R));
   kernels::row_logsumexp(logits_.data(), V, 0, R, lse_.data());
   StepScores s{logits_.data(), lse_.data(), V, &ids_};

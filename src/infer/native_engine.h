@@ -16,6 +16,8 @@ class NativeScorer : public StepScorer {
  public:
   NativeScorer(const NativeNetwork& model, const std::vector<std::vector<int32_t>>& batch, int64_t pad,
                const std::vector<int64_t>& vocab_subset, int64_t K);
+  NativeScorer(const NativeScorer&) = delete;  // out_w_ may point into this object
+  NativeScorer& operator=(const NativeScorer&) = delete;
   StepScores step(const std::vector<int64_t>& tokens, int64_t A, int64_t K, bool keep_attention) override;
   void reorder(const std::vector<int64_t>& rows, const std::vector<int64_t>& kept, int64_t A,
                int64_t K) override;
@@ -23,9 +25,11 @@ class NativeScorer : public StepScorer {
  private:
   const NativeNetwork& model_;
   std::unique_ptr<NativeState> state_;
-  Matrix out_w_;                                  // output layer rows of the subset (or all)
-  std::vector<float> out_b_;                      // [V']
   std::vector<int64_t> ids_;                      // local -> target id (empty: identity)
+  Matrix subset_w_;                               // output layer rows of the subset (empty: all)
+  std::vector<float> subset_b_;                   // [V'] their biases
+  const Matrix* out_w_;                           // subset_w_ or the model's whole output layer
+  const std::vector<float>* out_b_;               // [V']
   std::vector<float> out_, logits_, lse_, attn_;  // per-step buffers, reused
   bool spread_;  // the state holds K rows per sentence (false until the first step, when K > 1)
 

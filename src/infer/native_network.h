@@ -60,5 +60,7 @@ void check_weight_type(WeightType type);
 // A parameter [rows, cols] as a Matrix of `type`; `per_row`: int8 scales per row (a matrix used transposed
 // or looked up by row) rather than per column.
 Matrix make_matrix(const Parameter& p, WeightType type, bool per_row);
+// The same, to be shared by several uses (tied or shared embeddings hold one table).
+std::shared_ptr<const Matrix> shared_matrix(const Parameter& p, WeightType type, bool per_row);
 
 }  // namespace s2s::infer

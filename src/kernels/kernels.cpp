@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 
 // Built with -O3 -ffast-math (this file only, see CMakeLists.txt) so that GCC vectorizes the loops and
 // tanhf/expf through glibc's libmvec; target_clones compiles AVX-512 and AVX2 variants and picks one at
@@ -495,6 +496,25 @@ S2S_CLONES void dequantize_n(const int32_t* __restrict c32, int64_t M, int64_t N
   }
 }
 
+// dequantize_n with the int32 sums read from C [M, N] itself (contiguous rows), each replaced by its float.
+S2S_CLONES void dequantize_in_place_n(float* C, int64_t M, int64_t N, const float* __restrict a_scale,
+                                      const float* __restrict w_scale, const float* __restrict bias) {
+  for (int64_t i = 0; i < M; ++i) {
+    float* row = C + i * N;  // [N] of row i: int32 bits in, float out
+    const float sa = a_scale[i];
+    auto sum = [row](int64_t j) {
+      int32_t v;
+      std::memcpy(&v, row + j, sizeof v);
+      return static_cast<float>(v);
+    };
+    if (bias) {
+      for (int64_t j = 0; j < N; ++j) row[j] = sa * w_scale[j] * sum(j) + bias[j];
+    } else {
+      for (int64_t j = 0; j < N; ++j) row[j] = sa * w_scale[j] * sum(j);
+    }
+  }
+}
+
 }  // namespace
 
 void layer_norm(const float* x, int64_t rows, int64_t D, const float* gain, const float* bias, float eps,
@@ -531,6 +551,12 @@ void quantize_rows(const float* a, int64_t M, int64_t K, int64_t lda, uint8_t* q
 
 void dequantize_rows(const int32_t* c32, int64_t M, int64_t N, const float* a_scale, const float* w_scale,
                      const float* bias, float* C, int64_t ldc, bool accumulate) {
+  if (static_cast<const void*>(c32) == C) {
+    if (accumulate || ldc != N)
+      throw std::logic_error("dequantize_rows in place needs ldc == N and no accumulation");
+    dequantize_in_place_n(C, M, N, a_scale, w_scale, bias);
+    return;
+  }
   dequantize_n(c32, M, N, a_scale, w_scale, bias, C, ldc, accumulate);
 }
 
@@ -538,6 +564,12 @@ void additive_attention(const float* query, const float* keys, const float* v, c
                         const bool* mask, int64_t group, int64_t src_len, int64_t dim, int64_t mem_dim,
                         float* weights, float* context) {
   attend_f32(query, keys, v, memory, mask, group, src_len, dim, mem_dim, weights, context);
+}
+
+void additive_attention(const float* query, const uint16_t* keys, const float* v, const uint16_t* memory,
+                        const bool* mask, int64_t group, int64_t src_len, int64_t dim, int64_t mem_dim,
+                        float* weights, float* context) {
+  attend_bf16(query, keys, v, memory, mask, group, src_len, dim, mem_dim, weights, context);
 }
 
 }  // namespace s2s::kernels

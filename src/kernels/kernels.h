@@ -68,6 +68,9 @@ void attention(const float* query, const uint16_t* keys, const uint16_t* memory,
 void additive_attention(const float* query, const float* keys, const float* v, const float* memory,
                         const bool* mask, int64_t group, int64_t src_len, int64_t dim, int64_t mem_dim,
                         float* weights, float* context);
+void additive_attention(const float* query, const uint16_t* keys, const float* v, const uint16_t* memory,
+                        const bool* mask, int64_t group, int64_t src_len, int64_t dim, int64_t mem_dim,
+                        float* weights, float* context);
 
 // --- The native Transformer's row-wise pieces (infer/transformer/) ---
 
@@ -111,7 +114,8 @@ inline int32_t round_to_int(float x) {
 void quantize_rows(const float* a, int64_t M, int64_t K, int64_t lda, uint8_t* q, float* scale);
 
 // C [M, N] (rows ldc apart) (+)= c32 [M, N] * a_scale[row] * w_scale[column] + bias[column] (bias may be
-// null).
+// null). c32 may be C itself (the GEMM wrote its int32 sums where their floats go) when ldc == N and
+// `accumulate` is false.
 void dequantize_rows(const int32_t* c32, int64_t M, int64_t N, const float* a_scale, const float* w_scale,
                      const float* bias, float* C, int64_t ldc, bool accumulate);
 

@@ -24,10 +24,13 @@ NativeModel::NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t t
 void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab, WeightType type) {
   const auto& config = config_;
   check_weight_type(type);
+  bf16_memory_ = type != WeightType::kF32;
   const int64_t E = config.emb_dim, He = config.enc_hidden, M = 2 * He, H = config.dec_hidden;
   const int64_t L = config.dec_layers, out_dim = config.tie_output ? E : H;
-  src_emb_ = make_matrix(w.get("encoder.embedding.weight", {src_vocab, E}), type, true);
-  tgt_emb_ = make_matrix(w.get("decoder.embedding.weight", {tgt_vocab, E}), type, true);
+  src_emb_ = shared_matrix(w.get("encoder.embedding.weight", {src_vocab, E}), type, true);
+  tgt_emb_ = config.share_embeddings && src_vocab == tgt_vocab
+                 ? src_emb_
+                 : shared_matrix(w.get("decoder.embedding.weight", {tgt_vocab, E}), type, true);
   for (int64_t l = 0; l < config.enc_layers; ++l) {
     const int64_t in = l == 0 ? E : M;
     const auto p = "encoder.layer" + std::to_string(l) + ".";
@@ -71,8 +74,8 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
     throw Error("luong-dot attention needs decoder hidden size == encoder output size");
   }
   combine_ = make_matrix(w.get("decoder.combine.weight", {out_dim, M + H}), type, true);
-  out_weight_ = config.tie_output ? make_matrix(w.get("decoder.embedding.weight", {tgt_vocab, E}), type, true)
-                                  : make_matrix(w.get("out_weight", {tgt_vocab, out_dim}), type, true);
+  out_weight_ =
+      config.tie_output ? tgt_emb_ : shared_matrix(w.get("out_weight", {tgt_vocab, out_dim}), type, true);
   out_bias_ = w.get("out_bias", {tgt_vocab}).data;
 }
 
@@ -82,16 +85,24 @@ void NativeModel::lstm_step(const float* rec_in, int64_t rows, int64_t in, const
   kernels::lstm_cell(gates, c, c, h, 0, rows, H);
 }
 
-// One bidirectional layer over x [S, B, in] (time-major) -> [S, B, 2H]; the backward direction reads each
-// sentence reversed within its length, exactly as BiLSTMLayerImpl::forward. The input-side gate products are
-// computed kChunk time steps at a time (one GEMM of kChunk * B rows), not for the whole sequence at once,
-// which bounds the working memory of long batches.
+// One bidirectional layer over x [S, B, in] (time-major) -> y [S, B, 2H], or, for the top layer
+// (`batch_major`), y [B, S, 2H] with zeros past each sentence's length: the attention memory as it is read.
+// The backward direction reads each sentence reversed within its length, exactly as
+// BiLSTMLayerImpl::forward. The input-side gate products are computed kChunk time steps at a time (one GEMM
+// of kChunk * B rows), not for the whole sequence at once, which bounds the working memory of long batches.
+// A residual connection adds x's rows of the same position (in == 2H). The buffers are freed on return, for
+// the decoder's steps to reuse (per-thread buffers kept for every batch measured 20 MB more peak RSS).
 std::vector<float> NativeModel::run_bilayer(const BiLayer& layer, const std::vector<float>& x, int64_t in,
-                                            const Encoded& enc) const {
+                                            const Encoded& enc, bool batch_major, bool residual) const {
   constexpr int64_t kChunk = 8;
   const int64_t S = enc.src_len, B = enc.batch, H = layer.w_hh[0].rows, G = 4 * H;
   auto rev = [&](int64_t t, int64_t b) { return t < enc.lengths[b] ? enc.lengths[b] - 1 - t : t; };
-  std::vector<float> y(static_cast<size_t>(S * B * 2 * H));  // [S, B, 2H]
+  // Where position pos of sentence b goes in y (-1: padding, not kept in the batch-major memory).
+  auto out_row = [&](int64_t pos, int64_t b) -> int64_t {
+    if (!batch_major) return pos * B + b;
+    return pos < enc.lengths[b] ? b * S + pos : -1;
+  };
+  std::vector<float> y(static_cast<size_t>(S * B * 2 * H));  // [S, B, 2H] or [B, S, 2H]
   std::vector<float> xr, pre, h(static_cast<size_t>(B * H)), c(h.size());
   for (int d = 0; d < 2; ++d) {
     std::fill(h.begin(), h.end(), 0.f), std::fill(c.begin(), c.end(), 0.f);
@@ -112,8 +123,11 @@ std::vector<float> NativeModel::run_bilayer(const BiLayer& layer, const std::vec
       for (int64_t t = 0; t < T; ++t) {
         lstm_step(h.data(), B, H, layer.w_hh[d], nullptr, pre.data() + t * B * G, c.data(), h.data(), H);
         for (int64_t b = 0; b < B; ++b) {  // forward into y[t][b][0:H], backward into y[rev(t)][b][H:2H]
-          const int64_t pos = d == 0 ? t0 + t : rev(t0 + t, b);
-          std::memcpy(&y[(pos * B + b) * 2 * H + d * H], &h[b * H], static_cast<size_t>(H) * sizeof(float));
+          const int64_t pos = d == 0 ? t0 + t : rev(t0 + t, b), row = out_row(pos, b);
+          if (row < 0) continue;
+          float* out = &y[static_cast<size_t>(row * 2 * H + d * H)];
+          std::memcpy(out, &h[b * H], static_cast<size_t>(H) * sizeof(float));
+          if (residual) kernels::add_to_rows(out, 1, &x[static_cast<size_t>((pos * B + b) * in + d * H)], H);
         }
       }
     }
@@ -128,40 +142,42 @@ Encoded NativeModel::encode(const std::vector<std::vector<int32_t>>& batch, int6
     enc.lengths.push_back(static_cast<int64_t>(s.size()));
     enc.src_len = std::max<int64_t>(enc.src_len, static_cast<int64_t>(s.size()));
   }
-  const int64_t S = enc.src_len, B = enc.batch, E = src_emb_.cols;
+  const int64_t S = enc.src_len, B = enc.batch, E = src_emb_->cols;
   std::vector<float> x(static_cast<size_t>(S * B * E));  // [S, B, E]
   for (int64_t t = 0; t < S; ++t)
     for (int64_t b = 0; b < B; ++b) {
       const auto& s = batch[static_cast<size_t>(b)];
-      src_emb_.row(t < static_cast<int64_t>(s.size()) ? s[static_cast<size_t>(t)] : pad, &x[(t * B + b) * E]);
+      src_emb_->row(t < static_cast<int64_t>(s.size()) ? s[static_cast<size_t>(t)] : pad,
+                    &x[(t * B + b) * E]);
     }
   int64_t in = E;
   for (size_t l = 0; l < enc_layers_.size(); ++l) {
-    auto y = run_bilayer(enc_layers_[l], x, in, enc);
-    if (config_.enc_residual && l > 0)
-      for (size_t i = 0; i < y.size(); ++i) y[i] += x[i];
-    x = std::move(y);
+    const bool top = l + 1 == enc_layers_.size();
+    x = run_bilayer(enc_layers_[l], x, in, enc, /*batch_major=*/top, config_.enc_residual && l > 0);
     in = static_cast<int64_t>(x.size()) / (S * B);
   }
   const int64_t M = in, Hh = M / 2;
-  enc.memory.assign(static_cast<size_t>(B * S * M), 0.f);
+  enc.memory = std::move(x);  // [B, S, M]
   enc.mask.assign(static_cast<size_t>(B * S), 0);
   enc.final.resize(static_cast<size_t>(B * M));
   for (int64_t b = 0; b < B; ++b) {
     const auto len = enc.lengths[static_cast<size_t>(b)];
-    for (int64_t t = 0; t < len; ++t) {
-      std::memcpy(&enc.memory[(b * S + t) * M], &x[(t * B + b) * M], static_cast<size_t>(M) * sizeof(float));
-      enc.mask[static_cast<size_t>(b * S + t)] = 1;
-    }
-    std::memcpy(&enc.final[b * M], &x[((len - 1) * B + b) * M], static_cast<size_t>(Hh) * sizeof(float));
-    std::memcpy(&enc.final[b * M + Hh], &x[b * M + Hh], static_cast<size_t>(Hh) * sizeof(float));
+    std::fill_n(&enc.mask[static_cast<size_t>(b * S)], len, 1);
+    std::memcpy(&enc.final[b * M], &enc.memory[(b * S + len - 1) * M],
+                static_cast<size_t>(Hh) * sizeof(float));
+    std::memcpy(&enc.final[b * M + Hh], &enc.memory[b * S * M + Hh], static_cast<size_t>(Hh) * sizeof(float));
   }
-  if (key_proj_.rows > 0) {
+  if (key_proj_.rows > 0) {  // else the keys are the memory itself
     enc.keys.resize(static_cast<size_t>(B * S * key_proj_.rows));
     matmul(enc.memory.data(), B * S, M, key_proj_, /*transposed=*/true, enc.keys.data(), key_proj_.rows,
            /*accumulate=*/false);
-  } else {
-    enc.keys = enc.memory;
+  }
+  if (bf16_memory_) {
+    for (auto [f32, bf16] : {std::pair{&enc.memory, &enc.memory16}, std::pair{&enc.keys, &enc.keys16}}) {
+      bf16->resize(f32->size());
+      kernels::to_bf16(f32->data(), bf16->data(), static_cast<int64_t>(f32->size()));
+      *f32 = std::vector<float>();
+    }
   }
   return enc;
 }
@@ -187,10 +203,8 @@ DecoderRows NativeModel::initial_state(const Encoded& enc) const {
 
 void NativeModel::step(const std::vector<int64_t>& tokens, DecoderRows& s, const Encoded& enc, int64_t group,
                        std::vector<float>& out, std::vector<float>* attn) const {
-  const int64_t R = static_cast<int64_t>(tokens.size()), H = config_.dec_hidden, E = tgt_emb_.cols;
-  const int64_t G = 4 * H, F = out_dim(), S = enc.src_len,
-                M = static_cast<int64_t>(enc.final.size()) / enc.batch;
-  const int64_t D = static_cast<int64_t>(enc.keys.size()) / (enc.batch * S);
+  const int64_t R = static_cast<int64_t>(tokens.size()), H = config_.dec_hidden, E = tgt_emb_->cols;
+  const int64_t G = 4 * H, F = out_dim(), S = enc.src_len, M = enc.mem_dim(), D = enc.key_dim();
   thread_local std::vector<float> input, gates, cat;
   for (size_t l = 0; l < dec_layers_.size(); ++l) {
     const auto& layer = dec_layers_[l];
@@ -199,7 +213,7 @@ void NativeModel::step(const std::vector<int64_t>& tokens, DecoderRows& s, const
     for (int64_t r = 0; r < R; ++r) {
       float* row = &input[r * width];
       if (l == 0) {
-        tgt_emb_.row(tokens[static_cast<size_t>(r)], row);
+        tgt_emb_->row(tokens[static_cast<size_t>(r)], row);
         if (config_.input_feeding) std::copy(&s.feed[r * F], &s.feed[(r + 1) * F], row + E), row += F;
         row += E;
       } else {
@@ -227,17 +241,8 @@ void NativeModel::step(const std::vector<int64_t>& tokens, DecoderRows& s, const
            query_bias_.data());
     query = projected.data();
   }
-  for (int64_t a = 0; a < enc.batch; ++a) {
-    const auto* mask = reinterpret_cast<const bool*>(&enc.mask[a * S]);
-    if (score_v_.empty()) {
-      kernels::attention(query + a * group * D, &enc.keys[a * S * D], &enc.memory[a * S * M], mask, group, S,
-                         D, M, &weights[a * group * S], &context[a * group * M]);
-    } else {
-      kernels::additive_attention(query + a * group * D, &enc.keys[a * S * D], score_v_.data(),
-                                  &enc.memory[a * S * M], mask, group, S, D, M, &weights[a * group * S],
-                                  &context[a * group * M]);
-    }
-  }
+  for (int64_t a = 0; a < enc.batch; ++a)
+    attend(enc, a, query + a * group * D, group, &weights[a * group * S], &context[a * group * M]);
   if (attn) *attn = weights;
   for (int64_t r = 0; r < R; ++r) {
     std::copy(&context[r * M], &context[(r + 1) * M], &cat[r * (M + H)]);
@@ -249,7 +254,37 @@ void NativeModel::step(const std::vector<int64_t>& tokens, DecoderRows& s, const
   s.feed = out;
 }
 
+void NativeModel::attend(const Encoded& enc, int64_t a, const float* query, int64_t group, float* weights,
+                         float* context) const {
+  const int64_t S = enc.src_len, M = enc.mem_dim(), D = enc.key_dim();
+  const auto* mask = reinterpret_cast<const bool*>(&enc.mask[a * S]);
+  auto run = [&](const auto* keys, const auto* memory) {  // float32 or bf16: [S, D] and [S, M] of sentence a
+    if (score_v_.empty()) {
+      kernels::attention(query, keys, memory, mask, group, S, D, M, weights, context);
+    } else {
+      kernels::additive_attention(query, keys, score_v_.data(), memory, mask, group, S, D, M, weights,
+                                  context);
+    }
+  };
+  if (bf16_memory_) {
+    run(&(enc.keys16.empty() ? enc.memory16 : enc.keys16)[a * S * D], &enc.memory16[a * S * M]);
+  } else {
+    run(&(enc.keys.empty() ? enc.memory : enc.keys)[a * S * D], &enc.memory[a * S * M]);
+  }
+}
+
 namespace {
+
+// x [A, width] -> [kept.size(), width]: the rows of the sentences kept (nothing when x is the empty one of a
+// float32 / bf16 pair).
+template <typename T>
+void keep_rows(std::vector<T>& x, int64_t width, const std::vector<int64_t>& kept) {
+  if (x.empty()) return;
+  std::vector<T> out(kept.size() * static_cast<size_t>(width));
+  for (size_t i = 0; i < kept.size(); ++i)
+    std::memcpy(&out[i * width], &x[kept[i] * width], static_cast<size_t>(width) * sizeof(T));
+  x = std::move(out);
+}
 
 struct RnnState : NativeState {
   Encoded enc;
@@ -282,11 +317,10 @@ void NativeModel::reorder(NativeState& base, const std::vector<int64_t>& rows,
   for (auto& c : state.rows.c) take_rows(c, H, rows);
   take_rows(state.rows.feed, out_dim(), rows);
   if (static_cast<int64_t>(kept.size()) == A) return;
-  const int64_t S = enc.src_len, M = static_cast<int64_t>(enc.final.size()) / A;
-  const int64_t D = static_cast<int64_t>(enc.keys.size()) / (A * S);
-  enc.memory = gather_rows(enc.memory, S * M, kept);
-  enc.keys = gather_rows(enc.keys, S * D, kept);
-  enc.final = gather_rows(enc.final, M, kept);
+  const int64_t S = enc.src_len, M = enc.mem_dim(), D = enc.key_dim();
+  keep_rows(enc.memory, S * M, kept), keep_rows(enc.memory16, S * M, kept);
+  keep_rows(enc.keys, S * D, kept), keep_rows(enc.keys16, S * D, kept);
+  keep_rows(enc.final, M, kept);
   std::vector<uint8_t> mask;
   std::vector<int64_t> lengths;
   for (auto a : kept) {

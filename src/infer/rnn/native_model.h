@@ -4,6 +4,7 @@
 // over in memory (validation during training). Supports Luong (general, dot) and Bahdanau attention.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -17,14 +18,23 @@
 
 namespace s2s::infer {
 
-// Encoder output for a batch of B sentences, padded to S positions.
+// Encoder output for a batch of B sentences, padded to S positions. The attention reads memory and keys in
+// float32 (float32 weights: LibTorch's arithmetic) or as bfloat16 bits (bf16 and int8 weights: half the
+// bytes read at every step and kept for the batch); the other pair is empty.
 struct Encoded {
-  int64_t batch = 0, src_len = 0;  // B, S
-  std::vector<int64_t> lengths;    // [B]
-  std::vector<float> memory;       // [B, S, M] zero at padding
-  std::vector<float> keys;         // [B, S, D] attention keys (memory projected, or memory itself)
-  std::vector<uint8_t> mask;       // [B, S] 1 at real tokens (as bool for the attention kernel)
-  std::vector<float> final;        // [B, M] top-layer summary (forward at the last token ; backward at 0)
+  int64_t batch = 0, src_len = 0;          // B, S
+  std::vector<int64_t> lengths;            // [B]
+  std::vector<float> memory, keys;         // [B, S, M] zero at padding; [B, S, D] attention keys
+                                           // (memory projected; empty: the memory itself)
+  std::vector<uint16_t> memory16, keys16;  // the same in bfloat16
+  std::vector<uint8_t> mask;               // [B, S] 1 at real tokens (as bool for the attention kernel)
+  std::vector<float> final;                // [B, M] top-layer summary (forward at last token ; backward at 0)
+
+  int64_t mem_dim() const { return static_cast<int64_t>(final.size()) / batch; }  // M
+  int64_t key_dim() const {                                                       // D
+    const auto n = std::max(keys.size(), keys16.size());
+    return n == 0 ? mem_dim() : static_cast<int64_t>(n) / (batch * src_len);
+  }
 };
 
 // Decoder state of R hypothesis rows.
@@ -58,7 +68,7 @@ class NativeModel : public NativeNetwork {
   void reorder(NativeState& state, const std::vector<int64_t>& rows, const std::vector<int64_t>& kept,
                int64_t A, int64_t K) const override;
   int64_t out_dim() const override { return combine_.rows; }
-  const Matrix& out_weight() const override { return out_weight_; }  // [tgt_vocab, out_dim]
+  const Matrix& out_weight() const override { return *out_weight_; }  // [tgt_vocab, out_dim]
   const std::vector<float>& out_bias() const override { return out_bias_; }
 
  private:
@@ -72,25 +82,30 @@ class NativeModel : public NativeNetwork {
   };
   void load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab, WeightType type);
   std::vector<float> run_bilayer(const BiLayer& layer, const std::vector<float>& x, int64_t in,
-                                 const Encoded& enc) const;
+                                 const Encoded& enc, bool batch_major, bool residual) const;
   // The one LSTM cell step every layer runs: gates [rows, 4H] = bias [4H] + rec_in [rows, in] x w_rec [in,
   // 4H], or, with no bias, gates (holding the input-side products and bias) += that product; then c, h [rows,
   // H] are updated in place.
   static void lstm_step(const float* rec_in, int64_t rows, int64_t in, const Matrix& w_rec, const float* bias,
                         float* gates, float* c, float* h, int64_t H);
 
+  // The attention of one sentence's `group` rows (queries [group, D]) over its encoded positions.
+  void attend(const Encoded& enc, int64_t a, const float* query, int64_t group, float* weights,
+              float* context) const;
+
   ModelConfig config_;
-  Matrix src_emb_, tgt_emb_;  // [vocab, emb]
+  bool bf16_memory_ = false;  // the encoder's memory and keys kept in bfloat16 (bf16 and int8 weights)
+  std::shared_ptr<const Matrix> src_emb_, tgt_emb_;  // [vocab, emb] (one table when shared)
   std::vector<BiLayer> enc_layers_;
   std::vector<DecLayer> dec_layers_;
   Matrix bridge_;  // [2 * layers * H, M] (used transposed)
   std::vector<float> bridge_bias_;
-  Matrix key_proj_;                // [H, M] (luong-general and bahdanau; used transposed)
-  Matrix query_proj_;              // [H, H] bahdanau W_q (used transposed)
-  std::vector<float> query_bias_;  // [H] bahdanau b_q
-  std::vector<float> score_v_;     // [H] bahdanau v (empty: dot-product scores)
-  Matrix combine_;                 // [out_dim, M + H] (used transposed)
-  Matrix out_weight_;
+  Matrix key_proj_;                           // [H, M] (luong-general and bahdanau; used transposed)
+  Matrix query_proj_;                         // [H, H] bahdanau W_q (used transposed)
+  std::vector<float> query_bias_;             // [H] bahdanau b_q
+  std::vector<float> score_v_;                // [H] bahdanau v (empty: dot-product scores)
+  Matrix combine_;                            // [out_dim, M + H] (used transposed)
+  std::shared_ptr<const Matrix> out_weight_;  // the target embeddings when tied
   std::vector<float> out_bias_;
 };
 

@@ -96,10 +96,10 @@ NativeTransformer::NativeTransformer(const ModelConfig& config, int64_t src_voca
   check_weight_type(type);
   const int64_t D = dim_, F = config.ffn_dim;
   if (config.share_embeddings) {
-    src_emb_ = tgt_emb_ = make_matrix(w.get("embedding.weight", {tgt_vocab, D}), type, true);
+    src_emb_ = tgt_emb_ = shared_matrix(w.get("embedding.weight", {tgt_vocab, D}), type, true);
   } else {
-    src_emb_ = make_matrix(w.get("src_embedding.weight", {src_vocab, D}), type, true);
-    tgt_emb_ = make_matrix(w.get("tgt_embedding.weight", {tgt_vocab, D}), type, true);
+    src_emb_ = shared_matrix(w.get("src_embedding.weight", {src_vocab, D}), type, true);
+    tgt_emb_ = shared_matrix(w.get("tgt_embedding.weight", {tgt_vocab, D}), type, true);
   }
   auto ffn = [&](const std::string& p) {
     return Ffn{linear(w, p + "ffn.inner", F, D, type), linear(w, p + "ffn.outer", D, F, type)};
@@ -122,7 +122,7 @@ NativeTransformer::NativeTransformer(const ModelConfig& config, int64_t src_voca
   }
   enc_norm_ = norm(w, "encoder_norm");
   dec_norm_ = norm(w, "decoder_norm");
-  out_weight_ = config.tie_output ? tgt_emb_ : make_matrix(w.get("out_weight", {tgt_vocab, D}), type, true);
+  out_weight_ = config.tie_output ? tgt_emb_ : shared_matrix(w.get("out_weight", {tgt_vocab, D}), type, true);
   out_bias_ = w.get("out_bias", {tgt_vocab}).data;
 }
 
@@ -186,7 +186,7 @@ std::unique_ptr<NativeState> NativeTransformer::start(const std::vector<std::vec
   const int64_t N = B * S;
   std::vector<float> x(static_cast<size_t>(N * D)), h(x.size()), qkv(static_cast<size_t>(N * 3 * D)),
       ctx(x.size());
-  embed(src_emb_, tokens, positions, x.data());
+  embed(*src_emb_, tokens, positions, x.data());
   for (const auto& layer : enc_layers_) {
     layer.norm_attn.apply(x.data(), N, h.data());
     layer.qkv.apply(h.data(), N, qkv.data());  // [N, 3D]: q, k, v
@@ -219,7 +219,7 @@ void NativeTransformer::advance(const std::vector<int64_t>& tokens, NativeState&
   thread_local std::vector<float> y, h, q, ctx, kv;  // [R, D] each; kv [R, 2D] (for a bf16 cache)
   y.resize(static_cast<size_t>(R * D)), h.resize(y.size()), q.resize(y.size()), ctx.resize(y.size());
   if (bf16_cache_) kv.resize(2 * y.size());
-  embed(tgt_emb_, tokens, std::vector<int64_t>(tokens.size(), t), y.data());
+  embed(*tgt_emb_, tokens, std::vector<int64_t>(tokens.size(), t), y.data());
   if (attn) attn->assign(static_cast<size_t>(R * S), 0.f);
   s.ancestor.emplace_back(static_cast<size_t>(R));
   for (int64_t r = 0; r < R; ++r) s.ancestor.back()[r] = static_cast<int32_t>(r);

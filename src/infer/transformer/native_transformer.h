@@ -30,7 +30,7 @@ class NativeTransformer : public NativeNetwork {
   void reorder(NativeState& state, const std::vector<int64_t>& rows, const std::vector<int64_t>& kept,
                int64_t A, int64_t K) const override;
   int64_t out_dim() const override { return dim_; }
-  const Matrix& out_weight() const override { return out_weight_; }
+  const Matrix& out_weight() const override { return *out_weight_; }
   const std::vector<float>& out_bias() const override { return out_bias_; }
 
  private:
@@ -74,12 +74,12 @@ class NativeTransformer : public NativeNetwork {
 
   ModelConfig config_;
   int64_t dim_ = 0, heads_ = 0;
-  bool bf16_cache_ = false;   // decoded keys/values kept in bfloat16 (bf16 and int8 weights), else float32
-  Matrix src_emb_, tgt_emb_;  // [vocab, D] (the same table when shared)
+  bool bf16_cache_ = false;  // decoded keys/values kept in bfloat16 (bf16 and int8 weights), else float32
+  std::shared_ptr<const Matrix> src_emb_, tgt_emb_;  // [vocab, D] (one table when shared)
   std::vector<EncLayer> enc_layers_;
   std::vector<DecLayer> dec_layers_;
   Norm enc_norm_, dec_norm_;
-  Matrix out_weight_;  // [tgt_vocab, D]
+  std::shared_ptr<const Matrix> out_weight_;  // [tgt_vocab, D] (the target embeddings when tied)
   std::vector<float> out_bias_;
 };
 
