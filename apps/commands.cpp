@@ -17,8 +17,7 @@
 #include "data/vocab.h"
 #include "infer/weights_file.h"
 #include "metrics/bleu.h"
-#include "plot/plot.h"
-#include "serve/server.h"
+#include "tools_plugin.h"
 #include "torch_plugin.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -26,20 +25,35 @@
 
 namespace s2s::app {
 
+namespace {
+
+// Opens plugin `file` next to the s2s executable and returns what its one exported function `symbol` returns;
+// `what` names the plugin in errors ("the LibTorch part of s2s").
+template <typename Plugin>
+const Plugin* load_plugin(const char* file, const char* symbol, const std::string& what) {
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const auto path = exe.parent_path() / file;
+  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    throw Error("cannot load " + what + " (" + ::dlerror() + "): it must sit next to the s2s executable");
+  }
+  auto get = reinterpret_cast<const Plugin* (*)()>(::dlsym(handle, symbol));
+  if (!get) throw Error("'" + path.string() + "' is not " + what);
+  return get();
+}
+
+}  // namespace
+
 const TorchPlugin& torch_plugin() {
-  static const TorchPlugin* plugin = [] {
-    std::error_code ec;
-    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-    const auto path = exe.parent_path() / "libs2s_torch.so";
-    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-      throw Error(std::string("cannot load the LibTorch part of s2s (") + ::dlerror() +
-                  "): it must sit next to the s2s executable");
-    }
-    auto get = reinterpret_cast<const TorchPlugin* (*)()>(::dlsym(handle, "s2s_torch_plugin"));
-    if (!get) throw Error("'" + path.string() + "' is not the s2s LibTorch plugin");
-    return get();
-  }();
+  static const TorchPlugin* plugin =
+      load_plugin<TorchPlugin>("libs2s_torch.so", "s2s_torch_plugin", "the LibTorch part of s2s");
+  return *plugin;
+}
+
+const ToolsPlugin& tools_plugin() {
+  static const ToolsPlugin* plugin =
+      load_plugin<ToolsPlugin>("libs2s_tools.so", "s2s_tools_plugin", "the serve and plot part of s2s");
   return *plugin;
 }
 
@@ -218,21 +232,20 @@ int run_score(const ScoreArgs& a) {
 }
 
 int run_serve(const ServeArgs& a) {
-  serve::block_stop_signals();  // before the model's threads start: SIGTERM must reach our waiter alone
+  const auto& tools = tools_plugin();
+  tools.block_stop_signals();  // before the model's threads start: SIGTERM must reach our waiter alone
   auto m = load_models(a.decode);
   const auto options = translate_options(m.config.decode, a.decode, m.tgt_tok->vocab_size());
   serve::ServeOptions so;
   so.host = a.host, so.port = a.port, so.max_lines = static_cast<size_t>(a.max_lines);
   so.max_request_bytes = static_cast<size_t>(a.max_request_kb) * 1024, so.batch_wait_ms = a.batch_wait_ms;
   so.default_beam_size = options.search.beam_size;
-  serve::Server server(
-      [&](int beam_size) {
-        auto o = options;
-        o.search.beam_size = beam_size, o.search.n_best = 1;
-        return std::make_unique<Translator>(m.engine, m.src_tok, m.tgt_tok, o);
-      },
-      so);
-  serve::run_until_signal(server, [&](int port) {
+  const serve::TranslatorFactory factory = [&](int beam_size) {
+    auto o = options;
+    o.search.beam_size = beam_size, o.search.n_best = 1;
+    return std::make_unique<Translator>(m.engine, m.src_tok, m.tgt_tok, o);
+  };
+  tools.serve(factory, so, [&](int port) {
     spdlog::info("serving {} on http://{}:{} (POST /translate, GET /health)", a.decode.model_dir(), a.host,
                  port);
   });
@@ -241,11 +254,12 @@ int run_serve(const ServeArgs& a) {
 }
 
 int run_plot(const PlotArgs& a) {
+  const auto& tools = tools_plugin();
   const plot::Size size{a.width, a.height};
   std::string png;
   if (a.attention.empty()) {
     const auto metrics = std::filesystem::path(a.decode.model_dir()) / model_files::kMetrics;
-    png = plot::draw_curves(plot::read_curves(metrics), size);
+    png = tools.draw_curves(tools.read_curves(metrics), size);
   } else {
     auto m = load_models(a.decode);
     auto options = translate_options(m.config.decode, a.decode, m.tgt_tok->vocab_size());
@@ -260,7 +274,7 @@ int run_plot(const PlotArgs& a) {
     for (const auto id : best.tokens) tgt.push_back(m.tgt_tok->id_to_piece(id));
     if (best.attention.size() > best.tokens.size())
       tgt.push_back("</s>");  // not when cut at the length limit
-    png = plot::draw_attention(best.attention, src, tgt, size);
+    png = tools.draw_attention(best.attention, src, tgt, size);
     spdlog::info("translation: {}", translator.detokenize(best));
   }
   fs::write_output(
