@@ -20,9 +20,9 @@ struct Child {
   int stdout_fd = -1;  // read end of the child's stdout
 };
 
-// Starts S2S_BINARY with `args`; stderr goes to `stderr_file`.
+// Starts `binary` (S2S_BINARY) with `args`; stderr goes to `stderr_file`.
 inline Child spawn(const std::vector<std::string>& args, const std::string& stderr_file,
-                   bool pipe_stdin = false) {
+                   bool pipe_stdin = false, const char* binary = S2S_BINARY) {
   int in[2] = {-1, -1}, out[2];
   if (pipe_stdin && ::pipe(in) != 0) return {};
   if (::pipe(out) != 0) return {};
@@ -39,10 +39,10 @@ inline Child spawn(const std::vector<std::string>& args, const std::string& stde
     ::close(out[0]);
     const int err = ::open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(err, 2);
-    std::vector<char*> argv{const_cast<char*>(S2S_BINARY)};
+    std::vector<char*> argv{const_cast<char*>(binary)};
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    ::execv(S2S_BINARY, argv.data());
+    ::execv(binary, argv.data());
     ::_exit(127);
   }
   if (pipe_stdin) ::close(in[0]);

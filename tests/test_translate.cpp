@@ -292,8 +292,9 @@ struct Run {
   std::string out, err;
 };
 
-Run run_s2s(const std::vector<std::string>& args, const stdfs::path& err_file) {
-  auto child = s2s_test::spawn(args, err_file.string());
+Run run_s2s(const std::vector<std::string>& args, const stdfs::path& err_file,
+            const std::string& binary = S2S_BINARY) {
+  auto child = s2s_test::spawn(args, err_file.string(), /*pipe_stdin=*/false, binary.c_str());
   Run r;
   r.out = s2s_test::read_all(child.stdout_fd);
   const int status = s2s_test::wait_status(child.pid);
@@ -438,6 +439,25 @@ TEST_F(TranslateTest, NBestAlignmentFieldsFollowMarian) {
     }
     EXPECT_EQ(n_pairs, n_pieces) << line;
   }
+}
+
+// The s2s executable alone, without libs2s_torch.so and libs2s_tools.so next to it: native translation needs
+// neither, and `plot` fails with one line naming the missing part.
+TEST_F(TranslateTest, TheExecutableAloneTranslatesNativelyAndNamesAMissingPlugin) {
+  const auto alone = s2s_test::temp_dir("s2s_alone") / "s2s";
+  stdfs::copy_file(S2S_BINARY, alone, stdfs::copy_options::overwrite_existing);
+  const auto input = dir_ / "alone_input.de";
+  s2s::fs::write_file_atomic(input, "Ein Mann geht mit seinem Hund.\nZwei Hunde.\n");
+  const auto ok = run_s2s({"translate", "-m", dir_.string(), "-i", input.string(), "--engine", "native"},
+                          dir_ / "stderr_alone.txt", alone.string());
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_EQ(split_lines(ok.out).size(), 2u) << ok.out;
+  const auto plot = run_s2s({"plot", "-m", dir_.string(), "-o", (dir_ / "alone.png").string()},
+                            dir_ / "stderr_alone_plot.txt", alone.string());
+  EXPECT_EQ(plot.code, 1);
+  EXPECT_NE(plot.err.find("cannot load the serve and plot part of s2s"), std::string::npos) << plot.err;
+  EXPECT_EQ(split_lines(plot.err).size(), 1u) << plot.err;
+  EXPECT_FALSE(stdfs::exists(dir_ / "alone.png"));
 }
 
 // s2s plot --attention translates the sentence and writes a PNG of the asked size; the curves of a model dir
