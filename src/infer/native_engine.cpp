@@ -21,12 +21,6 @@ void copy_rows(const std::vector<float>& x, int64_t width, const std::vector<int
 
 }  // namespace
 
-std::vector<float> gather_rows(const std::vector<float>& x, int64_t width, const std::vector<int64_t>& rows) {
-  std::vector<float> out(rows.size() * static_cast<size_t>(width));
-  copy_rows(x, width, rows, out.data());
-  return out;
-}
-
 void take_rows(std::vector<float>& x, int64_t width, const std::vector<int64_t>& rows) {
   thread_local std::vector<float> taken;  // swapped with x: the buffers circulate instead of being allocated
   taken.resize(rows.size() * static_cast<size_t>(width));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -40,7 +41,13 @@ class NativeNetwork {
 };
 
 // Rows `rows` of x [*, width], in that order.
-std::vector<float> gather_rows(const std::vector<float>& x, int64_t width, const std::vector<int64_t>& rows);
+template <typename T>
+std::vector<T> gather_rows(const std::vector<T>& x, int64_t width, const std::vector<int64_t>& rows) {
+  std::vector<T> out(rows.size() * static_cast<size_t>(width));  // [rows.size(), width]
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::memcpy(&out[i * width], &x[rows[i] * width], static_cast<size_t>(width) * sizeof(T));
+  return out;
+}
 // x = gather_rows(x, ...) through a per-thread buffer that circulates with x's: no allocation or zero-fill
 // at each step. For the per-step decoder rows, whose sizes stay alike (a big x would leave its buffer here).
 void take_rows(std::vector<float>& x, int64_t width, const std::vector<int64_t>& rows);

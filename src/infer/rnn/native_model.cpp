@@ -275,17 +275,6 @@ void NativeModel::attend(const Encoded& enc, int64_t a, const float* query, int6
 
 namespace {
 
-// x [A, width] -> [kept.size(), width]: the rows of the sentences kept (nothing when x is the empty one of a
-// float32 / bf16 pair).
-template <typename T>
-void keep_rows(std::vector<T>& x, int64_t width, const std::vector<int64_t>& kept) {
-  if (x.empty()) return;
-  std::vector<T> out(kept.size() * static_cast<size_t>(width));
-  for (size_t i = 0; i < kept.size(); ++i)
-    std::memcpy(&out[i * width], &x[kept[i] * width], static_cast<size_t>(width) * sizeof(T));
-  x = std::move(out);
-}
-
 struct RnnState : NativeState {
   Encoded enc;
   DecoderRows rows;
@@ -318,9 +307,11 @@ void NativeModel::reorder(NativeState& base, const std::vector<int64_t>& rows,
   take_rows(state.rows.feed, out_dim(), rows);
   if (static_cast<int64_t>(kept.size()) == A) return;
   const int64_t S = enc.src_len, M = enc.mem_dim(), D = enc.key_dim();
-  keep_rows(enc.memory, S * M, kept), keep_rows(enc.memory16, S * M, kept);
-  keep_rows(enc.keys, S * D, kept), keep_rows(enc.keys16, S * D, kept);
-  keep_rows(enc.final, M, kept);
+  auto keep = [&](auto& x, int64_t width) {  // the kept sentences' rows (the empty one of a pair stays empty)
+    if (!x.empty()) x = gather_rows(x, width, kept);
+  };
+  keep(enc.memory, S * M), keep(enc.memory16, S * M), keep(enc.keys, S * D), keep(enc.keys16, S * D);
+  keep(enc.final, M);
   std::vector<uint8_t> mask;
   std::vector<int64_t> lengths;
   for (auto a : kept) {
