@@ -13,6 +13,7 @@
 #include "libtorch/train/checkpoint.h"
 #include "libtorch/train/trainer.h"
 #include "metrics/bleu.h"
+#include "metrics/chrf.h"
 #include "nn_fixture.h"
 #include "process.h"
 #include "util/fs.h"
@@ -85,7 +86,7 @@ TEST(Train, EndToEndLossFallsThenTranslatesAndScores) {
   EXPECT_GT(bleu.sys_len, 0);
 
   // The native engine's int8 (bf16 where the CPU lacks VNNI) against its exact fp32 search on the shipped
-  // demo data: BLEU within 1 point, and the translations mostly the same (BLEU of one against the other).
+  // demo data: BLEU within 1 point, and the translations mostly the same (chrF of one against the other).
   const std::string reduced = s2s::infer::int8_is_fast() ? "int8" : s2s::infer::bf16_is_fast() ? "bf16" : "";
   if (reduced.empty()) GTEST_SKIP() << "neither int8 nor bf16 GEMMs on this CPU";
   s2s::fs::write_file_atomic(dir / "test40.de", [&] {
@@ -110,7 +111,8 @@ TEST(Train, EndToEndLossFallsThenTranslatesAndScores) {
   const double exact_bleu = s2s::metrics::corpus_bleu(exact, refs).score;
   const double fast_bleu = s2s::metrics::corpus_bleu(fast, refs).score;
   EXPECT_NEAR(fast_bleu, exact_bleu, 1.0) << reduced;
-  EXPECT_GT(s2s::metrics::corpus_bleu(fast, exact).score, 60.0) << reduced << " strays from fp32";
+  // Agreement by chrF: after 80 steps the hypotheses can be too short for BLEU's 4-grams even when equal.
+  EXPECT_GT(s2s::metrics::corpus_chrf(fast, exact).score, 60.0) << reduced << " strays from fp32";
 }
 
 // 40 steps straight == 20 + 20 after a resume, bit for bit, for both model families.

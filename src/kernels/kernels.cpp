@@ -152,10 +152,11 @@ S2S_CLONES void logsumexp_bf16(const uint16_t* x, int64_t cols, int64_t begin, i
 
 // Attention score of query q against key k: the dot product, or Bahdanau's v . tanh(q + k) when v is given
 // (q is then the projected query).
-template <class T>
-__attribute__((always_inline)) inline float score(const float* __restrict q, const T* __restrict k,
-                                                  const float* __restrict v, int64_t D) {
-  float s = 0;
+// C: the compute type of queries, weights and context (float, or double for gradient tests).
+template <class T, class C>
+__attribute__((always_inline)) inline C score(const C* __restrict q, const T* __restrict k,
+                                              const C* __restrict v, int64_t D) {
+  C s = 0;
   if (v) {
     for (int64_t d = 0; d < D; ++d) s += v[d] * std::tanh(q[d] + as_float(k[d]));
   } else {
@@ -164,34 +165,61 @@ __attribute__((always_inline)) inline float score(const float* __restrict q, con
   return s;
 }
 
-template <class T>
-__attribute__((always_inline)) inline void attend(const float* __restrict query, const T* __restrict keys,
-                                                  const float* __restrict v, const T* __restrict memory,
+template <class T, class C>
+__attribute__((always_inline)) inline void attend(const C* __restrict query, const T* __restrict keys,
+                                                  const C* __restrict v, const T* __restrict memory,
                                                   const bool* mask, int64_t group, int64_t S, int64_t D,
-                                                  int64_t M, float* __restrict weights,
-                                                  float* __restrict context) {
+                                                  int64_t M, C* __restrict weights, C* __restrict context) {
   for (int64_t g = 0; g < group; ++g) {
-    const float* q = query + g * D;
-    float* w = weights + g * S;
-    float max = std::numeric_limits<float>::lowest();  // finite: this file assumes no infinities
+    const C* q = query + g * D;
+    C* w = weights + g * S;
+    C max = std::numeric_limits<C>::lowest();  // finite: this file assumes no infinities
     for (int64_t s = 0; s < S; ++s) {
-      w[s] = mask[s] ? score(q, keys + s * D, v, D) : 0.0f;
+      w[s] = mask[s] ? score(q, keys + s * D, v, D) : C(0);
       if (mask[s] && w[s] > max) max = w[s];
     }
-    float sum = 0;
+    C sum = 0;
     for (int64_t s = 0; s < S; ++s) {
-      w[s] = mask[s] ? std::exp(w[s] - max) : 0.0f;
+      w[s] = mask[s] ? std::exp(w[s] - max) : C(0);
       sum += w[s];
     }
-    const float inv = 1.0f / sum;
-    float* ctx = context + g * M;
+    const C inv = C(1) / sum;
+    C* ctx = context + g * M;
     for (int64_t m = 0; m < M; ++m) ctx[m] = 0;
     for (int64_t s = 0; s < S; ++s) {
-      const float ws = (w[s] *= inv);
+      const C ws = (w[s] *= inv);
       if (ws == 0) continue;
       const T* mem = memory + s * M;
       for (int64_t m = 0; m < M; ++m) ctx[m] += ws * as_float(mem[m]);
     }
+  }
+}
+
+// Backward of attend for one dot-product query: with da[s] = d_context . memory[s],
+// d_scores[s] = w[s] (da[s] - sum_s' w[s'] da[s']) and d_query = sum_s d_scores[s] keys[s].
+template <class T, class C>
+__attribute__((always_inline)) inline void attend_backward(const T* __restrict keys,
+                                                           const T* __restrict memory, const bool* mask,
+                                                           const C* __restrict w,
+                                                           const C* __restrict d_context, int64_t S,
+                                                           int64_t D, int64_t M, C* __restrict d_query,
+                                                           C* __restrict d_scores) {
+  C expected = 0;  // sum_s w[s] da[s]
+  for (int64_t s = 0; s < S; ++s) {
+    C da = 0;
+    if (mask[s] && w[s] != 0) {
+      const T* mem = memory + s * M;
+      for (int64_t m = 0; m < M; ++m) da += d_context[m] * as_float(mem[m]);
+    }
+    d_scores[s] = da;
+    expected += w[s] * da;
+  }
+  for (int64_t d = 0; d < D; ++d) d_query[d] = 0;
+  for (int64_t s = 0; s < S; ++s) {
+    const C ds = (d_scores[s] = w[s] * (d_scores[s] - expected));
+    if (ds == 0) continue;
+    const T* k = keys + s * D;
+    for (int64_t d = 0; d < D; ++d) d_query[d] += ds * as_float(k[d]);
   }
 }
 
@@ -206,6 +234,21 @@ S2S_CLONES void attend_bf16(const float* query, const uint16_t* keys, const floa
                             float* context) {
   attend(query, keys, v, memory, mask, group, S, D, M, weights, context);
 }
+
+S2S_CLONES void attend_f64(const double* query, const double* keys, const double* memory, const bool* mask,
+                           int64_t group, int64_t S, int64_t D, int64_t M, double* weights, double* context) {
+  attend(query, keys, static_cast<const double*>(nullptr), memory, mask, group, S, D, M, weights, context);
+}
+
+#define S2S_ATTEND_BACKWARD(NAME, T, C)                                                                  \
+  S2S_CLONES void NAME(const T* keys, const T* memory, const bool* mask, const C* w, const C* d_context, \
+                       int64_t S, int64_t D, int64_t M, C* d_query, C* d_scores) {                       \
+    attend_backward(keys, memory, mask, w, d_context, S, D, M, d_query, d_scores);                       \
+  }
+S2S_ATTEND_BACKWARD(attend_backward_f32, float, float)
+S2S_ATTEND_BACKWARD(attend_backward_bf16, uint16_t, float)
+S2S_ATTEND_BACKWARD(attend_backward_f64, double, double)
+#undef S2S_ATTEND_BACKWARD
 
 }  // namespace
 
@@ -318,6 +361,27 @@ void attention(const float* query, const float* keys, const float* memory, const
 void attention(const float* query, const uint16_t* keys, const uint16_t* memory, const bool* mask,
                int64_t group, int64_t src_len, int64_t dim, int64_t mem_dim, float* weights, float* context) {
   attend_bf16(query, keys, nullptr, memory, mask, group, src_len, dim, mem_dim, weights, context);
+}
+
+void attention(const double* query, const double* keys, const double* memory, const bool* mask, int64_t group,
+               int64_t src_len, int64_t dim, int64_t mem_dim, double* weights, double* context) {
+  attend_f64(query, keys, memory, mask, group, src_len, dim, mem_dim, weights, context);
+}
+
+void attention_backward(const float* keys, const float* memory, const bool* mask, const float* weights,
+                        const float* d_context, int64_t src_len, int64_t dim, int64_t mem_dim, float* d_query,
+                        float* d_scores) {
+  attend_backward_f32(keys, memory, mask, weights, d_context, src_len, dim, mem_dim, d_query, d_scores);
+}
+void attention_backward(const uint16_t* keys, const uint16_t* memory, const bool* mask, const float* weights,
+                        const float* d_context, int64_t src_len, int64_t dim, int64_t mem_dim, float* d_query,
+                        float* d_scores) {
+  attend_backward_bf16(keys, memory, mask, weights, d_context, src_len, dim, mem_dim, d_query, d_scores);
+}
+void attention_backward(const double* keys, const double* memory, const bool* mask, const double* weights,
+                        const double* d_context, int64_t src_len, int64_t dim, int64_t mem_dim,
+                        double* d_query, double* d_scores) {
+  attend_backward_f64(keys, memory, mask, weights, d_context, src_len, dim, mem_dim, d_query, d_scores);
 }
 
 namespace {

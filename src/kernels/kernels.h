@@ -62,6 +62,21 @@ void attention(const float* query, const float* keys, const float* memory, const
                int64_t src_len, int64_t dim, int64_t mem_dim, float* weights, float* context);
 void attention(const float* query, const uint16_t* keys, const uint16_t* memory, const bool* mask,
                int64_t group, int64_t src_len, int64_t dim, int64_t mem_dim, float* weights, float* context);
+void attention(const double* query, const double* keys, const double* memory, const bool* mask, int64_t group,
+               int64_t src_len, int64_t dim, int64_t mem_dim, double* weights, double* context);
+
+// Backward of attention() for one query (training): from its weights [src_len] and d_context [mem_dim] to
+// d_query [dim] and d_scores [src_len], the gradient of the pre-softmax scores (0 at padding), from which
+// the caller forms the keys' and memory's gradients over all steps at once.
+void attention_backward(const float* keys, const float* memory, const bool* mask, const float* weights,
+                        const float* d_context, int64_t src_len, int64_t dim, int64_t mem_dim, float* d_query,
+                        float* d_scores);
+void attention_backward(const uint16_t* keys, const uint16_t* memory, const bool* mask, const float* weights,
+                        const float* d_context, int64_t src_len, int64_t dim, int64_t mem_dim, float* d_query,
+                        float* d_scores);
+void attention_backward(const double* keys, const double* memory, const bool* mask, const double* weights,
+                        const double* d_context, int64_t src_len, int64_t dim, int64_t mem_dim,
+                        double* d_query, double* d_scores);
 
 // Bahdanau (additive) attention, the same contract with score(s) = v . tanh(query + keys[s]): query [group,
 // dim] is the projected query (W_q q + b), keys [src_len, dim] the projected memory (W_k m), v [dim].

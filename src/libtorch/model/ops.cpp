@@ -67,13 +67,7 @@ class LstmCell : public torch::autograd::Function<LstmCell> {
     const auto g = gates.contiguous(), cp = c_prev.contiguous();
     auto act = torch::empty_like(g), c = torch::empty_like(cp);
     auto h = torch::empty(cp.sizes(), g.options());
-    if (g.scalar_type() == torch::kBFloat16) {
-      cell_forward<uint16_t, float>(g, cp, c, h, act);
-    } else if (g.scalar_type() == torch::kDouble) {
-      cell_forward<double, double>(g, cp, c, h, act);
-    } else {
-      cell_forward<float, float>(g, cp, c, h, act);
-    }
+    lstm_cell_forward(g, cp, c, h, act);
     ctx->save_for_backward({act, cp, c});
     return {h, c};
   }
@@ -86,18 +80,35 @@ class LstmCell : public torch::autograd::Function<LstmCell> {
                                        : torch::zeros(cp.sizes(), act.options());
     const auto dc = grads[1].defined() ? grads[1].to(cp.scalar_type()).contiguous() : torch::zeros_like(cp);
     auto dgates = torch::empty_like(act), dc_prev = torch::empty_like(cp);
-    if (act.scalar_type() == torch::kBFloat16) {
-      cell_backward<uint16_t, float>(act, cp, c, dh, dc, dgates, dc_prev);
-    } else if (act.scalar_type() == torch::kDouble) {
-      cell_backward<double, double>(act, cp, c, dh, dc, dgates, dc_prev);
-    } else {
-      cell_backward<float, float>(act, cp, c, dh, dc, dgates, dc_prev);
-    }
+    lstm_cell_backward(act, cp, c, dh, dc, dgates, dc_prev);
     return {dgates, dc_prev};
   }
 };
 
 }  // namespace
+
+void lstm_cell_forward(const torch::Tensor& gates, const torch::Tensor& c_prev, const torch::Tensor& c,
+                       const torch::Tensor& h, const torch::Tensor& act) {
+  if (gates.scalar_type() == torch::kBFloat16) {
+    cell_forward<uint16_t, float>(gates, c_prev, c, h, act);
+  } else if (gates.scalar_type() == torch::kDouble) {
+    cell_forward<double, double>(gates, c_prev, c, h, act);
+  } else {
+    cell_forward<float, float>(gates, c_prev, c, h, act);
+  }
+}
+
+void lstm_cell_backward(const torch::Tensor& act, const torch::Tensor& c_prev, const torch::Tensor& c,
+                        const torch::Tensor& dh, const torch::Tensor& dc, const torch::Tensor& dgates,
+                        const torch::Tensor& dc_prev) {
+  if (act.scalar_type() == torch::kBFloat16) {
+    cell_backward<uint16_t, float>(act, c_prev, c, dh, dc, dgates, dc_prev);
+  } else if (act.scalar_type() == torch::kDouble) {
+    cell_backward<double, double>(act, c_prev, c, dh, dc, dgates, dc_prev);
+  } else {
+    cell_backward<float, float>(act, c_prev, c, dh, dc, dgates, dc_prev);
+  }
+}
 
 const uint16_t* bf16_bits(const torch::Tensor& t) {
   return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>());
@@ -178,22 +189,26 @@ torch::Tensor row_logsumexp(const torch::Tensor& x) {
   return out;
 }
 
-torch::Tensor dropout(const torch::Tensor& x, double p, bool training) {
-  if (!training || p <= 0) return x;
-  if (!x.device().is_cpu()) return torch::dropout(x, p, /*train=*/true);
+torch::Tensor dropout_mask(at::IntArrayRef sizes, double p) {
   uint64_t seed = 0;
   {
     auto generator = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(generator.mutex());
     seed = at::check_generator<at::CPUGeneratorImpl>(generator)->random64();
   }
-  auto mask = torch::empty(x.sizes(), x.options().dtype(torch::kFloat));  // 0 or 1 / (1 - p)
+  auto mask = torch::empty(sizes, torch::kFloat);  // 0 or 1 / (1 - p)
   float* m = mask.data_ptr<float>();
   const auto keep = static_cast<float>(1 - p), scale = static_cast<float>(1 / (1 - p));
   at::parallel_for(0, mask.numel(), /*grain_size=*/1 << 16, [&](int64_t begin, int64_t end) {
     kernels::dropout_mask(seed, keep, scale, m, begin, end);
   });
-  return x * mask.to(x.scalar_type());
+  return mask;
+}
+
+torch::Tensor dropout(const torch::Tensor& x, double p, bool training) {
+  if (!training || p <= 0) return x;
+  if (!x.device().is_cpu()) return torch::dropout(x, p, /*train=*/true);
+  return x * dropout_mask(x.sizes(), p).to(x.scalar_type());
 }
 
 }  // namespace s2s

@@ -21,6 +21,19 @@ std::pair<torch::Tensor, torch::Tensor> lstm_update(const torch::Tensor& gates, 
 std::pair<torch::Tensor, torch::Tensor> lstm_step(const torch::Tensor& pre, const torch::Tensor& rec_in,
                                                   const torch::Tensor& w_rec, const torch::Tensor& c);
 
+// The fused training cell's kernels on contiguous CPU tensors: gates, h, act (the activated gates, saved for
+// the backward) and dh, dgates in the compute dtype (float32, bf16 or double); c_prev, c, dc, dc_prev in
+// float32 (double with double gates). Shapes: gates/act/dgates [rows, 4H], the rest [rows, H].
+void lstm_cell_forward(const torch::Tensor& gates, const torch::Tensor& c_prev, const torch::Tensor& c,
+                       const torch::Tensor& h, const torch::Tensor& act);
+void lstm_cell_backward(const torch::Tensor& act, const torch::Tensor& c_prev, const torch::Tensor& c,
+                        const torch::Tensor& dh, const torch::Tensor& dc, const torch::Tensor& dgates,
+                        const torch::Tensor& dc_prev);
+
+// A CPU float32 inverted-dropout mask of `sizes`: each element 1 / (1 - p) with probability 1 - p, else 0
+// (the mask s2s::dropout multiplies by).
+torch::Tensor dropout_mask(at::IntArrayRef sizes, double p);
+
 // Inverted dropout: x * mask / (1 - p) while training, x otherwise. On the CPU the mask comes from
 // kernels::dropout_mask with one 64-bit seed drawn from LibTorch's default CPU generator, so seeded and
 // resumed runs repeat it; LibTorch 1.13's bernoulli_ draws element by element (24.6% of a Transformer

@@ -89,8 +89,10 @@ std::pair<torch::Tensor, torch::Tensor> AttentionImpl::forward(const torch::Tens
     scores = torch::bmm(q, k.keys.transpose(1, 2));                    // [batch, group, src_len]
   }
   scores = scores.masked_fill(~k.mask.unsqueeze(1), -std::numeric_limits<float>::infinity());
-  auto weights = torch::softmax(scores, /*dim=*/2, torch::kFloat);          // [batch, group, src_len]
-  auto context = torch::bmm(weights.to(k.memory.scalar_type()), k.memory);  // [batch, group, mem]
+  const auto type =
+      scores.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;  // float or better
+  auto weights = torch::softmax(scores, /*dim=*/2, type);                       // [batch, group, src_len]
+  auto context = torch::bmm(weights.to(k.memory.scalar_type()), k.memory);      // [batch, group, mem]
   return {context.view({batch * group, -1}), weights.view({batch * group, -1})};
 }
 

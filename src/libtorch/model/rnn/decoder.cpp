@@ -1,6 +1,7 @@
 #include "libtorch/model/rnn/decoder.h"
 
 #include "libtorch/model/ops.h"
+#include "libtorch/model/rnn/decoder_recurrence.h"
 
 namespace s2s {
 
@@ -75,10 +76,30 @@ torch::Tensor DecoderImpl::forward(const torch::Tensor& tgt_in, DecoderState& st
   const auto batch = tgt_in.size(0), len = tgt_in.size(1);
   auto emb = dropout_emb(embedding(tgt_in.t()));  // [len, batch, emb]
   auto x_gates = torch::addmm(bias[0], emb.view({len * batch, -1}), w_x[0]).view({len, batch, -1});
+  if (options.fused_recurrence && torch::GradMode::is_enabled() &&
+      options.attention != AttentionType::kBahdanau && decoder_recurrence_supported(x_gates)) {
+    return recurrence(x_gates, state).transpose(0, 1);
+  }
   std::vector<torch::Tensor> outputs;
   outputs.reserve(static_cast<size_t>(len));
   for (int64_t t = 0; t < len; ++t) outputs.push_back(advance(x_gates[t], state, nullptr));
   return torch::stack(outputs, 1);  // [batch, len, out_dim]
+}
+
+torch::Tensor DecoderImpl::recurrence(const torch::Tensor& x_gates, const DecoderState& state) {
+  const auto len = x_gates.size(0), batch = x_gates.size(1), L = options.layers, H = options.hidden;
+  DecoderRecurrenceInputs in;
+  in.x_gates = x_gates, in.h = state.h, in.c = state.c;
+  in.keys = state.keys.keys, in.memory = state.keys.memory, in.mask = state.keys.mask;
+  in.w_rec = w_rec, in.bias.assign(bias.begin() + 1, bias.end()), in.w_combine = combine->weight;
+  in.input_feeding = options.input_feeding;
+  if (is_training() && options.dropout_hidden > 0 && L > 1) {
+    in.drop_hidden = dropout_mask({len, L - 1, batch, H}, options.dropout_hidden);
+  }
+  if (is_training() && options.dropout_attn > 0) {
+    in.drop_out = dropout_mask({len, batch, options.out_dim}, options.dropout_attn);
+  }
+  return decoder_recurrence(in);
 }
 
 }  // namespace s2s

@@ -23,11 +23,12 @@ struct DecoderOptions {
   int64_t memory_dim = 512;  // encoder output size (2 * encoder hidden)
   int64_t out_dim = 512;     // attentional vector size (= emb_dim when the output layer is tied)
   AttentionType attention = AttentionType::kLuongGeneral;  // scoring function
-  bool input_feeding = true;  // feed the previous attentional vector to the first layer
-  double dropout_emb = 0;     // dropout on embeddings
-  double dropout_hidden = 0;  // dropout between LSTM layers
-  double dropout_attn = 0;    // dropout on the attentional vector
-  int64_t pad_id = 0;         // padding token id
+  bool input_feeding = true;     // feed the previous attentional vector to the first layer
+  double dropout_emb = 0;        // dropout on embeddings
+  double dropout_hidden = 0;     // dropout between LSTM layers
+  double dropout_attn = 0;       // dropout on the attentional vector
+  int64_t pad_id = 0;            // padding token id
+  bool fused_recurrence = true;  // CPU training runs decoder_recurrence (dot and general attention)
 };
 
 // Everything search needs to continue a batch of hypotheses; every tensor has batch as dim 0.
@@ -62,6 +63,8 @@ class DecoderImpl : public torch::nn::Module {
   torch::nn::Dropout dropout_emb{nullptr}, dropout_hidden{nullptr}, dropout_attn{nullptr};
 
  private:
+  // Teacher forcing as one autograd function: x_gates [len, batch, 4H] -> [len, batch, out_dim].
+  torch::Tensor recurrence(const torch::Tensor& x_gates, const DecoderState& state);
   // Runs the LSTM stack and attention for one step given the layer-0 input-side gate product.
   torch::Tensor advance(const torch::Tensor& x_gates, DecoderState& state, torch::Tensor* attn);
 };

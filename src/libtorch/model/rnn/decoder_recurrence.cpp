@@ -1,0 +1,277 @@
+#include "libtorch/model/rnn/decoder_recurrence.h"
+
+#include <ATen/Parallel.h>
+#include <torch/autograd.h>
+
+#include <memory>
+
+#include "kernels/kernels.h"
+#include "libtorch/model/ops.h"
+
+namespace s2s {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Positions of the differentiable inputs in the flat list handed to autograd.
+struct Slots {
+  int64_t L;
+  int64_t x_gates() const { return 0; }
+  int64_t h(int64_t l) const { return 1 + l; }
+  int64_t c(int64_t l) const { return 1 + L + l; }
+  int64_t keys() const { return 1 + 2 * L; }
+  int64_t memory() const { return 2 + 2 * L; }
+  int64_t w(int64_t l) const { return 3 + 2 * L + l; }
+  int64_t bias(int64_t l) const { return 3 + 3 * L + (l - 1); }  // l >= 1
+  int64_t w_combine() const { return 2 + 4 * L; }
+  int64_t count() const { return 3 + 4 * L; }
+};
+
+template <class T>
+T* ptr(const torch::Tensor& t) {  // bf16 tensors as their raw bits
+  if constexpr (std::is_same_v<T, uint16_t>) {
+    return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>());
+  } else {
+    return t.data_ptr<T>();
+  }
+}
+
+// One position's attention for every sentence: query [batch, H] (compute type C) -> weights [batch, S],
+// context [batch, M]. T: the storage type of keys and memory.
+template <class T, class C>
+void attend(const torch::Tensor& query, const torch::Tensor& keys, const torch::Tensor& memory,
+            const torch::Tensor& mask, const torch::Tensor& weights, const torch::Tensor& context) {
+  const auto S = keys.size(1), D = keys.size(2), M = memory.size(2);
+  at::parallel_for(0, keys.size(0), /*grain_size=*/8, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      kernels::attention(ptr<C>(query) + b * D, ptr<T>(keys) + b * S * D, ptr<T>(memory) + b * S * M,
+                         mask.data_ptr<bool>() + b * S, 1, S, D, M, ptr<C>(weights) + b * S,
+                         ptr<C>(context) + b * M);
+    }
+  });
+}
+
+// Its backward: from weights [batch, S] and d_context [batch, M] to d_query [batch, H], d_scores [batch, S].
+template <class T, class C>
+void attend_backward(const torch::Tensor& keys, const torch::Tensor& memory, const torch::Tensor& mask,
+                     const torch::Tensor& weights, const torch::Tensor& d_context,
+                     const torch::Tensor& d_query, const torch::Tensor& d_scores) {
+  const auto S = keys.size(1), D = keys.size(2), M = memory.size(2);
+  at::parallel_for(0, keys.size(0), /*grain_size=*/8, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      kernels::attention_backward(ptr<T>(keys) + b * S * D, ptr<T>(memory) + b * S * M,
+                                  mask.data_ptr<bool>() + b * S, ptr<C>(weights) + b * S,
+                                  ptr<C>(d_context) + b * M, S, D, M, ptr<C>(d_query) + b * D,
+                                  ptr<C>(d_scores) + b * S);
+    }
+  });
+}
+
+// Dispatch on the storage dtype (float, bf16, double); the compute type follows (float, float, double).
+template <class F>
+void by_dtype(torch::ScalarType type, F&& f) {
+  if (type == torch::kBFloat16) {
+    f(uint16_t{}, float{});
+  } else if (type == torch::kDouble) {
+    f(double{}, double{});
+  } else {
+    f(float{}, float{});
+  }
+}
+
+// The non-differentiable tensors, passed as one plain argument (autograd would track a tensor argument, and
+// an undefined one, a mask left out, has no device to record).
+struct Masks {
+  torch::Tensor mask, drop_hidden, drop_out;  // see DecoderRecurrenceInputs
+};
+
+class DecoderRecurrence : public torch::autograd::Function<DecoderRecurrence> {
+ public:
+  // in: the differentiable inputs in Slots order.
+  static variable_list forward(AutogradContext* ctx, torch::TensorList in, const Masks& masks, int64_t layers,
+                               bool input_feeding) {
+    const auto &mask = masks.mask, &drop_hidden = masks.drop_hidden, &drop_out = masks.drop_out;
+    const Slots at{layers};
+    const auto L = layers;
+    const auto& xg = in[at.x_gates()];  // [len, batch, 4H]
+    const auto len = xg.size(0), B = xg.size(1), H = xg.size(2) / 4;
+    const auto& keys = in[at.keys()];  // [batch, S, H]
+    const auto& memory = in[at.memory()];
+    const auto S = keys.size(1), M = memory.size(2);
+    const auto& wc = in[at.w_combine()];  // [O, M + H]
+    const auto O = wc.size(0);
+    const auto opt = xg.options();
+    const auto copt = opt.dtype(xg.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat);
+
+    std::vector<torch::Tensor> rec, act,
+        cs;  // per layer: [len, batch, in_l], [len, batch, 4H], [len+1, batch, H]
+    for (int64_t l = 0; l < L; ++l) {
+      rec.push_back(torch::empty({len, B, in[at.w(l)].size(0)}, opt));
+      act.push_back(torch::empty({len, B, 4 * H}, opt));
+      cs.push_back(torch::empty({len + 1, B, H}, copt));
+      cs[l][0].copy_(in[at.c(l)]);
+    }
+    auto comb = torch::empty({len, B, M + H}, opt);  // [context ; h_top] per position
+    auto raw = torch::empty({len, B, O}, opt);       // tanh(W_c comb), before dropout
+    auto out = torch::empty({len, B, O}, opt);       // the attentional vectors
+    auto weights = torch::empty({len, B, S}, copt);  // attention weights
+    auto context = torch::empty({B, M}, copt);
+    std::vector<torch::Tensor> h;
+    for (int64_t l = 0; l < L; ++l) h.push_back(in[at.h(l)]);
+    torch::Tensor feed = torch::zeros({B, O}, opt);
+    for (int64_t t = 0; t < len; ++t) {
+      for (int64_t l = 0; l < L; ++l) {
+        auto r = rec[l][t];  // [batch, in_l] = [feed or the layer below ; own h]
+        const auto K = r.size(1);
+        if (l == 0 && input_feeding) r.narrow(1, 0, O).copy_(feed);
+        if (l > 0) {
+          r.narrow(1, 0, H).copy_(drop_hidden.defined() ? h[l - 1] * drop_hidden[t][l - 1] : h[l - 1]);
+        }
+        r.narrow(1, K - H, H).copy_(h[l]);
+        auto gates = torch::addmm(l == 0 ? xg[t] : in[at.bias(l)], r, in[at.w(l)]);  // [batch, 4H]
+        h[l] = torch::empty({B, H}, opt);
+        lstm_cell_forward(gates, cs[l][t], cs[l][t + 1], h[l], act[l][t]);
+      }
+      comb[t].narrow(1, M, H).copy_(h[L - 1]);
+      const auto query = h[L - 1].to(copt.dtype()).contiguous();
+      by_dtype(xg.scalar_type(), [&](auto t_, auto c_) {
+        attend<decltype(t_), decltype(c_)>(query, keys, memory, mask, weights[t], context);
+      });
+      comb[t].narrow(1, 0, M).copy_(context);
+      raw[t].copy_(torch::mm(comb[t], wc.t()).tanh_());
+      feed = drop_out.defined() ? raw[t] * drop_out[t] : raw[t];
+      out[t].copy_(feed);
+    }
+    std::vector<torch::Tensor> saved{keys, memory, wc, comb, raw, weights, mask};
+    for (int64_t l = 0; l < L; ++l) saved.insert(saved.end(), {in[at.w(l)], rec[l], act[l], cs[l]});
+    ctx->saved_data["tensors"] = saved;
+    ctx->saved_data["drop_hidden"] = drop_hidden;
+    ctx->saved_data["drop_out"] = drop_out;
+    ctx->saved_data["layers"] = layers;
+    ctx->saved_data["input_feeding"] = input_feeding;
+    return {out};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads);
+};
+
+variable_list DecoderRecurrence::backward(AutogradContext* ctx, variable_list grads) {
+  const auto saved = ctx->saved_data["tensors"].toTensorVector();
+  const auto drop_hidden = ctx->saved_data["drop_hidden"].toTensor();
+  const auto drop_out = ctx->saved_data["drop_out"].toTensor();
+  const auto L = ctx->saved_data["layers"].toInt();
+  const bool input_feeding = ctx->saved_data["input_feeding"].toBool();
+  const auto &keys = saved[0], &memory = saved[1], &wc = saved[2], &comb = saved[3], &raw = saved[4];
+  const auto &weights = saved[5], &mask = saved[6];
+  auto w = [&](int64_t l) -> const torch::Tensor& { return saved[static_cast<size_t>(7 + 4 * l)]; };
+  auto rec = [&](int64_t l) -> const torch::Tensor& { return saved[static_cast<size_t>(8 + 4 * l)]; };
+  auto act = [&](int64_t l) -> const torch::Tensor& { return saved[static_cast<size_t>(9 + 4 * l)]; };
+  auto cs = [&](int64_t l) -> const torch::Tensor& { return saved[static_cast<size_t>(10 + 4 * l)]; };
+  const auto len = comb.size(0), B = comb.size(1), S = keys.size(1), M = memory.size(2);
+  const auto H = comb.size(2) - M, O = wc.size(0);
+  const auto dtype = comb.scalar_type(), ctype = weights.scalar_type();
+  const auto opt = comb.options(), copt = opt.dtype(ctype);
+
+  const auto d_out = grads[0].defined() ? grads[0].to(ctype) : torch::zeros({len, B, O}, copt);
+  std::vector<torch::Tensor> d_gates, dh_next, dc_next;  // per layer; the carries come from position t + 1
+  for (int64_t l = 0; l < L; ++l) {
+    d_gates.push_back(torch::empty({len, B, 4 * H}, opt));
+    dh_next.push_back(torch::zeros({B, H}, copt));
+    dc_next.push_back(torch::zeros({B, H}, copt));
+  }
+  auto d_pre = torch::empty({len, B, O}, opt);       // d tanh input, for W_c's gradient
+  auto d_context = torch::empty({len, B, M}, copt);  // for the memory's gradient
+  auto d_scores = torch::empty({len, B, S}, copt);   // for the keys' gradient
+  auto d_query = torch::empty({B, H}, copt);
+  auto d_feed = torch::zeros({B, O}, copt);
+  for (int64_t t = len - 1; t >= 0; --t) {
+    auto d_o = d_out[t] + d_feed;  // [batch, O]
+    if (drop_out.defined()) d_o.mul_(drop_out[t]);
+    const auto r = raw[t].to(ctype);
+    d_pre[t].copy_(d_o * (1 - r * r));
+    const auto d_comb = torch::mm(d_pre[t], wc).to(ctype);  // [batch, M + H]
+    d_context[t].copy_(d_comb.narrow(1, 0, M));
+    by_dtype(dtype, [&](auto t_, auto c_) {
+      attend_backward<decltype(t_), decltype(c_)>(keys, memory, mask, weights[t], d_context[t], d_query,
+                                                  d_scores[t]);
+    });
+    torch::Tensor dh = d_comb.narrow(1, M, H) + d_query;  // the top layer's h from outside the stack
+    for (int64_t l = L - 1; l >= 0; --l) {
+      dh = dh + dh_next[l];
+      auto dc_prev = torch::empty({B, H}, copt);
+      lstm_cell_backward(act(l)[t], cs(l)[t], cs(l)[t + 1], dh.to(dtype).contiguous(),
+                         dc_next[l].contiguous(), d_gates[l][t], dc_prev);
+      dc_next[l] = dc_prev;
+      const auto d_rec = torch::mm(d_gates[l][t], w(l).t()).to(ctype);  // [batch, in_l]
+      dh_next[l] = d_rec.narrow(1, d_rec.size(1) - H, H);
+      if (l > 0) {
+        dh = d_rec.narrow(1, 0, H);
+        if (drop_hidden.defined()) dh = dh * drop_hidden[t][l - 1];
+      } else if (input_feeding) {
+        d_feed = d_rec.narrow(1, 0, O);
+      }
+    }
+  }
+  const Slots at{L};
+  variable_list g(static_cast<size_t>(at.count() + 3));  // + the three plain arguments
+  auto slot = [&](int64_t i) -> torch::Tensor& { return g[static_cast<size_t>(i)]; };
+  slot(at.x_gates()) = d_gates[0];
+  for (int64_t l = 0; l < L; ++l) {
+    const auto K = rec(l).size(2);
+    const auto dg = d_gates[l].view({len * B, 4 * H});
+    slot(at.h(l)) = dh_next[l];
+    slot(at.c(l)) = dc_next[l];
+    slot(at.w(l)) = torch::mm(rec(l).view({len * B, K}).t(), dg);  // one GEMM over all positions
+    if (l > 0) slot(at.bias(l)) = dg.sum(0, /*keepdim=*/false, ctype).to(dtype);
+  }
+  slot(at.w_combine()) = torch::mm(d_pre.view({len * B, O}).t(), comb.view({len * B, M + H}));
+  const auto query = comb.narrow(2, M, H).to(ctype).permute({1, 0, 2});        // [batch, len, H]
+  slot(at.keys()) = torch::bmm(d_scores.permute({1, 2, 0}), query).to(dtype);  // [batch, S, H]
+  slot(at.memory()) = torch::bmm(weights.permute({1, 2, 0}), d_context.permute({1, 0, 2})).to(dtype);
+  return g;
+}
+
+}  // namespace
+
+bool decoder_recurrence_supported(const torch::Tensor& x_gates) {
+  const auto t = x_gates.scalar_type();
+  return x_gates.device().is_cpu() && (t == torch::kFloat || t == torch::kBFloat16 || t == torch::kDouble);
+}
+
+torch::Tensor decoder_recurrence(const DecoderRecurrenceInputs& in) {
+  const auto L = static_cast<int64_t>(in.h.size());
+  const auto& x = in.x_gates;
+  TORCH_CHECK(decoder_recurrence_supported(x), "decoder_recurrence: x_gates must be a float CPU tensor, got ",
+              x.options());
+  TORCH_CHECK(L > 0 && in.c.size() == in.h.size() && in.w_rec.size() == in.h.size() &&
+                  static_cast<int64_t>(in.bias.size()) == L - 1,
+              "decoder_recurrence: ", in.h.size(), " h, ", in.c.size(), " c, ", in.w_rec.size(),
+              " w_rec and ", in.bias.size(), " bias tensors do not describe one stack of layers");
+  TORCH_CHECK(x.dim() == 3 && in.keys.dim() == 3 && in.memory.dim() == 3 && in.h[0].dim() == 2 &&
+                  x.size(1) == in.keys.size(0) && x.size(2) == 4 * in.h[0].size(1) &&
+                  in.keys.size(2) == in.h[0].size(1) &&
+                  in.w_combine.size(1) == in.memory.size(2) + in.h[0].size(1),
+              "decoder_recurrence: x_gates ", x.sizes(), ", h ", in.h[0].sizes(), ", keys ", in.keys.sizes(),
+              ", memory ", in.memory.sizes(), " and w_combine ", in.w_combine.sizes(), " do not fit");
+  const auto dtype = x.scalar_type();
+  const auto cell = dtype == torch::kDouble ? torch::kDouble : torch::kFloat;
+  const Slots at{L};
+  std::vector<torch::Tensor> flat(static_cast<size_t>(at.count()));
+  auto slot = [&](int64_t i) -> torch::Tensor& { return flat[static_cast<size_t>(i)]; };
+  slot(at.x_gates()) = x.contiguous();
+  for (int64_t l = 0; l < L; ++l) {
+    const auto i = static_cast<size_t>(l);
+    slot(at.h(l)) = in.h[i].to(dtype).contiguous();
+    slot(at.c(l)) = in.c[i].to(cell).contiguous();
+    slot(at.w(l)) = in.w_rec[i].to(dtype).contiguous();
+    if (l > 0) slot(at.bias(l)) = in.bias[i - 1].to(dtype);
+  }
+  slot(at.keys()) = in.keys.to(dtype).contiguous();
+  slot(at.memory()) = in.memory.to(dtype).contiguous();
+  slot(at.w_combine()) = in.w_combine.to(dtype).contiguous();
+  const Masks masks{in.mask.to(torch::kBool).contiguous(), in.drop_hidden, in.drop_out};
+  return DecoderRecurrence::apply(torch::TensorList(flat), masks, L, in.input_feeding)[0];
+}
+
+}  // namespace s2s

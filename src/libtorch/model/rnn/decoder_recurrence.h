@@ -1,0 +1,35 @@
+// The teacher-forced decoder recurrence for CPU training as one autograd function: the LSTM stack,
+// dot-product attention (luong-dot, or luong-general over keys projected once per batch), the combine layer
+// and input feeding, for all target positions. Its backward walks the positions back with the fused cell and
+// attention kernels and forms the weight, key and memory gradients once over all positions (one GEMM each)
+// instead of autograd accumulating a [in, 4H] product per position and layer.
+#pragma once
+
+#include <torch/types.h>
+
+#include <vector>
+
+namespace s2s {
+
+struct DecoderRecurrenceInputs {
+  torch::Tensor x_gates;             // [len, batch, 4H] layer 0's input-side gates, bias included
+  std::vector<torch::Tensor> h, c;   // per layer [batch, H]: the initial state
+  torch::Tensor keys;                // [batch, src_len, H] attention keys
+  torch::Tensor memory;              // [batch, src_len, mem_dim] attention values
+  torch::Tensor mask;                // [batch, src_len] bool, true at real tokens
+  std::vector<torch::Tensor> w_rec;  // per layer [in_l, 4H]: in_0 = (out_dim if feeding) + H, else 2H
+  std::vector<torch::Tensor> bias;   // layers 1.. [4H]
+  torch::Tensor w_combine;           // [out_dim, mem_dim + H]: [context ; h_top] -> attentional vector
+  torch::Tensor drop_hidden;         // [len, layers - 1, batch, H] dropout mask between layers, or undefined
+  torch::Tensor drop_out;     // [len, batch, out_dim] dropout mask of the attentional vector, or undefined
+  bool input_feeding = true;  // layer 0 reads the previous attentional vector
+};
+
+// Whether decoder_recurrence runs these inputs: CPU tensors of float32, bf16 or double.
+bool decoder_recurrence_supported(const torch::Tensor& x_gates);
+
+// The attentional vectors [len, batch, out_dim], tanh(W_c [context ; h_top]) times the dropout mask, in
+// x_gates' dtype; every other floating input is cast to it (the cell state runs in float32, or double).
+torch::Tensor decoder_recurrence(const DecoderRecurrenceInputs& in);
+
+}  // namespace s2s
