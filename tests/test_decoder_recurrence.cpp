@@ -8,6 +8,7 @@
 
 #include "libtorch/model/rnn/decoder.h"
 #include "libtorch/model/rnn/decoder_recurrence.h"
+#include "libtorch/model/rnn/lstm_recurrence.h"
 
 namespace {
 
@@ -166,6 +167,45 @@ TEST(DecoderRecurrence, Bf16StaysCloseToDouble) {
   for (const auto& [x, y] : {std::pair{a.w_rec[0], b.w_rec[0]}, {a.memory, b.memory}, {a.keys, b.keys}}) {
     const auto scale = y.grad().abs().max().item<double>();
     EXPECT_LT((x.grad() - y.grad()).abs().max().item<double>(), 0.05 * scale + 1e-3) << x.sizes();
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// The bi-LSTM encoder layer: lstm_recurrence against the step loop under autograd, in double, outputs and
+// the gradients of the input and all three parameters.
+TEST(LstmRecurrence, EncoderLayerMatchesTheStepwisePathInDouble) {
+  auto run = [](bool fused) {
+    torch::manual_seed(5);
+    s2s::BiLSTMLayer layer(6, 5);
+    layer->to(torch::kDouble);
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : layer->parameters()) p.uniform_(-0.4, 0.4);
+    }
+    layer->fused_recurrence = fused;
+    auto x = torch::randn({4, 3, 6}, torch::kDouble).requires_grad_();  // [len, batch, input]
+    const auto lengths = torch::tensor({4, 2, 3}, torch::kInt64);
+    auto out = layer(x, s2s::reverse_index(lengths, 4));  // [len, batch, 2H]
+    (out * torch::linspace(-1, 1, out.numel(), out.options()).view(out.sizes())).sum().backward();
+    return std::vector<torch::Tensor>{out.detach(), x.grad(), layer->w_ih.grad(), layer->w_hh.grad(),
+                                      layer->bias.grad()};
+  };
+  const auto fused = run(true), stepwise = run(false);
+  for (size_t i = 0; i < fused.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(fused[i], stepwise[i], 1e-10, 1e-12))
+        << i << ": max diff " << (fused[i] - stepwise[i]).abs().max();
+  }
+}
+
+TEST(LstmRecurrence, NamesTheShapesThatDoNotFit) {
+  try {
+    s2s::lstm_recurrence(torch::zeros({2, 3, 4, 16}), torch::zeros({2, 5, 16}));
+    FAIL() << "no error";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("[2, 3, 4, 16]"), std::string::npos) << e.what();
   }
 }
 

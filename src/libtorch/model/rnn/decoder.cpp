@@ -30,9 +30,6 @@ DecoderImpl::DecoderImpl(const DecoderOptions& opts, torch::nn::Embedding shared
   attention = register_module("attention", Attention(opts.attention, H, opts.memory_dim));
   combine = register_module("combine",
                             torch::nn::Linear(LinearOptions(opts.memory_dim + H, opts.out_dim).bias(false)));
-  dropout_emb = register_module("dropout_emb", torch::nn::Dropout(opts.dropout_emb));
-  dropout_hidden = register_module("dropout_hidden", torch::nn::Dropout(opts.dropout_hidden));
-  dropout_attn = register_module("dropout_attn", torch::nn::Dropout(opts.dropout_attn));
 }
 
 DecoderState DecoderImpl::initial_state(const EncoderOutput& encoded) {
@@ -55,26 +52,27 @@ torch::Tensor DecoderImpl::advance(const torch::Tensor& x_gates, DecoderState& s
     if (l == 0) {
       rec_in = options.input_feeding ? torch::cat({state.feed, state.h[0]}, 1) : state.h[0];
     } else {
-      rec_in = torch::cat({dropout_hidden(below), state.h[l]}, 1);
+      rec_in = torch::cat({s2s::dropout(below, options.dropout_hidden, is_training()), state.h[l]}, 1);
     }
     std::tie(state.h[l], state.c[l]) = lstm_step(l == 0 ? x_gates : bias[l], rec_in, w_rec[l], state.c[l]);
     below = state.h[l];
   }
   auto [context, weights] = attention(below, state.keys);
   if (attn) *attn = weights;
-  auto out = dropout_attn(torch::tanh(combine(torch::cat({context.to(below.scalar_type()), below}, 1))));
+  auto out = torch::tanh(combine(torch::cat({context.to(below.scalar_type()), below}, 1)));
+  out = s2s::dropout(out, options.dropout_attn, is_training());
   state.feed = out;
   return out;  // [batch, out_dim]
 }
 
 torch::Tensor DecoderImpl::step(const torch::Tensor& tokens, DecoderState& state, torch::Tensor* attn) {
-  auto emb = dropout_emb(embedding(tokens));  // [batch, emb]
+  auto emb = s2s::dropout(embedding(tokens), options.dropout_emb, is_training());  // [batch, emb]
   return advance(torch::addmm(bias[0], emb, w_x[0]), state, attn);
 }
 
 torch::Tensor DecoderImpl::forward(const torch::Tensor& tgt_in, DecoderState& state) {
   const auto batch = tgt_in.size(0), len = tgt_in.size(1);
-  auto emb = dropout_emb(embedding(tgt_in.t()));  // [len, batch, emb]
+  auto emb = s2s::dropout(embedding(tgt_in.t()), options.dropout_emb, is_training());  // [len, batch, emb]
   auto x_gates = torch::addmm(bias[0], emb.view({len * batch, -1}), w_x[0]).view({len, batch, -1});
   if (options.fused_recurrence && torch::GradMode::is_enabled() &&
       options.attention != AttentionType::kBahdanau && decoder_recurrence_supported(x_gates)) {

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <torch/nn/module.h>
-#include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
@@ -60,7 +59,6 @@ class DecoderImpl : public torch::nn::Module {
   torch::nn::Linear bridge{nullptr};  // encoder summary -> initial (h, c) of every layer
   Attention attention{nullptr};
   torch::nn::Linear combine{nullptr};  // [context ; h_top] -> attentional vector
-  torch::nn::Dropout dropout_emb{nullptr}, dropout_hidden{nullptr}, dropout_attn{nullptr};
 
  private:
   // Teacher forcing as one autograd function: x_gates [len, batch, 4H] -> [len, batch, out_dim].

@@ -3,6 +3,7 @@
 #include <torch/nn/init.h>
 
 #include "libtorch/model/ops.h"
+#include "libtorch/model/rnn/lstm_recurrence.h"
 
 namespace s2s {
 
@@ -35,15 +36,20 @@ torch::Tensor BiLSTMLayerImpl::forward(const torch::Tensor& x, const torch::Tens
               .add_(bias);
   }
   pre = pre.view({2, len, batch, 4 * H});
-  auto h = torch::zeros({2, batch, H}, pre.options());
-  auto c = torch::zeros({2, batch, H}, pre.options());
-  std::vector<torch::Tensor> outputs;
-  outputs.reserve(static_cast<size_t>(len));
-  for (int64_t t = 0; t < len; ++t) {
-    std::tie(h, c) = lstm_step(pre.select(1, t), h, w_hh, c);  // h, c: [2, batch, H]
-    outputs.push_back(h);
+  torch::Tensor out;  // [2, len, batch, H]
+  if (fused_recurrence && torch::GradMode::is_enabled() && lstm_recurrence_supported(pre)) {
+    out = lstm_recurrence(pre, w_hh);
+  } else {
+    auto h = torch::zeros({2, batch, H}, pre.options());
+    auto c = torch::zeros({2, batch, H}, pre.options());
+    std::vector<torch::Tensor> outputs;
+    outputs.reserve(static_cast<size_t>(len));
+    for (int64_t t = 0; t < len; ++t) {
+      std::tie(h, c) = lstm_step(pre.select(1, t), h, w_hh, c);  // h, c: [2, batch, H]
+      outputs.push_back(h);
+    }
+    out = torch::stack(outputs, 1);
   }
-  auto out = torch::stack(outputs, 1);                             // [2, len, batch, H]
   return torch::cat({out[0], gather_time(out[1], rev_index)}, 2);  // [len, batch, 2H]
 }
 
@@ -53,8 +59,6 @@ EncoderImpl::EncoderImpl(const EncoderOptions& opts, torch::nn::Embedding shared
                   : torch::nn::Embedding(
                         torch::nn::EmbeddingOptions(opts.vocab_size, opts.emb_dim).padding_idx(opts.pad_id));
   register_module("embedding", embedding);
-  dropout_emb = register_module("dropout_emb", torch::nn::Dropout(opts.dropout_emb));
-  dropout_hidden = register_module("dropout_hidden", torch::nn::Dropout(opts.dropout_hidden));
   for (int64_t l = 0; l < opts.layers; ++l) {
     const auto input = l == 0 ? opts.emb_dim : 2 * opts.hidden;
     layers.push_back(register_module("layer" + std::to_string(l), BiLSTMLayer(input, opts.hidden)));
@@ -64,10 +68,10 @@ EncoderImpl::EncoderImpl(const EncoderOptions& opts, torch::nn::Embedding shared
 EncoderOutput EncoderImpl::forward(const torch::Tensor& src, const torch::Tensor& lengths) {
   const auto len = src.size(1);
   auto lens = lengths.to(src.device());
-  auto rev = reverse_index(lens, len);       // [len, batch]
-  auto x = dropout_emb(embedding(src.t()));  // [len, batch, emb]
+  auto rev = reverse_index(lens, len);                                            // [len, batch]
+  auto x = s2s::dropout(embedding(src.t()), options.dropout_emb, is_training());  // [len, batch, emb]
   for (size_t l = 0; l < layers.size(); ++l) {
-    if (l > 0) x = dropout_hidden(x);
+    if (l > 0) x = s2s::dropout(x, options.dropout_hidden, is_training());
     auto y = layers[l](x, rev);
     x = (options.residual && l > 0) ? y + x : y;
   }

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <torch/nn/module.h>
-#include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/pimpl.h>
 
@@ -42,6 +41,7 @@ class BiLSTMLayerImpl : public torch::nn::Module {
   torch::Tensor w_hh;  // [2, hidden, 4 * hidden]
   torch::Tensor bias;  // [2, 1, 4 * hidden]
   int64_t hidden;
+  bool fused_recurrence = true;  // CPU training runs lstm_recurrence instead of a step loop under autograd
 };
 TORCH_MODULE(BiLSTMLayer);
 
@@ -53,7 +53,6 @@ class EncoderImpl : public torch::nn::Module {
 
   EncoderOptions options;
   torch::nn::Embedding embedding{nullptr};
-  torch::nn::Dropout dropout_emb{nullptr}, dropout_hidden{nullptr};
   std::vector<BiLSTMLayer> layers;
 };
 TORCH_MODULE(Encoder);
