@@ -9,18 +9,11 @@
 #include "libtorch/model/rnn/decoder.h"
 #include "libtorch/model/rnn/decoder_recurrence.h"
 #include "libtorch/model/rnn/lstm_recurrence.h"
+#include "reference_ops.h"
 
 namespace {
 
 using s2s::DecoderRecurrenceInputs;
-
-std::pair<torch::Tensor, torch::Tensor> reference_lstm(const torch::Tensor& gates, const torch::Tensor& c) {
-  const auto H = c.size(-1);
-  auto i = gates.narrow(-1, 0, H).sigmoid(), f = gates.narrow(-1, H, H).sigmoid();
-  auto o = gates.narrow(-1, 2 * H, H).sigmoid(), g = gates.narrow(-1, 3 * H, H).tanh();
-  auto c_new = f * c + i * g;
-  return {o * c_new.tanh(), c_new};
-}
 
 // The recurrence as differentiable ATen ops, step by step: [len, batch, out_dim].
 torch::Tensor reference_recurrence(const DecoderRecurrenceInputs& in) {
@@ -39,7 +32,7 @@ torch::Tensor reference_recurrence(const DecoderRecurrenceInputs& in) {
         rec = torch::cat({below, h[i]}, 1);
       }
       auto gates = (l == 0 ? in.x_gates[t] : in.bias[i - 1]) + torch::mm(rec, in.w_rec[i]);
-      std::tie(h[i], c[i]) = reference_lstm(gates, c[i]);
+      std::tie(h[i], c[i]) = s2s_test::reference_lstm(gates, c[i]);
     }
     const auto& top = h.back();
     auto scores = torch::bmm(in.keys, top.unsqueeze(2)).squeeze(2);  // [batch, S]

@@ -8,23 +8,15 @@
 #include "kernels/kernels.h"
 #include "libtorch/model/ops.h"
 #include "libtorch/model/rnn/attention.h"
+#include "reference_ops.h"
 
 namespace {
-
-// The LSTM cell as differentiable ATen ops; gate order [input, forget, output, cell].
-std::pair<torch::Tensor, torch::Tensor> reference_lstm(const torch::Tensor& gates, const torch::Tensor& c) {
-  const auto H = c.size(-1);
-  auto i = gates.narrow(-1, 0, H).sigmoid(), f = gates.narrow(-1, H, H).sigmoid();
-  auto o = gates.narrow(-1, 2 * H, H).sigmoid(), g = gates.narrow(-1, 3 * H, H).tanh();
-  auto c_new = f * c + i * g;
-  return {o * c_new.tanh(), c_new};
-}
 
 TEST(Ops, FusedLstmMatchesComposedFloat32) {
   torch::manual_seed(3);
   auto gates = torch::randn({7, 4 * 24}) * 3;
   auto c = torch::randn({7, 24});
-  auto [h_ref, c_ref] = reference_lstm(gates, c);
+  auto [h_ref, c_ref] = s2s_test::reference_lstm(gates, c);
   torch::NoGradGuard no_grad;
   auto [h, c_new] = s2s::lstm_update(gates, c);
   EXPECT_EQ(h.scalar_type(), torch::kFloat);
@@ -36,7 +28,7 @@ TEST(Ops, FusedLstmTakesBf16GatesAndKeepsAFloatCell) {
   torch::manual_seed(4);
   auto gates = (torch::randn({2, 5, 4 * 16}) * 3).to(torch::kBFloat16);  // encoder layout [dirs, batch, 4H]
   auto c = torch::randn({2, 5, 16});
-  auto [h_ref, c_ref] = reference_lstm(gates.to(torch::kFloat), c);
+  auto [h_ref, c_ref] = s2s_test::reference_lstm(gates.to(torch::kFloat), c);
   torch::NoGradGuard no_grad;
   auto [h, c_new] = s2s::lstm_update(gates, c);
   EXPECT_EQ(h.scalar_type(), torch::kBFloat16);
@@ -52,7 +44,7 @@ struct CellChain {
   torch::Tensor g1, g2, c0, w;  // leaves
   torch::Tensor loss(bool fused, bool use_final_c) const {
     auto cell = [&](const torch::Tensor& g, const torch::Tensor& c) {
-      return fused ? s2s::lstm_update(g, c) : reference_lstm(g, c);
+      return fused ? s2s::lstm_update(g, c) : s2s_test::reference_lstm(g, c);
     };
     auto [h1, c1] = cell(g1, c0);
     auto [h2, c2] = cell(g2 + torch::mm(h1, w), c1);
@@ -84,7 +76,7 @@ TEST(Ops, TrainingLstmCellGradientsMatchAutogradInDouble) {
 TEST(Ops, TrainingLstmCellBf16StaysCloseAndKeepsAFloatCell) {
   auto chain = cell_chain(torch::kFloat);
   auto [h, c] = s2s::lstm_update(chain.g1.to(torch::kBFloat16), chain.c0);
-  auto [h_ref, c_ref] = reference_lstm(chain.g1, chain.c0);
+  auto [h_ref, c_ref] = s2s_test::reference_lstm(chain.g1, chain.c0);
   EXPECT_EQ(h.scalar_type(), torch::kBFloat16);
   EXPECT_EQ(c.scalar_type(), torch::kFloat);
   EXPECT_TRUE(torch::allclose(c, c_ref, 2e-2, 2e-2));

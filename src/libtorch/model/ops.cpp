@@ -22,15 +22,6 @@ std::pair<torch::Tensor, torch::Tensor> composed_lstm(const torch::Tensor& gates
   return {h, c_new};
 }
 
-template <class T>
-T* data_as(const torch::Tensor& t) {  // bf16 tensors as their raw bits
-  if constexpr (std::is_same_v<T, uint16_t>) {
-    return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>());
-  } else {
-    return t.data_ptr<T>();
-  }
-}
-
 int64_t cell_grain(int64_t H) {
   return std::max<int64_t>(1, 8192 / H);
 }

@@ -3,6 +3,7 @@
 
 #include <torch/types.h>
 
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -43,6 +44,17 @@ torch::Tensor dropout(const torch::Tensor& x, double p, bool training);
 // Rows `rows` of t along dim 0 (t.index_select(0, rows)); contiguous CPU tensors are copied row by row,
 // which for the small per-step states costs a fraction of index_select's dispatch.
 torch::Tensor select_rows(const torch::Tensor& t, const std::vector<int64_t>& rows);
+
+// The data of a CPU tensor as the plain-buffer kernels take it: T = uint16_t reads a bf16 tensor as its raw
+// bits, any other T is the element type.
+template <class T>
+T* data_as(const torch::Tensor& t) {
+  if constexpr (std::is_same_v<T, uint16_t>) {
+    return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>());
+  } else {
+    return t.data_ptr<T>();
+  }
+}
 
 // The raw bfloat16 bits of a contiguous bf16 CPU tensor, for the plain-buffer kernels.
 const uint16_t* bf16_bits(const torch::Tensor& t);

@@ -28,15 +28,6 @@ struct Slots {
   int64_t count() const { return 3 + 4 * L; }
 };
 
-template <class T>
-T* ptr(const torch::Tensor& t) {  // bf16 tensors as their raw bits
-  if constexpr (std::is_same_v<T, uint16_t>) {
-    return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>());
-  } else {
-    return t.data_ptr<T>();
-  }
-}
-
 // One position's attention for every sentence: query [batch, H] (compute type C) -> weights [batch, S],
 // context [batch, M]. T: the storage type of keys and memory.
 template <class T, class C>
@@ -45,9 +36,9 @@ void attend(const torch::Tensor& query, const torch::Tensor& keys, const torch::
   const auto S = keys.size(1), D = keys.size(2), M = memory.size(2);
   at::parallel_for(0, keys.size(0), /*grain_size=*/8, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
-      kernels::attention(ptr<C>(query) + b * D, ptr<T>(keys) + b * S * D, ptr<T>(memory) + b * S * M,
-                         mask.data_ptr<bool>() + b * S, 1, S, D, M, ptr<C>(weights) + b * S,
-                         ptr<C>(context) + b * M);
+      kernels::attention(data_as<C>(query) + b * D, data_as<T>(keys) + b * S * D,
+                         data_as<T>(memory) + b * S * M, mask.data_ptr<bool>() + b * S, 1, S, D, M,
+                         data_as<C>(weights) + b * S, data_as<C>(context) + b * M);
     }
   });
 }
@@ -60,10 +51,10 @@ void attend_backward(const torch::Tensor& keys, const torch::Tensor& memory, con
   const auto S = keys.size(1), D = keys.size(2), M = memory.size(2);
   at::parallel_for(0, keys.size(0), /*grain_size=*/8, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
-      kernels::attention_backward(ptr<T>(keys) + b * S * D, ptr<T>(memory) + b * S * M,
-                                  mask.data_ptr<bool>() + b * S, ptr<C>(weights) + b * S,
-                                  ptr<C>(d_context) + b * M, S, D, M, ptr<C>(d_query) + b * D,
-                                  ptr<C>(d_scores) + b * S);
+      kernels::attention_backward(data_as<T>(keys) + b * S * D, data_as<T>(memory) + b * S * M,
+                                  mask.data_ptr<bool>() + b * S, data_as<C>(weights) + b * S,
+                                  data_as<C>(d_context) + b * M, S, D, M, data_as<C>(d_query) + b * D,
+                                  data_as<C>(d_scores) + b * S);
     }
   });
 }
