@@ -3,8 +3,6 @@
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
-#include <memory>
-
 #include "kernels/kernels.h"
 #include "libtorch/model/ops.h"
 
@@ -95,8 +93,8 @@ class DecoderRecurrence : public torch::autograd::Function<DecoderRecurrence> {
     const auto opt = xg.options();
     const auto copt = opt.dtype(xg.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat);
 
-    std::vector<torch::Tensor> rec, act,
-        cs;  // per layer: [len, batch, in_l], [len, batch, 4H], [len+1, batch, H]
+    // Per layer: recurrent inputs [len, batch, in_l], activated gates [len, batch, 4H], cells [len+1, B, H]
+    std::vector<torch::Tensor> rec, act, cs;
     for (int64_t l = 0; l < L; ++l) {
       rec.push_back(torch::empty({len, B, in[at.w(l)].size(0)}, opt));
       act.push_back(torch::empty({len, B, 4 * H}, opt));

@@ -20,9 +20,9 @@ struct DecoderRecurrenceInputs {
   std::vector<torch::Tensor> w_rec;  // per layer [in_l, 4H]: in_0 = (out_dim if feeding) + H, else 2H
   std::vector<torch::Tensor> bias;   // layers 1.. [4H]
   torch::Tensor w_combine;           // [out_dim, mem_dim + H]: [context ; h_top] -> attentional vector
-  torch::Tensor drop_hidden;         // [len, layers - 1, batch, H] dropout mask between layers, or undefined
-  torch::Tensor drop_out;     // [len, batch, out_dim] dropout mask of the attentional vector, or undefined
-  bool input_feeding = true;  // layer 0 reads the previous attentional vector
+  torch::Tensor drop_hidden;         // [len, layers - 1, batch, H] mask between layers, or undefined
+  torch::Tensor drop_out;            // [len, batch, out_dim] mask of the attentional vector, or undefined
+  bool input_feeding = true;         // layer 0 reads the previous attentional vector
 };
 
 // Whether decoder_recurrence runs these inputs: CPU tensors of float32, bf16 or double.
