@@ -2,6 +2,7 @@
 
 #include "libtorch/model/ops.h"
 #include "libtorch/model/rnn/decoder_recurrence.h"
+#include "libtorch/model/rnn/lstm_recurrence.h"
 
 namespace s2s {
 
@@ -75,7 +76,7 @@ torch::Tensor DecoderImpl::forward(const torch::Tensor& tgt_in, DecoderState& st
   auto emb = s2s::dropout(embedding(tgt_in.t()), options.dropout_emb, is_training());  // [len, batch, emb]
   auto x_gates = torch::addmm(bias[0], emb.view({len * batch, -1}), w_x[0]).view({len, batch, -1});
   if (options.fused_recurrence && torch::GradMode::is_enabled() &&
-      options.attention != AttentionType::kBahdanau && decoder_recurrence_supported(x_gates)) {
+      options.attention != AttentionType::kBahdanau && recurrence_supported(x_gates)) {
     return recurrence(x_gates, state).transpose(0, 1);
   }
   std::vector<torch::Tensor> outputs;

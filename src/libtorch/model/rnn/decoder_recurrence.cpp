@@ -5,6 +5,7 @@
 
 #include "kernels/kernels.h"
 #include "libtorch/model/ops.h"
+#include "libtorch/model/rnn/lstm_recurrence.h"
 
 namespace s2s {
 namespace {
@@ -223,15 +224,10 @@ variable_list DecoderRecurrence::backward(AutogradContext* ctx, variable_list gr
 
 }  // namespace
 
-bool decoder_recurrence_supported(const torch::Tensor& x_gates) {
-  const auto t = x_gates.scalar_type();
-  return x_gates.device().is_cpu() && (t == torch::kFloat || t == torch::kBFloat16 || t == torch::kDouble);
-}
-
 torch::Tensor decoder_recurrence(const DecoderRecurrenceInputs& in) {
   const auto L = static_cast<int64_t>(in.h.size());
   const auto& x = in.x_gates;
-  TORCH_CHECK(decoder_recurrence_supported(x), "decoder_recurrence: x_gates must be a float CPU tensor, got ",
+  TORCH_CHECK(recurrence_supported(x), "decoder_recurrence: x_gates must be a float CPU tensor, got ",
               x.options());
   TORCH_CHECK(L > 0 && in.c.size() == in.h.size() && in.w_rec.size() == in.h.size() &&
                   static_cast<int64_t>(in.bias.size()) == L - 1,

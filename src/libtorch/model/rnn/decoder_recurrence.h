@@ -25,11 +25,9 @@ struct DecoderRecurrenceInputs {
   bool input_feeding = true;         // layer 0 reads the previous attentional vector
 };
 
-// Whether decoder_recurrence runs these inputs: CPU tensors of float32, bf16 or double.
-bool decoder_recurrence_supported(const torch::Tensor& x_gates);
-
-// The attentional vectors [len, batch, out_dim], tanh(W_c [context ; h_top]) times the dropout mask, in
-// x_gates' dtype; every other floating input is cast to it (the cell state runs in float32, or double).
+// Runs inputs for which recurrence_supported(x_gates) (lstm_recurrence.h) holds. The attentional vectors
+// [len, batch, out_dim], tanh(W_c [context ; h_top]) times the dropout mask, in x_gates' dtype; every other
+// floating input is cast to it (the cell state runs in float32, or double).
 torch::Tensor decoder_recurrence(const DecoderRecurrenceInputs& in);
 
 }  // namespace s2s

@@ -37,7 +37,7 @@ torch::Tensor BiLSTMLayerImpl::forward(const torch::Tensor& x, const torch::Tens
   }
   pre = pre.view({2, len, batch, 4 * H});
   torch::Tensor out;  // [2, len, batch, H]
-  if (fused_recurrence && torch::GradMode::is_enabled() && lstm_recurrence_supported(pre)) {
+  if (fused_recurrence && torch::GradMode::is_enabled() && recurrence_supported(pre)) {
     out = lstm_recurrence(pre, w_hh);
   } else {
     auto h = torch::zeros({2, batch, H}, pre.options());

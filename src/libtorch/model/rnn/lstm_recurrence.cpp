@@ -63,13 +63,13 @@ class LstmRecurrence : public torch::autograd::Function<LstmRecurrence> {
 
 }  // namespace
 
-bool lstm_recurrence_supported(const torch::Tensor& pre) {
-  const auto t = pre.scalar_type();
-  return pre.device().is_cpu() && (t == torch::kFloat || t == torch::kBFloat16 || t == torch::kDouble);
+bool recurrence_supported(const torch::Tensor& input) {
+  const auto t = input.scalar_type();
+  return input.device().is_cpu() && (t == torch::kFloat || t == torch::kBFloat16 || t == torch::kDouble);
 }
 
 torch::Tensor lstm_recurrence(const torch::Tensor& pre, const torch::Tensor& w_hh) {
-  TORCH_CHECK(lstm_recurrence_supported(pre), "lstm_recurrence: pre must be a float CPU tensor, got ",
+  TORCH_CHECK(recurrence_supported(pre), "lstm_recurrence: pre must be a float CPU tensor, got ",
               pre.options());
   TORCH_CHECK(pre.dim() == 4 && w_hh.dim() == 3 && pre.size(0) == w_hh.size(0) &&
                   pre.size(3) == w_hh.size(2) && w_hh.size(2) == 4 * w_hh.size(1),

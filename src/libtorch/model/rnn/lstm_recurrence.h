@@ -8,8 +8,9 @@
 
 namespace s2s {
 
-// Whether lstm_recurrence runs this input: a CPU tensor of float32, bf16 or double.
-bool lstm_recurrence_supported(const torch::Tensor& pre);
+// Whether the fused recurrences (lstm_recurrence, decoder_recurrence) run this input: a CPU tensor of
+// float32, bf16 or double.
+bool recurrence_supported(const torch::Tensor& input);
 
 // pre [dirs, len, batch, 4H]: the input-side gate products with the bias; w_hh [dirs, H, 4H] (cast to pre's
 // dtype). The state starts at zero. Returns h [dirs, len, batch, H] in pre's dtype (the cell runs in float32,
