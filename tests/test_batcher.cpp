@@ -109,6 +109,48 @@ TEST(Batcher, EveryIndexExactlyOnceForRandomLengths) {
   }
 }
 
+// Batches whose sentence count is not a multiple of 16, among those of at least 4 x 16 sentences.
+int64_t off_multiple(const s2s::BatchPlan& plan) {
+  return std::count_if(plan.begin(), plan.end(),
+                       [](const auto& b) { return b.size() >= 64 && b.size() % 16; });
+}
+
+// sentence_multiple 16 (GEMM-friendly batches): among batches of at least 64 sentences only a pool's last may
+// miss the multiple, every index stays once, and the budget still holds.
+TEST(Batcher, SentenceMultipleRoundsBatchesDown) {
+  const auto l = random_lengths(20000, 1, 40, 7, /*correlated=*/true);
+  for (bool shuffle : {true, false}) {
+    s2s::BatchOptions opt;
+    opt.batch_tokens = 4096, opt.pool_batches = 100000, opt.shuffle = shuffle;  // one pool
+    const auto plain = s2s::plan_batches(l.src, l.tgt, opt, 3, 0);
+    ASSERT_GT(off_multiple(plain), 10) << "the test needs batches that miss the multiple without the option";
+    opt.sentence_multiple = 16;
+    const auto plan = s2s::plan_batches(l.src, l.tgt, opt, 3, 0);
+    SCOPED_TRACE(testing::Message() << "shuffle " << shuffle);
+    expect_each_index_once(plan, l.src.size());
+    expect_within_budget(plan, l, opt.batch_tokens);
+    EXPECT_LE(off_multiple(plan), 1);
+    EXPECT_LE(plan.size(), plain.size() * 11 / 10) << "rounding down should cost few extra batches";
+  }
+}
+
+// A batch of fewer than 4 x 16 sentences stays whole (rounding it down would cost up to a quarter of it);
+// one of 100 keeps 96.
+TEST(Batcher, SentenceMultipleLeavesSmallBatchesWhole) {
+  const std::vector<int32_t> src(1000, 40), tgt(1000, 39);  // cost 40 each
+  s2s::BatchOptions opt;
+  opt.shuffle = false, opt.batch_tokens = 2000;  // 50 sentences a batch
+  const auto plain = s2s::plan_batches(src, tgt, opt, 1, 0);
+  opt.sentence_multiple = 16;
+  EXPECT_EQ(s2s::plan_batches(src, tgt, opt, 1, 0), plain);
+  opt.batch_tokens = 4000;  // 100 sentences a batch
+  const auto plan = s2s::plan_batches(src, tgt, opt, 1, 0);
+  ASSERT_GT(plan.size(), 2u);
+  EXPECT_EQ(plan[0].size(), 96u);
+  EXPECT_EQ(plan[1].size(), 96u);
+  expect_each_index_once(plan, src.size());
+}
+
 TEST(Batcher, OversizedPairsFormTheirOwnBatch) {
   // Costs 300 and 41 with a 100-token budget: the 300 pair alone, the small ones packed.
   const std::vector<int32_t> src = {10, 300, 10, 10, 40};

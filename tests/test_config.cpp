@@ -166,6 +166,7 @@ TEST(Config, EverySectionRoundTrips) {
   c.model.attention_dropout = 0.25;
   c.model.ffn_dropout = 0.125;
   c.train.batch_tokens = 1000;
+  c.train.batch_multiple = 8;
   c.train.accum_steps = 3;
   c.train.max_steps = 9000000000LL;
   c.train.max_epochs = 0;
@@ -595,6 +596,7 @@ TEST(Config, RangeChecksNameTheKey) {
       {"train:\n  lr: 0\n", "train.lr"},
       {"train:\n  lr: -0.001\n", "train.lr"},
       {"train:\n  batch_tokens: 0\n", "train.batch_tokens"},
+      {"train:\n  batch_multiple: 0\n", "train.batch_multiple"},
       {"train:\n  label_smoothing: 1\n", "train.label_smoothing"},
       {"train:\n  adam_beta2: 1.0\n", "train.adam_beta2"},
       {"train:\n  threads: 0\n", "train.threads"},

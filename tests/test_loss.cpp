@@ -96,6 +96,14 @@ TEST(Loss, ChunkedEqualsUnchunkedInFp32) {
   }
 }
 
+// ~4M logits a chunk, in rows that are a multiple of 64 (oneDNN's AMX GEMMs: 512 rows, not 524).
+TEST(Loss, ChunkRowsAreAMultipleOf64) {
+  EXPECT_EQ(s2s::loss_chunk_rows(8000), 512);
+  EXPECT_EQ(s2s::loss_chunk_rows(32000), 128);
+  EXPECT_EQ(s2s::loss_chunk_rows(1000000), 64);
+  EXPECT_EQ(s2s::loss_chunk_rows(100), 41920);
+}
+
 TEST(Loss, ChunkedGradientsMatchAutogradInDouble) {
   for (double smoothing : {0.0, 0.1}) {
     auto in = loss_inputs(torch::kDouble);

@@ -231,6 +231,7 @@ void validate(const Config& c) {
   }
   const auto& t = c.train;
   check(t.batch_tokens > 0, "train.batch_tokens", t.batch_tokens, "must be > 0");
+  check(t.batch_multiple > 0, "train.batch_multiple", t.batch_multiple, "must be > 0");
   check(t.accum_steps > 0, "train.accum_steps", t.accum_steps, "must be > 0");
   check(t.max_steps >= 0, "train.max_steps", t.max_steps, "must be >= 0");
   check(t.max_epochs >= 0, "train.max_epochs", t.max_epochs, "must be >= 0");

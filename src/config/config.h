@@ -81,6 +81,7 @@ struct ModelConfig {
 
 struct TrainConfig {
   int batch_tokens = 4096;  // target tokens per batch (approximate; batches are length-bucketed)
+  int batch_multiple = 16;  // batches of >= 4x this many sentences hold a multiple of it (GEMM-friendly rows)
   int accum_steps = 1;      // batches whose gradients are summed before one optimizer step
   int64_t max_steps = 0;    // stop after this many optimizer steps (0 = no limit)
   int max_epochs = 20;      // stop after this many epochs (0 = no limit)
@@ -110,7 +111,8 @@ struct TrainConfig {
 
   template <class V>
   void visit(V&& v) {
-    v("batch_tokens", batch_tokens), v("accum_steps", accum_steps), v("max_steps", max_steps);
+    v("batch_tokens", batch_tokens), v("batch_multiple", batch_multiple), v("accum_steps", accum_steps);
+    v("max_steps", max_steps);
     v("max_epochs", max_epochs), v("max_minutes", max_minutes), v("lr", lr);
     v("warmup_steps", warmup_steps), v("lr_schedule", lr_schedule), v("lr_decay", lr_decay);
     v("lr_patience", lr_patience), v("min_lr", min_lr), v("label_smoothing", label_smoothing);

@@ -49,9 +49,16 @@ BatchPlan plan_batches(const std::vector<int32_t>& src_lengths, const std::vecto
       const auto i = order[static_cast<size_t>(k)];
       const auto grown = std::max(max_cost, cost(i));
       if (!batch.empty() && grown * static_cast<int64_t>(batch.size() + 1) > options.batch_tokens) {
+        // The sentences beyond the last full multiple start the next batch (the pool is sorted by length).
+        const auto size = static_cast<int64_t>(batch.size()),
+                   m = std::max<int64_t>(1, options.sentence_multiple);
+        const auto keep = size >= 4 * m ? size - size % m : size;  // moves at most a quarter
+        std::vector<int64_t> carried(batch.begin() + keep, batch.end());
+        batch.resize(static_cast<size_t>(keep));
         plan.push_back(std::move(batch));
-        batch.clear();
+        batch = std::move(carried);
         max_cost = 0;
+        for (const auto j : batch) max_cost = std::max(max_cost, cost(j));
       }
       batch.push_back(i);
       max_cost = std::max(max_cost, cost(i));

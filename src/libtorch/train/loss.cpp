@@ -96,7 +96,9 @@ at::ScalarType compute_type(const torch::Tensor& weight) {
 }  // namespace
 
 int64_t loss_chunk_rows(int64_t vocab) {
-  return std::max<int64_t>(64, (int64_t{4} << 20) / std::max<int64_t>(1, vocab));
+  // A multiple of 64 rows: oneDNN's AMX GEMMs take 2/3 of the time per row on 512 rows that they take on 524
+  // (docs/BENCHMARKS.md).
+  return std::max<int64_t>(64, (int64_t{4} << 20) / std::max<int64_t>(1, vocab) / 64 * 64);
 }
 
 std::pair<torch::Tensor, torch::Tensor> chunked_output_loss(const torch::Tensor& rows,

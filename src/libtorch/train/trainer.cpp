@@ -819,6 +819,7 @@ TrainSummary TrainerRun::run() {
   StopSignals signals;
   BatchOptions bopt;
   bopt.batch_tokens = cfg_.train.batch_tokens * ranks_;  // global batches, one share per rank
+  bopt.sentence_multiple = cfg_.train.batch_multiple;  // of the global batch (rank shares go by tokens)
   auto plan = plan_batches(src_lens_, tgt_lens_, bopt, static_cast<uint64_t>(cfg_.train.seed), state_.epoch);
   resume_position(bopt, plan.size());
   if (cfg_.train.share_cores && device_.is_cpu() && threads_ > 1) {
