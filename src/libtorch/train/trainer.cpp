@@ -683,13 +683,15 @@ void TrainerRun::save_last() {
 }
 
 // Validation and the checkpoint allocate other sizes than a step: they start from an empty tensor cache, and
-// the heap memory they used goes back to the system (measured: the peak RSS of a run was set here).
+// the memory they used goes back to the system, their cached tensor blocks included: the next step would
+// otherwise allocate its own beside them (measured: the peak RSS of a run was set here).
 // With ranks, rank 0 alone validates and saves while the others wait for the outcome.
 void TrainerRun::validate_and_save() {
   if (main_) {
     runtime::release_cached_cpu_blocks();
     validate();
     save_last();
+    runtime::release_cached_cpu_blocks();
     runtime::release_free_memory();
   }
   share_validation_outcome();
@@ -819,7 +821,7 @@ TrainSummary TrainerRun::run() {
   StopSignals signals;
   BatchOptions bopt;
   bopt.batch_tokens = cfg_.train.batch_tokens * ranks_;  // global batches, one share per rank
-  bopt.sentence_multiple = cfg_.train.batch_multiple;  // of the global batch (rank shares go by tokens)
+  bopt.sentence_multiple = cfg_.train.batch_multiple;    // of the global batch (rank shares go by tokens)
   auto plan = plan_batches(src_lens_, tgt_lens_, bopt, static_cast<uint64_t>(cfg_.train.seed), state_.epoch);
   resume_position(bopt, plan.size());
   if (cfg_.train.share_cores && device_.is_cpu() && threads_ > 1) {
