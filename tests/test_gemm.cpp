@@ -7,6 +7,9 @@
 
 #include <cmath>
 #include <random>
+#include <string>
+
+#include "util/error.h"
 
 namespace {
 
@@ -101,6 +104,72 @@ TEST(Gemm, Int8SumsRescaledInPlaceEqualASeparateBuffer) {
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) ASSERT_EQ(in_place[i * N + j], strided[i * ldc + j]) << i << ", " << j;
   }
+}
+
+// Packed weights (oneDNN's matmul kernels: AMX, AVX512-VNNI, AVX512-BF16) give the plain GEMM's floats: int8
+// bit for bit (the same int32 sums: int8 activations are the uint8 ones less their zero point 128, and the
+// same rescaling), bf16 up to float32 summation order. For row counts inside and across the row buckets,
+// output channels that are and are not a multiple of the column padding, both layouts, a bias, accumulation
+// and rows ldc apart.
+TEST(Gemm, PackedWeightsEqualThePlainGemm) {
+  std::vector<WeightType> types;
+  if (s2s::infer::int8_is_fast()) types.push_back(WeightType::kInt8);
+  if (s2s::infer::bf16_is_fast()) types.push_back(WeightType::kBf16);
+  const int64_t K = 96;
+  int packed_types = 0;
+  for (const auto type : types) {
+    for (const int64_t N : {int64_t{64}, int64_t{70}}) {
+      for (const bool transposed : {false, true}) {
+        const auto w = random_values(K * N, 11, 0.1f), bias = random_values(N, 12, 1.f);
+        const int64_t rows = transposed ? N : K, cols = transposed ? K : N;
+        const auto plain = Matrix::from_f32(w.data(), rows, cols, type, transposed);
+        auto packed = plain;
+        packed.pack(/*keep_rows=*/false);
+        if (!packed.packed) break;  // oneDNN has no matmul kernels for this type here
+        packed_types += N == 64 && !transposed;
+        ASSERT_FALSE(packed.has_rows());
+        ASSERT_EQ(packed.type, type);
+        for (const int64_t M : {int64_t{1}, int64_t{3}, int64_t{16}, int64_t{17}, int64_t{40}}) {
+          for (const bool accumulate : {false, true}) {
+            SCOPED_TRACE((type == WeightType::kInt8 ? "int8 N " : "bf16 N ") + std::to_string(N) +
+                         (transposed ? " W^T" : " W") + " M " + std::to_string(M) +
+                         (accumulate ? " accumulate" : ""));
+            const int64_t ldc = accumulate ? N + 5 : N;
+            const auto A = random_values(M * K, 13 + M, 1.f), start = random_values(M * ldc, 14, 1.f);
+            auto want = start, got = start;
+            s2s::infer::matmul(A.data(), M, K, plain, transposed, want.data(), ldc, accumulate, bias.data());
+            s2s::infer::matmul(A.data(), M, K, packed, transposed, got.data(), ldc, accumulate, bias.data());
+            if (type == WeightType::kInt8) {
+              ASSERT_EQ(got, want);
+            } else {
+              ASSERT_LT(relative_error(got, want), 1e-5);
+            }
+          }
+        }
+      }
+    }
+  }
+  if (packed_types == 0) GTEST_SKIP() << "oneDNN has no int8 or bf16 matmul kernels here (or a capped ISA)";
+}
+
+// Packing keeps the row-major copy only when asked: rows of a table packed without it are an error, not
+// garbage.
+TEST(Gemm, PackedWeightsKeepTheirRowsOnlyWhenAsked) {
+  if (!s2s::infer::int8_is_fast()) GTEST_SKIP() << "this CPU has no VNNI for int8 GEMMs";
+  const auto w = random_values(20 * 8, 15, 1.f);
+  const auto plain = Matrix::from_f32(w.data(), 20, 8, WeightType::kInt8, /*per_row=*/true);
+  auto kept = plain, dropped = plain;
+  kept.pack(/*keep_rows=*/true);
+  dropped.pack(/*keep_rows=*/false);
+  if (!kept.packed)
+    GTEST_SKIP() << "oneDNN has no int8 matmul kernels here (or ONEDNN_MAX_CPU_ISA caps them)";
+  std::vector<float> row(8), expected(8);
+  kept.row(5, row.data());
+  plain.row(5, expected.data());
+  EXPECT_EQ(row, expected);
+  EXPECT_EQ(kept.select_rows({5}).s8, plain.select_rows({5}).s8);
+  EXPECT_THROW(dropped.row(5, row.data()), s2s::Error);
+  EXPECT_THROW(dropped.select_rows({5}), s2s::Error);
 }
 
 TEST(Gemm, Int8RowsKeepTheirScales) {

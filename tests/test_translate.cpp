@@ -283,6 +283,24 @@ TEST_F(TranslateTest, CappedIsaFallsBackToFloat32OrSaysWhy) {
   EXPECT_EQ(std::count(msg.begin(), msg.end(), '\n'), 1) << msg;
 }
 
+// int8 translations through oneDNN's AMX kernels and, capped below AMX, its AVX512-VNNI ones are the same:
+// the int32 sums are exact in both (test_gemm.cpp compares each with the plain GEMM, bit for bit).
+TEST_F(TranslateTest, Int8TranslatesAlikeOnEveryKernel) {
+  if (!s2s::infer::int8_is_fast()) GTEST_SKIP() << "this CPU has no VNNI for int8 GEMMs";
+  const auto input = dir_ / "kernels.txt";
+  s2s::fs::write_file_atomic(input, "Ein Mann geht.\nZwei Hunde spielen im Schnee.\nEine Frau liest.\n");
+  const auto out = dir_ / "kernels_out.txt";
+  const auto translate = [&](const std::string& env) {
+    const auto line = env + " '" + std::string(S2S_BINARY) + "' -q translate --model '" + dir_.string() +
+                      "' -i '" + input.string() + "' --precision int8 --beam-size 3 > '" + out.string() + "'";
+    EXPECT_EQ(std::system(line.c_str()), 0) << line;
+    return s2s::fs::read_file(out);
+  };
+  const auto amx = translate("ONEDNN_MAX_CPU_ISA=ALL");
+  EXPECT_FALSE(amx.empty());
+  EXPECT_EQ(translate("ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI"), amx);
+}
+
 }  // namespace
 
 namespace {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace s2s::infer {
@@ -12,20 +13,34 @@ namespace s2s::infer {
 // How a Matrix holds its weights.
 enum class WeightType { kF32, kBf16, kInt8 };
 
+// Weights laid out for oneDNN's matmul kernels (defined in gemm.cpp).
+struct PackedWeights;
+
 // A row-major weight matrix [rows, cols] held in float32, as bfloat16 bits, or as int8 with one float32 scale
 // per output channel: per row for a matrix used transposed (W [N, K]: out layer, projections, embeddings),
 // per column otherwise (W [K, N]: the LSTM weights).
 struct Matrix {
   int64_t rows = 0, cols = 0;
+  WeightType type = WeightType::kF32;
   std::vector<float> f32;      // float32 data (empty unless kF32)
-  std::vector<uint16_t> bf16;  // bfloat16 data (empty unless kBf16)
-  std::vector<int8_t> s8;      // int8 data (empty unless kInt8): value = s8 * scale of its output channel
+  std::vector<uint16_t> bf16;  // bfloat16 data (empty unless kBf16, or packed alone)
+  std::vector<int8_t> s8;      // int8 data (empty unless kInt8, or packed alone): value = s8 * scale of its
+                               // output channel
   std::vector<float> scales;   // int8: [rows] when scale_per_row, else [cols]
-  bool scale_per_row = true;   // int8: which axis the scales run along
+  bool scale_per_row = true;   // int8: which axis the scales run along; packed: whether used transposed
+  std::shared_ptr<const PackedWeights> packed;  // bf16 or int8 in oneDNN's matmul layout, or null
   // Quantizes or converts float32 `data` [rows, cols]; `per_row` picks the int8 scale axis.
   static Matrix from_f32(const float* data, int64_t rows, int64_t cols, WeightType type, bool per_row);
-  bool is_bf16() const { return !bf16.empty(); }
-  bool is_int8() const { return !s8.empty(); }
+  bool is_bf16() const { return type == WeightType::kBf16; }
+  bool is_int8() const { return type == WeightType::kInt8; }
+  // Whether row() and select_rows() work (the row-major data is there).
+  bool has_rows() const { return !packed || !s8.empty() || !bf16.empty(); }
+  // bf16 or int8 on a CPU where oneDNN's matmul kernels run (AMX, AVX512-VNNI, AVX512-BF16): lays the weights
+  // out once for them, transposed when scale_per_row (every caller passes per_row = used transposed). They
+  // multiply 1.3-10x faster than through the BLAS-like GEMMs (docs/BENCHMARKS.md, session 16). Unless
+  // `keep_rows`, the row-major copy goes: row() and select_rows() then throw. Does nothing for float32 or on
+  // other CPUs.
+  void pack(bool keep_rows);
   // Rows `ids` of this matrix (same precision), e.g. the output layer restricted to a shortlist.
   Matrix select_rows(const std::vector<int64_t>& ids) const;
   // Float32 copy of row r into out[cols].

@@ -44,13 +44,23 @@ std::vector<int64_t> spread_rows(int64_t R, int64_t K) {
   return rows;
 }
 
-Matrix make_matrix(const Parameter& p, WeightType type, bool per_row) {
+namespace {
+
+Matrix plain_matrix(const Parameter& p, WeightType type, bool per_row) {
   return Matrix::from_f32(p.data.data(), p.shape.at(0), static_cast<int64_t>(p.data.size()) / p.shape.at(0),
                           type, per_row);
 }
 
+}  // namespace
+
+Matrix make_matrix(const Parameter& p, WeightType type, bool per_row) {
+  auto m = plain_matrix(p, type, per_row);
+  m.pack(/*keep_rows=*/false);
+  return m;
+}
+
 std::shared_ptr<const Matrix> shared_matrix(const Parameter& p, WeightType type, bool per_row) {
-  return std::make_shared<const Matrix>(make_matrix(p, type, per_row));
+  return std::make_shared<const Matrix>(plain_matrix(p, type, per_row));
 }
 
 void check_weight_type(WeightType type) {
@@ -77,6 +87,7 @@ NativeScorer::NativeScorer(const NativeNetwork& model, const std::vector<std::ve
       spread_(K == 1) {
   if (!ids_.empty()) {
     subset_w_ = model.out_weight().select_rows(ids_);
+    subset_w_.pack(/*keep_rows=*/false);
     for (auto id : ids_) subset_b_.push_back(model.out_bias()[static_cast<size_t>(id)]);
     out_w_ = &subset_w_, out_b_ = &subset_b_;
   }

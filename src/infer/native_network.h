@@ -64,10 +64,11 @@ std::vector<int64_t> spread_rows(int64_t R, int64_t K);
 // fails at load, not at its first batch.
 void check_weight_type(WeightType type);
 
-// A parameter [rows, cols] as a Matrix of `type`; `per_row`: int8 scales per row (a matrix used transposed
-// or looked up by row) rather than per column.
+// A parameter [rows, cols] as a Matrix of `type` for products only (int8 packed where that is faster);
+// `per_row`: int8 scales per row (a matrix used transposed) rather than per column.
 Matrix make_matrix(const Parameter& p, WeightType type, bool per_row);
-// The same, to be shared by several uses (tied or shared embeddings hold one table).
+// A table read by rows (embeddings; an output layer, whose shortlisted rows are selected per batch), to be
+// shared by several uses (tied or shared embeddings hold one table). Its products use the plain GEMM.
 std::shared_ptr<const Matrix> shared_matrix(const Parameter& p, WeightType type, bool per_row);
 
 }  // namespace s2s::infer

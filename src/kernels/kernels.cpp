@@ -528,7 +528,7 @@ S2S_CLONES void gelu_n(float* x, int64_t n) {
 }
 
 S2S_CLONES void quantize_u8(const float* __restrict a, int64_t M, int64_t K, int64_t lda,
-                            uint8_t* __restrict q, float* __restrict scale) {
+                            uint8_t* __restrict q, float* __restrict scale, int32_t zero_point) {
   for (int64_t i = 0; i < M; ++i) {
     const float* ai = a + i * lda;  // [K] of row i
     float absmax = 0;
@@ -536,16 +536,16 @@ S2S_CLONES void quantize_u8(const float* __restrict a, int64_t M, int64_t K, int
     scale[i] = int8_scale(absmax);
     const float inv = 1.f / scale[i];
     uint8_t* qi = q + i * K;  // [K] of row i
-    for (int64_t k = 0; k < K; ++k) qi[k] = static_cast<uint8_t>(round_to_int(ai[k] * inv) + 128);
+    for (int64_t k = 0; k < K; ++k) qi[k] = static_cast<uint8_t>(round_to_int(ai[k] * inv) + zero_point);
   }
 }
 
-S2S_CLONES void dequantize_n(const int32_t* __restrict c32, int64_t M, int64_t N,
+S2S_CLONES void dequantize_n(const int32_t* __restrict c32, int64_t M, int64_t N, int64_t ld32,
                              const float* __restrict a_scale, const float* __restrict w_scale,
                              const float* __restrict bias, float* __restrict C, int64_t ldc,
                              bool accumulate) {
   for (int64_t i = 0; i < M; ++i) {
-    const int32_t* ci = c32 + i * N;  // [N] of row i
+    const int32_t* ci = c32 + i * ld32;  // [N] of row i
     float* out = C + i * ldc;
     const float sa = a_scale[i];
     if (accumulate && bias) {
@@ -609,19 +609,20 @@ void gelu_inplace(float* x, int64_t n) {
   gelu_n(x, n);
 }
 
-void quantize_rows(const float* a, int64_t M, int64_t K, int64_t lda, uint8_t* q, float* scale) {
-  quantize_u8(a, M, K, lda, q, scale);
+void quantize_rows(const float* a, int64_t M, int64_t K, int64_t lda, uint8_t* q, float* scale,
+                   int32_t zero_point) {
+  quantize_u8(a, M, K, lda, q, scale, zero_point);
 }
 
-void dequantize_rows(const int32_t* c32, int64_t M, int64_t N, const float* a_scale, const float* w_scale,
-                     const float* bias, float* C, int64_t ldc, bool accumulate) {
+void dequantize_rows(const int32_t* c32, int64_t M, int64_t N, int64_t ld32, const float* a_scale,
+                     const float* w_scale, const float* bias, float* C, int64_t ldc, bool accumulate) {
   if (static_cast<const void*>(c32) == C) {
-    if (accumulate || ldc != N)
-      throw std::logic_error("dequantize_rows in place needs ldc == N and no accumulation");
+    if (accumulate || ldc != N || ld32 != N)
+      throw std::logic_error("dequantize_rows in place needs ldc == ld32 == N and no accumulation");
     dequantize_in_place_n(C, M, N, a_scale, w_scale, bias);
     return;
   }
-  dequantize_n(c32, M, N, a_scale, w_scale, bias, C, ldc, accumulate);
+  dequantize_n(c32, M, N, ld32, a_scale, w_scale, bias, C, ldc, accumulate);
 }
 
 void additive_attention(const float* query, const float* keys, const float* v, const float* memory,

@@ -123,15 +123,17 @@ inline int32_t round_to_int(float x) {
   return static_cast<int32_t>(x + (x >= 0 ? 0.5f : -0.5f));
 }
 
-// a [M, K] (rows lda apart) quantized per row for a u8s8s32 GEMM: q [M, K] = round(a / scale) + 128, with
-// round(a / scale) in [-127, 127] and scale [M] = absmax / 127 (1 for a zero row): the weights' symmetric
-// scheme (infer/gemm.cpp) shifted to uint8 with zero point 128.
-void quantize_rows(const float* a, int64_t M, int64_t K, int64_t lda, uint8_t* q, float* scale);
+// a [M, K] (rows lda apart) quantized per row: q [M, K] = round(a / scale) + zero_point, with round(a /
+// scale) in [-127, 127] and scale [M] = absmax / 127 (1 for a zero row): the weights' symmetric scheme
+// (infer/gemm.cpp). Zero point 128 gives the uint8 input of a u8s8s32 GEMM; 0 gives int8 (two's complement
+// bytes) for an s8s8s32 one.
+void quantize_rows(const float* a, int64_t M, int64_t K, int64_t lda, uint8_t* q, float* scale,
+                   int32_t zero_point = 128);
 
-// C [M, N] (rows ldc apart) (+)= c32 [M, N] * a_scale[row] * w_scale[column] + bias[column] (bias may be
-// null). c32 may be C itself (the GEMM wrote its int32 sums where their floats go) when ldc == N and
-// `accumulate` is false.
-void dequantize_rows(const int32_t* c32, int64_t M, int64_t N, const float* a_scale, const float* w_scale,
-                     const float* bias, float* C, int64_t ldc, bool accumulate);
+// C [M, N] (rows ldc apart) (+)= c32 [M, N] (rows ld32 apart) * a_scale[row] * w_scale[column] +
+// bias[column] (bias may be null). c32 may be C itself (the GEMM wrote its int32 sums where their floats go)
+// when ldc == ld32 == N and `accumulate` is false.
+void dequantize_rows(const int32_t* c32, int64_t M, int64_t N, int64_t ld32, const float* a_scale,
+                     const float* w_scale, const float* bias, float* C, int64_t ldc, bool accumulate);
 
 }  // namespace s2s::kernels

@@ -41,6 +41,7 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
     for (int d = 0; d < 2; ++d) {
       layer.w_ih[d] = Matrix::from_f32(w_ih.data.data() + d * in * 4 * He, in, 4 * He, type, false);
       layer.w_hh[d] = Matrix::from_f32(w_hh.data.data() + d * He * 4 * He, He, 4 * He, type, false);
+      layer.w_ih[d].pack(/*keep_rows=*/false), layer.w_hh[d].pack(/*keep_rows=*/false);
       layer.bias[d].assign(bias.data.begin() + d * 4 * He, bias.data.begin() + (d + 1) * 4 * He);
     }
     enc_layers_.push_back(std::move(layer));
@@ -55,6 +56,7 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
       std::vector<float> stacked(wx.data);
       stacked.insert(stacked.end(), rec.data.begin(), rec.data.end());
       layer.w = Matrix::from_f32(stacked.data(), E + rec_in, 4 * H, type, false);
+      layer.w.pack(/*keep_rows=*/false);
     } else {
       layer.w = make_matrix(rec, type, false);
     }

@@ -82,8 +82,9 @@ NativeTransformer::Linear NativeTransformer::linear_rows(ParameterSource& w, con
                                                          WeightType type) const {
   const auto weight = w.get(name + ".weight", {out, in});
   const auto bias = w.get(name + ".bias", {out});
-  return {Matrix::from_f32(&weight.data[static_cast<size_t>(begin * in)], end - begin, in, type, true),
-          std::vector<float>(bias.data.begin() + begin, bias.data.begin() + end)};
+  auto matrix = Matrix::from_f32(&weight.data[static_cast<size_t>(begin * in)], end - begin, in, type, true);
+  matrix.pack(/*keep_rows=*/false);
+  return {std::move(matrix), std::vector<float>(bias.data.begin() + begin, bias.data.begin() + end)};
 }
 
 NativeTransformer::Norm NativeTransformer::norm(ParameterSource& w, const std::string& name) const {
