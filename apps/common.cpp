@@ -157,7 +157,8 @@ TranslateOptions translate_options(const DecodeConfig& c, const DecodeArgs& d, i
   const bool cpu = c.device.is_cpu();
   o.workers = c.workers > 0 ? c.workers : (cpu ? c.threads : 1);
   o.threads_per_worker = std::max(1, c.threads / o.workers);
-  o.batch_size = c.batch_size, o.batch_tokens = c.batch_tokens, o.max_length = c.max_length;
+  o.batch_size = c.batch_size > 0 ? c.batch_size : auto_batch_size(c.beam_size, cpu);
+  o.batch_tokens = c.batch_tokens, o.max_length = c.max_length;
   o.read_ahead = c.read_ahead, o.scores = d.scores, o.spm_decode = d.spm_decode;
   const bool own = !d.shortlist_file.empty();
   const auto file = own ? std::filesystem::path(d.shortlist_file)

@@ -695,6 +695,11 @@ TEST(Config, ValidateDirectly) {
   c = s2s::Config{};
   c.train.valid_batch_size = 0;
   EXPECT_CONTAINS(error_of([&] { s2s::validate(c); }), "train.valid_batch_size");
+  c = s2s::Config{};
+  c.decode.batch_size = 0;  // auto
+  EXPECT_NO_THROW(s2s::validate(c));
+  c.decode.batch_size = -1;
+  EXPECT_CONTAINS(error_of([&] { s2s::validate(c); }), "decode.batch_size");
 }
 
 TEST(Config, DuplicateKeysAndSectionsAreErrors) {

@@ -85,6 +85,15 @@ TEST_F(TranslateTest, BinaryHandlesHostileInputWithExitZero) {
   EXPECT_NE(err.find("input line 5"), std::string::npos) << err;  // invalid UTF-8 is named
 }
 
+// decode.batch_size 0: about 80 hypothesis rows per batch on a CPU, within [8, 64] sentences; 64 on a GPU.
+TEST(AutoBatchSize, KeepsAboutEightyRowsOnACpu) {
+  EXPECT_EQ(s2s::auto_batch_size(5, /*cpu=*/true), 16);
+  EXPECT_EQ(s2s::auto_batch_size(4, /*cpu=*/true), 20);
+  EXPECT_EQ(s2s::auto_batch_size(1, /*cpu=*/true), 64);
+  EXPECT_EQ(s2s::auto_batch_size(12, /*cpu=*/true), 8);
+  EXPECT_EQ(s2s::auto_batch_size(5, /*cpu=*/false), 64);
+}
+
 TEST_F(TranslateTest, LengthSortingRestoresInputOrder) {
   const std::vector<std::string> lines = {
       "Ein Mann.",       "Eine Frau geht mit ihrem Hund durch den Park.",       "",

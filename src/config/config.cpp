@@ -258,7 +258,7 @@ void validate(const Config& c) {
   const auto& d = c.decode;
   check(d.beam_size > 0, "decode.beam_size", d.beam_size, "must be > 0");
   check(d.n_best > 0 && d.n_best <= d.beam_size, "decode.n_best", d.n_best, "must be in [1, beam_size]");
-  check(d.batch_size > 0, "decode.batch_size", d.batch_size, "must be > 0");
+  check(d.batch_size >= 0, "decode.batch_size", d.batch_size, "must be >= 0 (0 = auto)");
   check(d.batch_tokens >= 0, "decode.batch_tokens", d.batch_tokens, "must be >= 0");
   check(d.normalize >= 0, "decode.normalize", d.normalize, "must be >= 0");
   check(d.max_length > 0, "decode.max_length", d.max_length, "must be > 0");

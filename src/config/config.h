@@ -128,7 +128,7 @@ struct TrainConfig {
 struct DecodeConfig {
   int beam_size = 5;               // beam width (1 = greedy)
   int n_best = 1;                  // hypotheses printed per sentence (Moses n-best format when > 1)
-  int batch_size = 64;             // sentences per batch
+  int batch_size = 0;              // sentences per batch (0 = auto_batch_size(): 16 at beam 5 on a CPU)
   int batch_tokens = 0;            // source tokens per batch instead of batch_size (0 = off)
   double normalize = 0.6;          // length normalization: score / length^alpha (0 = off)
   bool early_exit = false;         // stop a sentence once its best candidate ends (true: faster, -0.27 BLEU)

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -18,6 +19,12 @@
 #include "util/text.h"
 
 namespace s2s {
+
+int auto_batch_size(int beam_size, bool cpu) {
+  if (!cpu) return 64;
+  return std::clamp(80 / std::max(1, beam_size), 8, 64);
+}
+
 namespace {
 
 // Reads lines from a file descriptor; can tell whether another line is available without blocking.
