@@ -1,6 +1,7 @@
 #include "data/shortlist.h"
 
 #include <algorithm>
+#include <charconv>
 #include <numeric>
 #include <sstream>
 #include <unordered_map>
@@ -112,20 +113,28 @@ Shortlist load_shortlist(const std::filesystem::path& file, int64_t tgt_vocab) {
     throw Error("'" + file.string() +
                 "' is not an s2s shortlist (expected header 's2s-shortlist 1 N' and N+2 lines)");
   }
-  auto parse = [&](size_t i) {
+  auto parse = [&](size_t i) {  // whitespace-separated ids in [0, tgt_vocab)
     std::vector<int32_t> ids;
-    std::istringstream in(lines[i]);
-    int64_t id;
-    while (in >> id) {
+    const std::string& line = lines[i];
+    const char* p = line.data();
+    const char* end = p + line.size();
+    auto bad = [&](const std::string& what) {
+      return Error("'" + file.string() + "' line " + std::to_string(i + 1) + ": " + what);
+    };
+    while (true) {
+      while (p != end && (*p == ' ' || *p == '\t' || *p == '\r')) ++p;
+      if (p == end) break;
+      int64_t id = 0;
+      const auto [next, ec] = std::from_chars(p, end, id);
+      if (ec != std::errc() || (next != end && *next != ' ' && *next != '\t' && *next != '\r'))
+        throw bad("not a list of ids");
       if (id < 0 || id >= tgt_vocab) {
-        throw Error("'" + file.string() + "' line " + std::to_string(i + 1) + ": target id " +
-                    std::to_string(id) + " is outside the vocabulary of " + std::to_string(tgt_vocab) +
-                    " (a damaged shortlist?)");
+        throw bad("target id " + std::to_string(id) + " is outside the vocabulary of " +
+                  std::to_string(tgt_vocab) + " (a damaged shortlist?)");
       }
       ids.push_back(static_cast<int32_t>(id));
+      p = next;
     }
-    if (!in.eof())
-      throw Error("'" + file.string() + "' line " + std::to_string(i + 1) + ": not a list of ids");
     return ids;
   };
   Shortlist list;

@@ -194,23 +194,33 @@ Matrix Matrix::from_f32(const float* data, int64_t rows, int64_t cols, WeightTyp
   } else if (type == WeightType::kBf16) {
     m.bf16.resize(n);
     kernels::to_bf16(data, m.bf16.data(), rows * cols);
-  } else {  // int8, symmetric: scale = absmax / 127 per output channel
+  } else {  // int8, symmetric: scale = absmax / 127 per output channel (loops split by axis: they vectorize)
     m.scales.assign(static_cast<size_t>(per_row ? rows : cols), 0.f);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) {
-        auto& s = m.scales[static_cast<size_t>(per_row ? r : c)];
-        s = std::max(s, std::abs(data[r * cols + c]));
+    float* scale = m.scales.data();
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* in = data + r * cols;  // [cols] of row r
+      if (per_row) {
+        float absmax = 0.f;
+        for (int64_t c = 0; c < cols; ++c) absmax = std::max(absmax, std::abs(in[c]));
+        scale[r] = absmax;
+      } else {
+        for (int64_t c = 0; c < cols; ++c) scale[c] = std::max(scale[c], std::abs(in[c]));
       }
+    }
     for (auto& s : m.scales) s = kernels::int8_scale(s);
     std::vector<float> inv(m.scales.size());
     for (size_t i = 0; i < inv.size(); ++i) inv[i] = 1.f / m.scales[i];
+    const float* inv_c = inv.data();  // per column (per_row false)
     m.s8.resize(n);
     for (int64_t r = 0; r < rows; ++r) {
       const float* in = data + r * cols;     // [cols] of row r
       int8_t* out = m.s8.data() + r * cols;  // [cols] of row r
-      for (int64_t c = 0; c < cols; ++c) {
-        out[c] =
-            static_cast<int8_t>(kernels::round_to_int(in[c] * inv[static_cast<size_t>(per_row ? r : c)]));
+      if (per_row) {
+        const float inv_r = inv[static_cast<size_t>(r)];
+        for (int64_t c = 0; c < cols; ++c) out[c] = static_cast<int8_t>(kernels::round_to_int(in[c] * inv_r));
+      } else {
+        for (int64_t c = 0; c < cols; ++c)
+          out[c] = static_cast<int8_t>(kernels::round_to_int(in[c] * inv_c[c]));
       }
     }
   }
