@@ -34,7 +34,7 @@ struct TranslateOptions {
 
 // Sentences per batch when the config leaves it to us: on a CPU about 80 hypothesis rows (16 sentences at
 // beam 5, 64 greedy, 8 at least), so that a decoder step's working set (gate products, logits) stays in the
-// core's L2 cache: 1.1-1.2x faster than 64 sentences at beam 5 and 40 MB less memory (docs/BENCHMARKS.md,
+// core's L2 cache: 1.1-1.9x faster than 64 sentences at beam 5 and 40 MB less memory (docs/BENCHMARKS.md,
 // session 16). 64 on a GPU.
 int auto_batch_size(int beam_size, bool cpu);
 
