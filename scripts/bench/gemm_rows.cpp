@@ -18,8 +18,8 @@ int main(int argc, char** argv) {
   torch::set_num_threads(2);
   const int64_t K = std::atoll(argv[1]), N = std::atoll(argv[2]);
   const bool transposed = std::string(argv[3]) == "t";
-  const auto w = torch::randn(transposed ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N})
-                     .to(torch::kBFloat16);
+  const auto w =
+      torch::randn(transposed ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N}).to(torch::kBFloat16);
   const auto b = transposed ? w.t() : w;  // [K, N]
   for (int i = 4; i < argc; ++i) {
     const int64_t M = std::atoll(argv[i]);
