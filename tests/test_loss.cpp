@@ -104,17 +104,23 @@ TEST(Loss, ChunkRowsAreAMultipleOf64) {
   EXPECT_EQ(s2s::loss_chunk_rows(100), 41920);
 }
 
+// Chunks of 4 rows leave 1 of the 37 (padded to 4 zero rows), chunks of 100 pad all 37 to 64: the padding
+// rows must add nothing to the gradients.
 TEST(Loss, ChunkedGradientsMatchAutogradInDouble) {
   for (double smoothing : {0.0, 0.1}) {
-    auto in = loss_inputs(torch::kDouble);
-    composed_loss(in.rows, in.w, in.b, in.gold, smoothing).mul(0.7).backward();
-    const auto g_rows = in.rows.grad().clone(), g_w = in.w.grad().clone(), g_b = in.b.grad().clone();
-    for (auto* t : {&in.rows, &in.w, &in.b}) t->mutable_grad().zero_();
-    auto [loss, nll] = s2s::chunked_output_loss(in.rows, in.w, in.b, in.gold, smoothing, torch::kDouble, 4);
-    loss.mul(0.7).backward();  // a non-unit upstream gradient
-    EXPECT_TRUE(torch::allclose(in.rows.grad(), g_rows, 1e-9, 1e-12)) << "d rows, smoothing " << smoothing;
-    EXPECT_TRUE(torch::allclose(in.w.grad(), g_w, 1e-9, 1e-12)) << "d weight, smoothing " << smoothing;
-    EXPECT_TRUE(torch::allclose(in.b.grad(), g_b, 1e-9, 1e-12)) << "d bias, smoothing " << smoothing;
+    for (int64_t chunk : {4, 100}) {
+      auto in = loss_inputs(torch::kDouble);
+      composed_loss(in.rows, in.w, in.b, in.gold, smoothing).mul(0.7).backward();
+      const auto g_rows = in.rows.grad().clone(), g_w = in.w.grad().clone(), g_b = in.b.grad().clone();
+      for (auto* t : {&in.rows, &in.w, &in.b}) t->mutable_grad().zero_();
+      auto [loss, nll] =
+          s2s::chunked_output_loss(in.rows, in.w, in.b, in.gold, smoothing, torch::kDouble, chunk);
+      loss.mul(0.7).backward();  // a non-unit upstream gradient
+      const auto what = " smoothing " + std::to_string(smoothing) + " chunk " + std::to_string(chunk);
+      EXPECT_TRUE(torch::allclose(in.rows.grad(), g_rows, 1e-9, 1e-12)) << "d rows," << what;
+      EXPECT_TRUE(torch::allclose(in.w.grad(), g_w, 1e-9, 1e-12)) << "d weight," << what;
+      EXPECT_TRUE(torch::allclose(in.b.grad(), g_b, 1e-9, 1e-12)) << "d bias," << what;
+    }
   }
 }
 

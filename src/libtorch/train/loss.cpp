@@ -23,6 +23,21 @@ torch::Tensor chunk_logits(const torch::Tensor& x, const torch::Tensor& w, const
   return torch::addmm(b, x.narrow(0, begin, n), w.t());
 }
 
+// Rows the products run on: every chunk has `chunk` rows, the last one its remainder rounded up to a
+// multiple of 64 (at most `chunk`). oneDNN makes a kernel per row count (a JIT compilation for each new
+// one), and its AMX kernels run slower on odd counts; the zero rows added cost at most 63 rows' products.
+int64_t padded_rows(int64_t tokens, int64_t chunk) {
+  const int64_t full = tokens / chunk * chunk, rest = tokens - full;
+  return rest == 0 ? tokens : full + std::min(chunk, (rest + 63) / 64 * 64);
+}
+
+// rows [tokens, dim] in the compute precision, zero rows appended up to padded_rows: [padded, dim].
+torch::Tensor padded_input(const torch::Tensor& rows, at::ScalarType compute, int64_t chunk) {
+  const auto x = rows.to(compute);
+  const auto extra = padded_rows(rows.size(0), chunk) - rows.size(0);
+  return extra == 0 ? x : torch::constant_pad_nd(x, {0, 0, 0, extra});
+}
+
 class OutputLoss : public torch::autograd::Function<OutputLoss> {
  public:
   // Returns {loss, nll} (see chunked_output_loss).
@@ -31,13 +46,14 @@ class OutputLoss : public torch::autograd::Function<OutputLoss> {
                                at::ScalarType compute, int64_t chunk) {
     c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);  // dtypes chosen here
     const auto acc = softmax_type(weight);
-    const auto x = rows.to(compute), w = weight.to(compute), b = bias.to(compute);
-    const auto tokens = rows.size(0), vocab = weight.size(0);
+    const auto x = padded_input(rows, compute, chunk);  // [padded, dim]
+    const auto w = weight.to(compute), b = bias.to(compute);
+    const auto tokens = rows.size(0), vocab = weight.size(0), padded = x.size(0);
     auto lse = torch::empty({tokens}, rows.options().dtype(acc));  // [tokens] log-normalizers
     auto nll = torch::zeros({}, lse.options()), smooth = torch::zeros({}, lse.options());
     for (int64_t begin = 0; begin < tokens; begin += chunk) {
-      const auto n = std::min(chunk, tokens - begin);
-      auto logits = chunk_logits(x, w, b, begin, n);  // [n, vocab]
+      const auto n = std::min(chunk, tokens - begin), m = std::min(chunk, padded - begin);
+      auto logits = chunk_logits(x, w, b, begin, m).narrow(0, 0, n);  // [n, vocab], contiguous
       auto z = acc == torch::kDouble ? logits.logsumexp(1) : row_logsumexp(logits);
       lse.narrow(0, begin, n).copy_(z);
       auto gold_logit = logits.gather(1, gold.narrow(0, begin, n).unsqueeze(1)).squeeze(1).to(acc);
@@ -62,23 +78,26 @@ class OutputLoss : public torch::autograd::Function<OutputLoss> {
     const auto compute = static_cast<at::ScalarType>(ctx->saved_data["compute"].toInt());
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
     const auto acc = lse.scalar_type();
-    const auto g = grad_outputs[0].to(acc);  // scalar
-    const auto x = rows.to(compute), w = weight.to(compute), b = bias.to(compute);
-    const auto tokens = rows.size(0), vocab = weight.size(0);
+    const auto g = grad_outputs[0].to(acc);             // scalar
+    const auto x = padded_input(rows, compute, chunk);  // [padded, dim]
+    const auto w = weight.to(compute), b = bias.to(compute);
+    const auto tokens = rows.size(0), vocab = weight.size(0), padded = x.size(0);
     auto grad_rows = torch::empty({tokens, rows.size(1)}, rows.options());
     auto grad_w = torch::zeros_like(weight, torch::MemoryFormat::Contiguous);
     auto grad_b = torch::zeros({vocab}, bias.options().dtype(acc));
     for (int64_t begin = 0; begin < tokens; begin += chunk) {
-      const auto n = std::min(chunk, tokens - begin);
-      auto d = chunk_logits(x, w, b, begin, n).to(acc);  // [n, vocab] logits
+      const auto n = std::min(chunk, tokens - begin), m = std::min(chunk, padded - begin);
+      // [m, vocab] logits. Rows n.. are padding: x is zero there, so they add nothing to grad_w.
+      auto dm = chunk_logits(x, w, b, begin, m).to(acc);
+      auto d = dm.narrow(0, 0, n);  // [n, vocab], a view of dm's first rows
       d.sub_(lse.narrow(0, begin, n).unsqueeze(1)).exp_().sub_(smoothing / static_cast<double>(vocab));
       d.scatter_add_(1, gold.narrow(0, begin, n).unsqueeze(1),
                      torch::full({n, 1}, smoothing - 1, d.options()));  // softmax - target distribution
       d.mul_(g);
       grad_b.add_(d.sum(0));
-      const auto dc = d.to(compute);                          // [n, vocab]
-      grad_rows.narrow(0, begin, n).copy_(torch::mm(dc, w));  // [n, dim]
-      grad_w.add_(torch::mm(dc.t(), x.narrow(0, begin, n)));  // [vocab, dim]
+      const auto dc = dm.to(compute);                                         // [m, vocab]
+      grad_rows.narrow(0, begin, n).copy_(torch::mm(dc, w).narrow(0, 0, n));  // [n, dim]
+      grad_w.add_(torch::mm(dc.t(), x.narrow(0, begin, m)));                  // [vocab, dim]
     }
     return {grad_rows,       grad_w,         grad_b.to(bias.scalar_type()), torch::Tensor(), torch::Tensor(),
             torch::Tensor(), torch::Tensor()};
