@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 
+#include "infer/weights_file.h"
 #include "libtorch/train/checkpoint.h"
 #include "nn_fixture.h"
 #include "util/error.h"
@@ -97,25 +98,12 @@ TEST(Checkpoint, WeightsFileWithARepeatedParameterIsRejected) {
   // Same count, but the first entry written twice in place of the second: a parameter would stay unread.
   const auto dir = s2s_test::temp_dir("ckpt_dup");
   auto model = small_model(1);
-  s2s::save_weights(dir / "w.bin", *model);
-  const auto bytes = s2s::fs::read_file(dir / "w.bin");
-  auto entry_end = [&](size_t pos) {  // name length, name, rank, sizes, float32 data, checksum
-    uint32_t name_len, rank;
-    std::memcpy(&name_len, bytes.data() + pos, 4);
-    pos += 4 + name_len;
-    std::memcpy(&rank, bytes.data() + pos, 4);
-    pos += 4;
-    int64_t numel = 1;
-    for (uint32_t r = 0; r < rank; ++r, pos += 8) {
-      int64_t s;
-      std::memcpy(&s, bytes.data() + pos, 8);
-      numel *= s;
-    }
-    return pos + static_cast<size_t>(numel) * 4 + 8;
-  };
-  const size_t first = 16, second = entry_end(first), third = entry_end(second);
-  const auto dup = bytes.substr(0, second) + bytes.substr(first, second - first) + bytes.substr(third);
-  s2s::fs::write_file_atomic(dir / "dup.bin", dup);
+  const auto named = model->named_parameters();
+  s2s::write_weights_file(dir / "dup.bin", named.size(), [&](uint64_t i, const s2s::WriteParameter& write) {
+    const auto& kv = named[i == 1 ? 0 : i];
+    const auto data = kv.value().detach().to(torch::kFloat).contiguous();
+    write(kv.key(), data.sizes().vec(), data.data_ptr<float>());
+  });
   auto target = small_model(2);
   const auto msg = error_of([&] { s2s::load_weights(dir / "dup.bin", *target); });
   EXPECT_NE(msg.find("appears twice"), std::string::npos) << msg;

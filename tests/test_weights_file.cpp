@@ -1,5 +1,6 @@
 // The LibTorch-free best.bin reader on hand-made files: shapes whose element count would overflow or exceed
-// the file are damage (found by tests/fuzz/fuzz_model_files), as are unknown magics.
+// the file are damage (found by tests/fuzz/fuzz_model_files), as are unknown magics. Version-3 files align
+// each parameter's data to 64 bytes, and the mapped reader reads it in place; version-2 files still load.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -15,9 +16,9 @@ void put(std::string& out, T v) {
   out.append(reinterpret_cast<const char*>(&v), sizeof v);
 }
 
-// A version-2 file with one parameter "x" of `shape` and no data.
+// A version-2 file (no alignment padding) with one parameter "x" of `shape` and no data.
 std::string header_only(const std::vector<int64_t>& shape) {
-  std::string out(s2s::kWeightsMagic, sizeof s2s::kWeightsMagic);
+  std::string out(s2s::kWeightsMagicV2, sizeof s2s::kWeightsMagicV2);
   put<uint64_t>(out, 1);
   put<uint32_t>(out, 1);
   out += "x";
@@ -104,6 +105,35 @@ TEST_F(WeightsFile, AveragingFilesOfAnotherModelIsRefused) {
                   }),
                   "cannot average '" + (dir_ / "other.bin").string() + "'");
   EXPECT_FALSE(std::filesystem::exists(dir_ / "mean.bin"));  // nothing half-written
+}
+
+TEST_F(WeightsFile, MappedReadsAreInPlaceForAlignedFilesAndCopiesForVersion2) {
+  const auto file = dir_ / "v3.bin";
+  write_pair(file, 1, "bb");  // names of different lengths: the padding differs
+  s2s::WeightsFileReader in(file);
+  std::vector<int64_t> offsets;
+  for (int i = 0; i < 2; ++i) offsets.push_back(in.skip(in.next().numel()));
+  for (auto offset : offsets) EXPECT_EQ(offset % 64, 0) << "data at offset " << offset;
+  std::vector<float> copy;
+  const float* b = in.mapped_float_at(offsets[1], 3, "bb", &copy);
+  EXPECT_TRUE(copy.empty());  // a pointer into the mapping
+  EXPECT_EQ(std::vector<float>(b, b + 3), (std::vector<float>{1, 2, 3}));
+
+  auto v2 = header_only({2});  // data right after a 29-byte header: not float-aligned
+  const float values[2] = {1.5f, -2.0f};
+  v2.append(reinterpret_cast<const char*>(values), sizeof values);
+  put<uint64_t>(v2, s2s::weights_checksum(values, sizeof values));
+  s2s::fs::write_file_atomic(dir_ / "v2.bin", v2);
+  s2s::WeightsFileReader old(dir_ / "v2.bin");
+  const auto offset = old.skip(old.next().numel());
+  const float* x = old.mapped_float_at(offset, 2, "x", &copy);
+  EXPECT_EQ(x, copy.data());
+  EXPECT_EQ(copy, (std::vector<float>{1.5f, -2.0f}));
+  v2[v2.size() - 9] ^= 1;  // a flipped bit in the data
+  s2s::fs::write_file_atomic(dir_ / "v2.bin", v2);
+  s2s::WeightsFileReader damaged(dir_ / "v2.bin");
+  EXPECT_CONTAINS(s2s_test::error_of([&] { damaged.mapped_float_at(offset, 2, "x", &copy); }),
+                  "checksum mismatch in parameter x");
 }
 
 }  // namespace

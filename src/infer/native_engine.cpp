@@ -47,8 +47,7 @@ std::vector<int64_t> spread_rows(int64_t R, int64_t K) {
 namespace {
 
 Matrix plain_matrix(const Parameter& p, WeightType type, bool per_row) {
-  return Matrix::from_f32(p.data.data(), p.shape.at(0), static_cast<int64_t>(p.data.size()) / p.shape.at(0),
-                          type, per_row);
+  return Matrix::from_f32(p.data, p.shape.at(0), p.size / p.shape.at(0), type, per_row);
 }
 
 }  // namespace

@@ -8,8 +8,8 @@
 namespace s2s::infer {
 namespace {
 
-// The parameters of a weights file by name, read on demand: only one float32 parameter is in memory at a
-// time next to the converted model (fewer page faults and a lower peak than reading the whole file).
+// The parameters of a weights file by name, read on demand from the file's mapping: nothing is copied
+// (version 3) and the pages of a parameter already converted can be dropped by the kernel.
 class WeightsMap : public ParameterSource {
  public:
   explicit WeightsMap(const std::filesystem::path& file) : file_(file), in_(file) {
@@ -28,9 +28,15 @@ class WeightsMap : public ParameterSource {
     const auto mismatch = "weights file '" + file_.string() + "' does not match the model in config.yml: ";
     if (it == index_.end()) throw Error(mismatch + "parameter " + name + " is missing");
     if (it->second.shape != shape) throw Error(mismatch + "parameter " + name + " has another shape");
-    Parameter l{shape, std::vector<float>(static_cast<size_t>(it->second.numel))};
-    in_.read_float_at(it->second.offset, l.data.data(), it->second.numel, name);
-    return l;
+    std::vector<float> copy;  // filled only for a file older than version 3
+    const float* data = in_.mapped_float_at(it->second.offset, it->second.numel, name, &copy);
+    if (!copy.empty()) return Parameter(shape, std::move(copy));
+    Parameter p(shape, data, it->second.numel);
+    p.release =
+        std::shared_ptr<const void>(data, [this, offset = it->second.offset, n = p.size](const void*) {
+          in_.release_mapped(offset, n);  // the values are converted: their pages need not stay resident
+        });
+    return p;
   }
 
  private:

@@ -6,14 +6,33 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace s2s::infer {
 
-// A float32 parameter by name, e.g. "decoder.w_rec0".
+// A float32 parameter by name, e.g. "decoder.w_rec0": its values in place in the source (a mapped weights
+// file) or in `owned`. Move-only, so `data` always points at live values.
 struct Parameter {
   std::vector<int64_t> shape;
-  std::vector<float> data;  // row-major
+  const float* data = nullptr;  // [size] row-major, valid while the Parameter and its source live
+  int64_t size = 0;
+  std::vector<float> owned;             // the values, where the source holds none to point at
+  std::shared_ptr<const void> release;  // set by a source to learn when the values are no longer read
+
+  Parameter(std::vector<int64_t> shape_, const float* values, int64_t n)
+      : shape(std::move(shape_)), data(values), size(n) {}
+  Parameter(std::vector<int64_t> shape_, std::vector<float> values)
+      : shape(std::move(shape_)), size(static_cast<int64_t>(values.size())), owned(std::move(values)) {
+    data = owned.data();
+  }
+  Parameter(Parameter&&) = default;  // a moved vector keeps its buffer: `data` stays valid
+  Parameter(const Parameter&) = delete;
+  Parameter& operator=(const Parameter&) = delete;
+  // A copy of values [begin, end).
+  std::vector<float> values(int64_t begin = 0, int64_t end = -1) const {
+    return {data + begin, data + (end < 0 ? size : end)};
+  }
 };
 
 // Where the native model's parameters come from: a weights file (best.bin) or memory.
@@ -24,7 +43,8 @@ class ParameterSource {
   virtual Parameter get(const std::string& name, const std::vector<int64_t>& shape) = 0;
 };
 
-// The parameters of weights file `file`, read on demand.
+// The parameters of weights file `file`, read on demand from a read-only mapping of it (in place for
+// version-3 files; the mapping lives as long as the source).
 std::unique_ptr<ParameterSource> open_weights_file(const std::filesystem::path& file);
 
 }  // namespace s2s::infer

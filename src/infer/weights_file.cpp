@@ -5,6 +5,9 @@
 #include <memory>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "kernels/kernels.h"
@@ -19,6 +22,14 @@ bool is_magic(const char* magic, const char (&expected)[8]) {
   return std::memcmp(magic, expected, sizeof expected) == 0;
 }
 
+// Data starts at a multiple of this many bytes of the file (version 3).
+constexpr int64_t kDataAlignment = 64;
+
+// Zero bytes after a parameter header ending at file offset `end`, up to the data's aligned start.
+int64_t alignment_padding(int64_t end) {
+  return (kDataAlignment - end % kDataAlignment) % kDataAlignment;
+}
+
 }  // namespace
 
 uint64_t weights_checksum(const void* data, size_t bytes) {
@@ -28,7 +39,9 @@ uint64_t weights_checksum(const void* data, size_t bytes) {
 bool is_weights_file(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   char magic[sizeof kWeightsMagic] = {};
-  return in.read(magic, sizeof magic) && (is_magic(magic, kWeightsMagic) || is_magic(magic, kWeightsMagicV1));
+  return in.read(magic, sizeof magic) &&
+         (is_magic(magic, kWeightsMagic) || is_magic(magic, kWeightsMagicV2) ||
+          is_magic(magic, kWeightsMagicV1));
 }
 
 int64_t WeightsFileReader::Entry::numel() const {
@@ -42,9 +55,10 @@ WeightsFileReader::WeightsFileReader(const std::filesystem::path& file)
   if (!in_) throw Error("cannot open weights '" + file.string() + "'");
   char magic[sizeof kWeightsMagic];
   bytes(magic, sizeof magic);
-  checksums_ = is_magic(magic, kWeightsMagic);
-  if (!checksums_ && !is_magic(magic, kWeightsMagicV1))
+  version_ = is_magic(magic, kWeightsMagic) ? 3 : is_magic(magic, kWeightsMagicV2) ? 2 : 1;
+  if (version_ == 1 && !is_magic(magic, kWeightsMagicV1))
     throw Error("'" + file.string() + "' is not an s2s weights file");
+  checksums_ = version_ >= 2;
   count_ = value<uint64_t>();
   std::error_code ec;
   size_ = static_cast<int64_t>(std::filesystem::file_size(file, ec));
@@ -79,6 +93,11 @@ WeightsFileReader::Entry WeightsFileReader::next() {
       throw Error("weights file '" + file_.string() + "' is damaged (shape of " + e.name + ")");
     numel *= s;
   }
+  if (version_ >= 3) {  // skip the padding before the aligned data
+    const auto end = static_cast<int64_t>(in_.tellg());
+    if (end < 0 || !in_.seekg(alignment_padding(end), std::ios::cur))
+      throw Error("weights file '" + file_.string() + "' is truncated or damaged");
+  }
   current_ = e.name;
   return e;
 }
@@ -112,6 +131,48 @@ void WeightsFileReader::read_float_at(int64_t offset, float* dst, int64_t n, con
   read_float(dst, n);
 }
 
+const float* WeightsFileReader::mapped_float_at(int64_t offset, int64_t n, const std::string& name,
+                                                std::vector<float>* copy) {
+  if (!map_) {
+    const int fd = ::open(file_.c_str(), O_RDONLY | O_CLOEXEC);
+    void* p = fd < 0 || size_ <= 0
+                  ? MAP_FAILED
+                  : ::mmap(nullptr, static_cast<size_t>(size_), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (fd >= 0) ::close(fd);  // the mapping keeps the file
+    if (p == MAP_FAILED) throw Error("cannot map weights '" + file_.string() + "' into memory");
+    ::madvise(p, static_cast<size_t>(size_), MADV_WILLNEED);
+    const auto bytes = static_cast<size_t>(size_);
+    map_ = std::shared_ptr<const char>(static_cast<const char*>(p),
+                                       [bytes](const char* q) { ::munmap(const_cast<char*>(q), bytes); });
+  }
+  const auto size = static_cast<size_t>(n) * 4;
+  if (offset < 0 || offset + static_cast<int64_t>(size) + (checksums_ ? 8 : 0) > size_)
+    throw Error("weights file '" + file_.string() + "' is truncated or damaged");
+  const char* data = map_.get() + offset;
+  if (checksums_) {
+    uint64_t stored;
+    std::memcpy(&stored, data + size, sizeof stored);
+    if (stored != weights_checksum(data, size)) {
+      throw Error("weights file '" + file_.string() + "' is damaged (checksum mismatch in parameter " + name +
+                  "); retrain or restore it from a copy");
+    }
+  }
+  if (reinterpret_cast<uintptr_t>(data) % alignof(float) == 0) return reinterpret_cast<const float*>(data);
+  copy->resize(static_cast<size_t>(n));
+  std::memcpy(copy->data(), data, size);
+  release_mapped(offset, n);
+  return copy->data();
+}
+
+void WeightsFileReader::release_mapped(int64_t offset, int64_t n) {
+  if (!map_) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(map_.get() + offset);
+  const auto first = (begin + page - 1) / page * page,
+             last = (begin + static_cast<uintptr_t>(n) * 4) / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 void WeightsFileReader::read_bf16(uint16_t* dst, int64_t n) {
   std::vector<float> chunk(static_cast<size_t>(std::min<int64_t>(n, 1 << 18)));
   std::unique_ptr<XXH64_state_t, decltype(&XXH64_freeState)> hash(XXH64_createState(), XXH64_freeState);
@@ -129,20 +190,27 @@ void WeightsFileReader::read_bf16(uint16_t* dst, int64_t n) {
 void write_weights_file(const std::filesystem::path& file, uint64_t count,
                         const std::function<void(uint64_t i, const WriteParameter& write)>& entry) {
   fs::write_atomic(file, [&](std::ostream& out) {
-    auto put = [&](const auto& v) { out.write(reinterpret_cast<const char*>(&v), sizeof v); };
-    out.write(kWeightsMagic, sizeof kWeightsMagic);
+    int64_t offset = 0;  // bytes written so far
+    auto bytes = [&](const void* p, size_t n) {
+      out.write(static_cast<const char*>(p), static_cast<std::streamsize>(n));
+      offset += static_cast<int64_t>(n);
+    };
+    auto put = [&](const auto& v) { bytes(&v, sizeof v); };
+    bytes(kWeightsMagic, sizeof kWeightsMagic);
     put(count);
     for (uint64_t i = 0; i < count; ++i) {
       entry(i, [&](const std::string& name, const std::vector<int64_t>& shape, const float* data) {
         int64_t numel = 1;
         for (auto s : shape) numel *= s;
         put(static_cast<uint32_t>(name.size()));
-        out.write(name.data(), static_cast<std::streamsize>(name.size()));
+        bytes(name.data(), name.size());
         put(static_cast<uint32_t>(shape.size()));
         for (auto s : shape) put(s);
-        const auto bytes = static_cast<size_t>(numel) * 4;
-        out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(bytes));
-        put(weights_checksum(data, bytes));
+        const char zeros[kDataAlignment] = {};
+        bytes(zeros, static_cast<size_t>(alignment_padding(offset)));
+        const auto size = static_cast<size_t>(numel) * 4;
+        bytes(data, size);
+        put(weights_checksum(data, size));
       });
     }
   });

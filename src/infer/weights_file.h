@@ -1,18 +1,22 @@
-// Weights-only files (best.bin), readable without LibTorch: "S2SWEIG2", uint64 count, then per parameter:
-// uint32 name length, name, uint32 rank, int64 sizes[rank], float32 data, uint64 XXH64 of the data bytes
-// (seed 0). Little-endian (x86-64, aarch64). "S2SWEIG1" files (s2s before 0.2: no checksums) still load.
+// Weights-only files (best.bin), readable without LibTorch: "S2SWEIG3", uint64 count, then per parameter:
+// uint32 name length, name, uint32 rank, int64 sizes[rank], zero bytes up to the next multiple of 64 of the
+// file offset, float32 data, uint64 XXH64 of the data bytes (seed 0). Little-endian (x86-64, aarch64).
+// The alignment lets the native engine read the data in place from a read-only mapping of the file.
+// "S2SWEIG2" files (s2s before 0.4: no alignment) and "S2SWEIG1" files (before 0.2: no checksums) still load.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace s2s {
 
-inline constexpr char kWeightsMagic[8] = {'S', '2', 'S', 'W', 'E', 'I', 'G', '2'};
+inline constexpr char kWeightsMagic[8] = {'S', '2', 'S', 'W', 'E', 'I', 'G', '3'};
+inline constexpr char kWeightsMagicV2[8] = {'S', '2', 'S', 'W', 'E', 'I', 'G', '2'};
 inline constexpr char kWeightsMagicV1[8] = {'S', '2', 'S', 'W', 'E', 'I', 'G', '1'};
 
 // The checksum stored after each parameter's data.
@@ -43,6 +47,13 @@ class WeightsFileReader {
   void read_float_at(int64_t offset, float* dst, int64_t n, const std::string& name);
   // Reads n float32 values converted to bfloat16 bits (round to nearest even).
   void read_bf16(uint16_t* dst, int64_t n);
+  // The n values at `offset` (from skip()) of parameter `name`, checksum-verified, from a read-only mapping
+  // of the file (made on the first call, kept while the reader lives): a pointer into the mapping where the
+  // data is float-aligned (version 3), else (older files) a pointer to a copy in *copy.
+  const float* mapped_float_at(int64_t offset, int64_t n, const std::string& name, std::vector<float>* copy);
+  // Drops the mapped pages wholly inside those n values from this process's memory (they stay in the page
+  // cache and read again if touched): the converted model, not the file, then makes up the resident set.
+  void release_mapped(int64_t offset, int64_t n);
 
  private:
   template <class T>
@@ -54,9 +65,11 @@ class WeightsFileReader {
   std::filesystem::path file_;
   std::ifstream in_;
   uint64_t count_ = 0;
-  int64_t size_ = 0;       // file size in bytes
-  bool checksums_ = true;  // false for version-1 files
-  std::string current_;    // name of the parameter whose data is read next
+  int64_t size_ = 0;                 // file size in bytes
+  int version_ = 3;                  // 1: no checksums, 2: no alignment
+  bool checksums_ = true;            // false for version-1 files
+  std::string current_;              // name of the parameter whose data is read next
+  std::shared_ptr<const char> map_;  // the file mapped read-only (mapped_float_at), unmapped on release
 };
 
 // Writes a weights file atomically (temp file, fsync, rename), one parameter at a time: `entry(i, write)`

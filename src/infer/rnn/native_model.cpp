@@ -39,10 +39,10 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
     const auto bias = w.get(p + "bias", {2, 1, 4 * He});
     BiLayer layer;
     for (int d = 0; d < 2; ++d) {
-      layer.w_ih[d] = Matrix::from_f32(w_ih.data.data() + d * in * 4 * He, in, 4 * He, type, false);
-      layer.w_hh[d] = Matrix::from_f32(w_hh.data.data() + d * He * 4 * He, He, 4 * He, type, false);
+      layer.w_ih[d] = Matrix::from_f32(w_ih.data + d * in * 4 * He, in, 4 * He, type, false);
+      layer.w_hh[d] = Matrix::from_f32(w_hh.data + d * He * 4 * He, He, 4 * He, type, false);
       layer.w_ih[d].pack(/*keep_rows=*/false), layer.w_hh[d].pack(/*keep_rows=*/false);
-      layer.bias[d].assign(bias.data.begin() + d * 4 * He, bias.data.begin() + (d + 1) * 4 * He);
+      layer.bias[d] = bias.values(d * 4 * He, (d + 1) * 4 * He);
     }
     enc_layers_.push_back(std::move(layer));
   }
@@ -53,32 +53,32 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
     DecLayer layer;
     if (l == 0) {  // one GEMM for [emb ; feed ; h] instead of two
       const auto wx = w.get("decoder.w_x0", {E, 4 * H});
-      std::vector<float> stacked(wx.data);
-      stacked.insert(stacked.end(), rec.data.begin(), rec.data.end());
+      std::vector<float> stacked = wx.values();
+      stacked.insert(stacked.end(), rec.data, rec.data + rec.size);
       layer.w = Matrix::from_f32(stacked.data(), E + rec_in, 4 * H, type, false);
       layer.w.pack(/*keep_rows=*/false);
     } else {
       layer.w = make_matrix(rec, type, false);
     }
-    layer.bias = w.get("decoder.bias" + name, {4 * H}).data;
+    layer.bias = w.get("decoder.bias" + name, {4 * H}).values();
     dec_layers_.push_back(std::move(layer));
   }
   bridge_ = make_matrix(w.get("decoder.bridge.weight", {2 * L * H, M}), type, true);
-  bridge_bias_ = w.get("decoder.bridge.bias", {2 * L * H}).data;
+  bridge_bias_ = w.get("decoder.bridge.bias", {2 * L * H}).values();
   if (config.attention != AttentionType::kLuongDot) {
     key_proj_ = make_matrix(w.get("decoder.attention.key_proj.weight", {H, M}), type, true);
   }
   if (config.attention == AttentionType::kBahdanau) {
     query_proj_ = make_matrix(w.get("decoder.attention.query_proj.weight", {H, H}), type, true);
-    query_bias_ = w.get("decoder.attention.query_proj.bias", {H}).data;
-    score_v_ = w.get("decoder.attention.v.weight", {1, H}).data;
+    query_bias_ = w.get("decoder.attention.query_proj.bias", {H}).values();
+    score_v_ = w.get("decoder.attention.v.weight", {1, H}).values();
   } else if (config.attention == AttentionType::kLuongDot && H != M) {
     throw Error("luong-dot attention needs decoder hidden size == encoder output size");
   }
   combine_ = make_matrix(w.get("decoder.combine.weight", {out_dim, M + H}), type, true);
   out_weight_ =
       config.tie_output ? tgt_emb_ : shared_matrix(w.get("out_weight", {tgt_vocab, out_dim}), type, true);
-  out_bias_ = w.get("out_bias", {tgt_vocab}).data;
+  out_bias_ = w.get("out_bias", {tgt_vocab}).values();
 }
 
 void NativeModel::lstm_step(const float* rec_in, int64_t rows, int64_t in, const Matrix& w_rec,

@@ -82,13 +82,13 @@ NativeTransformer::Linear NativeTransformer::linear_rows(ParameterSource& w, con
                                                          WeightType type) const {
   const auto weight = w.get(name + ".weight", {out, in});
   const auto bias = w.get(name + ".bias", {out});
-  auto matrix = Matrix::from_f32(&weight.data[static_cast<size_t>(begin * in)], end - begin, in, type, true);
+  auto matrix = Matrix::from_f32(weight.data + begin * in, end - begin, in, type, true);
   matrix.pack(/*keep_rows=*/false);
-  return {std::move(matrix), std::vector<float>(bias.data.begin() + begin, bias.data.begin() + end)};
+  return {std::move(matrix), bias.values(begin, end)};
 }
 
 NativeTransformer::Norm NativeTransformer::norm(ParameterSource& w, const std::string& name) const {
-  return {w.get(name + ".weight", {dim_}).data, w.get(name + ".bias", {dim_}).data};
+  return {w.get(name + ".weight", {dim_}).values(), w.get(name + ".bias", {dim_}).values()};
 }
 
 NativeTransformer::NativeTransformer(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
@@ -124,7 +124,7 @@ NativeTransformer::NativeTransformer(const ModelConfig& config, int64_t src_voca
   enc_norm_ = norm(w, "encoder_norm");
   dec_norm_ = norm(w, "decoder_norm");
   out_weight_ = config.tie_output ? tgt_emb_ : shared_matrix(w.get("out_weight", {tgt_vocab, D}), type, true);
-  out_bias_ = w.get("out_bias", {tgt_vocab}).data;
+  out_bias_ = w.get("out_bias", {tgt_vocab}).values();
 }
 
 void NativeTransformer::embed(const Matrix& table, const std::vector<int64_t>& tokens,

@@ -184,7 +184,8 @@ class ModuleParameters : public infer::ParameterSource {
       throw Error("the model in memory has no parameter " + name + " of the shape the native engine expects");
     }
     const auto cpu = t->detach().to(torch::kCPU, torch::kFloat).contiguous();
-    return {shape, std::vector<float>(cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel())};
+    return infer::Parameter(shape,
+                            std::vector<float>(cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel()));
   }
 
  private:
