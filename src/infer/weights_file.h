@@ -2,7 +2,7 @@
 // uint32 name length, name, uint32 rank, int64 sizes[rank], zero bytes up to the next multiple of 64 of the
 // file offset, float32 data, uint64 XXH64 of the data bytes (seed 0). Little-endian (x86-64, aarch64).
 // The alignment lets the native engine read the data in place from a read-only mapping of the file.
-// "S2SWEIG2" files (s2s before 0.4: no alignment) and "S2SWEIG1" files (before 0.2: no checksums) still load.
+// "S2SWEIG2" (no alignment) and "S2SWEIG1" (no checksums) files of earlier s2s builds still load.
 #pragma once
 
 #include <cstdint>
