@@ -136,4 +136,17 @@ TEST_F(WeightsFile, MappedReadsAreInPlaceForAlignedFilesAndCopiesForVersion2) {
                   "checksum mismatch in parameter x");
 }
 
+// A training saves best.bin by rename: a reader that indexed the old file must not read the new one's bytes
+// at the old offsets.
+TEST_F(WeightsFile, AFileReplacedAfterItsIndexWasReadIsRefused) {
+  const auto file = dir_ / "best.bin";
+  write_pair(file, 1);
+  s2s::WeightsFileReader in(file);
+  const auto offset = in.skip(in.next().numel());
+  write_pair(file, 2);  // replaced atomically: another inode
+  std::vector<float> copy;
+  EXPECT_CONTAINS(s2s_test::error_of([&] { in.mapped_float_at(offset, 4, "a", &copy); }),
+                  "was replaced while it was read");
+}
+
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -62,6 +63,8 @@ WeightsFileReader::WeightsFileReader(const std::filesystem::path& file)
   count_ = value<uint64_t>();
   std::error_code ec;
   size_ = static_cast<int64_t>(std::filesystem::file_size(file, ec));
+  struct stat st {};
+  if (::stat(file.c_str(), &st) == 0) inode_ = st.st_ino, device_ = st.st_dev;
 }
 
 template <class T>
@@ -124,21 +127,21 @@ int64_t WeightsFileReader::skip(int64_t n) {
   return offset;
 }
 
-void WeightsFileReader::read_float_at(int64_t offset, float* dst, int64_t n, const std::string& name) {
-  in_.clear();
-  if (!in_.seekg(offset)) throw Error("weights file '" + file_.string() + "' is truncated or damaged");
-  current_ = name;
-  read_float(dst, n);
-}
-
 const float* WeightsFileReader::mapped_float_at(int64_t offset, int64_t n, const std::string& name,
                                                 std::vector<float>* copy) {
   if (!map_) {
     const int fd = ::open(file_.c_str(), O_RDONLY | O_CLOEXEC);
-    void* p = fd < 0 || size_ <= 0
+    struct stat st {};
+    const bool same = fd >= 0 && ::fstat(fd, &st) == 0 && st.st_ino == inode_ && st.st_dev == device_ &&
+                      st.st_size == size_;
+    void* p = !same || size_ <= 0
                   ? MAP_FAILED
                   : ::mmap(nullptr, static_cast<size_t>(size_), PROT_READ, MAP_PRIVATE, fd, 0);
     if (fd >= 0) ::close(fd);  // the mapping keeps the file
+    if (fd >= 0 && !same) {
+      throw Error("weights file '" + file_.string() +
+                  "' was replaced while it was read (a training saving it?); run again");
+    }
     if (p == MAP_FAILED) throw Error("cannot map weights '" + file_.string() + "' into memory");
     ::madvise(p, static_cast<size_t>(size_), MADV_WILLNEED);
     const auto bytes = static_cast<size_t>(size_);

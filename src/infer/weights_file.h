@@ -41,15 +41,14 @@ class WeightsFileReader {
   // Header of the next parameter; its data must be read next (read_float or read_bf16, numel values).
   Entry next();
   void read_float(float* dst, int64_t n);
-  // Skips the current parameter's data (n values) and returns its offset, for read_float_at().
+  // Skips the current parameter's data (n values) and returns its offset, for mapped_float_at().
   int64_t skip(int64_t n);
-  // Reads the n values at `offset` (from skip()) of parameter `name` (for messages).
-  void read_float_at(int64_t offset, float* dst, int64_t n, const std::string& name);
   // Reads n float32 values converted to bfloat16 bits (round to nearest even).
   void read_bf16(uint16_t* dst, int64_t n);
   // The n values at `offset` (from skip()) of parameter `name`, checksum-verified, from a read-only mapping
   // of the file (made on the first call, kept while the reader lives): a pointer into the mapping where the
-  // data is float-aligned (version 3), else (older files) a pointer to a copy in *copy.
+  // data is float-aligned (version 3), else (older files) a pointer to a copy in *copy. Throws if the path
+  // names another file by then (replaced by a training's save): the offsets read belong to the first.
   const float* mapped_float_at(int64_t offset, int64_t n, const std::string& name, std::vector<float>* copy);
   // Drops the mapped pages wholly inside those n values from this process's memory (they stay in the page
   // cache and read again if touched): the converted model, not the file, then makes up the resident set.
@@ -66,6 +65,7 @@ class WeightsFileReader {
   std::ifstream in_;
   uint64_t count_ = 0;
   int64_t size_ = 0;                 // file size in bytes
+  uint64_t inode_ = 0, device_ = 0;  // which file `file_` named when opened
   int version_ = 3;                  // 1: no checksums, 2: no alignment
   bool checksums_ = true;            // false for version-1 files
   std::string current_;              // name of the parameter whose data is read next
