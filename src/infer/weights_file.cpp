@@ -106,8 +106,11 @@ WeightsFileReader::Entry WeightsFileReader::next() {
 }
 
 void WeightsFileReader::verify(uint64_t computed, const std::string& name) {
-  if (!checksums_) return;
-  if (value<uint64_t>() != computed) {
+  if (checksums_) check_checksum(value<uint64_t>(), computed, name);
+}
+
+void WeightsFileReader::check_checksum(uint64_t stored, uint64_t computed, const std::string& name) const {
+  if (stored != computed) {
     throw Error("weights file '" + file_.string() + "' is damaged (checksum mismatch in parameter " + name +
                 "); retrain or restore it from a copy");
   }
@@ -155,10 +158,7 @@ const float* WeightsFileReader::mapped_float_at(int64_t offset, int64_t n, const
   if (checksums_) {
     uint64_t stored;
     std::memcpy(&stored, data + size, sizeof stored);
-    if (stored != weights_checksum(data, size)) {
-      throw Error("weights file '" + file_.string() + "' is damaged (checksum mismatch in parameter " + name +
-                  "); retrain or restore it from a copy");
-    }
+    check_checksum(stored, weights_checksum(data, size), name);
   }
   if (reinterpret_cast<uintptr_t>(data) % alignof(float) == 0) return reinterpret_cast<const float*>(data);
   copy->resize(static_cast<size_t>(n));

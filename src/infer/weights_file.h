@@ -60,6 +60,8 @@ class WeightsFileReader {
   void bytes(void* dst, size_t n);
   // Reads the stored checksum of data just read and compares it with `computed`.
   void verify(uint64_t computed, const std::string& name);
+  // Throws s2s::Error naming the file and parameter unless the checksums agree.
+  void check_checksum(uint64_t stored, uint64_t computed, const std::string& name) const;
 
   std::filesystem::path file_;
   std::ifstream in_;
