@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -40,16 +39,9 @@ class NativeNetwork {
   virtual const std::vector<float>& out_bias() const = 0;  // [tgt_vocab]
 };
 
-// Rows `rows` of x [*, width], in that order.
-template <typename T>
-std::vector<T> gather_rows(const std::vector<T>& x, int64_t width, const std::vector<int64_t>& rows) {
-  std::vector<T> out(rows.size() * static_cast<size_t>(width));  // [rows.size(), width]
-  for (size_t i = 0; i < rows.size(); ++i)
-    std::memcpy(&out[i * width], &x[rows[i] * width], static_cast<size_t>(width) * sizeof(T));
-  return out;
-}
-// x = gather_rows(x, ...) through a per-thread buffer that circulates with x's: no allocation or zero-fill
-// at each step. For the per-step decoder rows, whose sizes stay alike (a big x would leave its buffer here).
+// x [*, width] = its rows `rows`, in that order, through a per-thread buffer that circulates with x's: no
+// allocation or zero-fill at each step. For the per-step decoder rows, whose sizes stay alike (a big x would
+// leave its buffer here).
 void take_rows(std::vector<float>& x, int64_t width, const std::vector<int64_t>& rows);
 
 // A search's first step: the K rows of each sentence are alike (the same token after the same state), so the

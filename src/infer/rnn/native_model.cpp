@@ -141,6 +141,7 @@ Encoded NativeModel::encode(const std::vector<std::vector<int32_t>>& batch, int6
   Encoded enc;
   enc.batch = static_cast<int64_t>(batch.size());
   for (const auto& s : batch) {
+    enc.live.push_back(static_cast<int64_t>(enc.lengths.size()));
     enc.lengths.push_back(static_cast<int64_t>(s.size()));
     enc.src_len = std::max<int64_t>(enc.src_len, static_cast<int64_t>(s.size()));
   }
@@ -243,8 +244,8 @@ void NativeModel::step(const std::vector<int64_t>& tokens, DecoderRows& s, const
            query_bias_.data());
     query = projected.data();
   }
-  for (int64_t a = 0; a < enc.batch; ++a)
-    attend(enc, a, query + a * group * D, group, &weights[a * group * S], &context[a * group * M]);
+  for (int64_t a = 0; a < static_cast<int64_t>(enc.live.size()); ++a)
+    attend(enc, enc.live[a], query + a * group * D, group, &weights[a * group * S], &context[a * group * M]);
   if (attn) *attn = weights;
   for (int64_t r = 0; r < R; ++r) {
     std::copy(&context[r * M], &context[(r + 1) * M], &cat[r * (M + H)]);
@@ -256,10 +257,10 @@ void NativeModel::step(const std::vector<int64_t>& tokens, DecoderRows& s, const
   s.feed = out;
 }
 
-void NativeModel::attend(const Encoded& enc, int64_t a, const float* query, int64_t group, float* weights,
+void NativeModel::attend(const Encoded& enc, int64_t b, const float* query, int64_t group, float* weights,
                          float* context) const {
   const int64_t S = enc.src_len, M = enc.mem_dim(), D = enc.key_dim();
-  const auto* mask = reinterpret_cast<const bool*>(&enc.mask[a * S]);
+  const auto* mask = reinterpret_cast<const bool*>(&enc.mask[b * S]);
   auto run = [&](const auto* keys, const auto* memory) {  // float32 or bf16: [S, D] and [S, M] of sentence a
     if (score_v_.empty()) {
       kernels::attention(query, keys, memory, mask, group, S, D, M, weights, context);
@@ -269,9 +270,9 @@ void NativeModel::attend(const Encoded& enc, int64_t a, const float* query, int6
     }
   };
   if (bf16_memory_) {
-    run(&(enc.keys16.empty() ? enc.memory16 : enc.keys16)[a * S * D], &enc.memory16[a * S * M]);
+    run(&(enc.keys16.empty() ? enc.memory16 : enc.keys16)[b * S * D], &enc.memory16[b * S * M]);
   } else {
-    run(&(enc.keys.empty() ? enc.memory : enc.keys)[a * S * D], &enc.memory[a * S * M]);
+    run(&(enc.keys.empty() ? enc.memory : enc.keys)[b * S * D], &enc.memory[b * S * M]);
   }
 }
 
@@ -308,20 +309,9 @@ void NativeModel::reorder(NativeState& base, const std::vector<int64_t>& rows,
   for (auto& c : state.rows.c) take_rows(c, H, rows);
   take_rows(state.rows.feed, out_dim(), rows);
   if (static_cast<int64_t>(kept.size()) == A) return;
-  const int64_t S = enc.src_len, M = enc.mem_dim(), D = enc.key_dim();
-  auto keep = [&](auto& x, int64_t width) {  // the kept sentences' rows (the empty one of a pair stays empty)
-    if (!x.empty()) x = gather_rows(x, width, kept);
-  };
-  keep(enc.memory, S * M), keep(enc.memory16, S * M), keep(enc.keys, S * D), keep(enc.keys16, S * D);
-  keep(enc.final, M);
-  std::vector<uint8_t> mask;
-  std::vector<int64_t> lengths;
-  for (auto a : kept) {
-    mask.insert(mask.end(), enc.mask.begin() + a * S, enc.mask.begin() + (a + 1) * S);
-    lengths.push_back(enc.lengths[static_cast<size_t>(a)]);
-  }
-  enc.mask = std::move(mask), enc.lengths = std::move(lengths);
-  enc.batch = static_cast<int64_t>(kept.size());
+  std::vector<int64_t> live;  // the memory stays where it is: no copy of [B, S, M] per finished sentence
+  for (auto a : kept) live.push_back(enc.live[static_cast<size_t>(a)]);
+  enc.live = std::move(live);
 }
 
 }  // namespace s2s::infer

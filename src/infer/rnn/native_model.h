@@ -20,9 +20,11 @@ namespace s2s::infer {
 
 // Encoder output for a batch of B sentences, padded to S positions. The attention reads memory and keys in
 // float32 (float32 weights: LibTorch's arithmetic) or as bfloat16 bits (bf16 and int8 weights: half the
-// bytes read at every step and kept for the batch); the other pair is empty.
+// bytes read at every step and kept for the batch); the other pair is empty. The buffers keep all B
+// sentences until the batch ends: when the search drops finished ones, only `live` shrinks.
 struct Encoded {
   int64_t batch = 0, src_len = 0;          // B, S
+  std::vector<int64_t> live;               // [A]: where the search's sentence a is in the buffers below
   std::vector<int64_t> lengths;            // [B]
   std::vector<float> memory, keys;         // [B, S, M] zero at padding; [B, S, D] attention keys
                                            // (memory projected; empty: the memory itself)
@@ -89,8 +91,9 @@ class NativeModel : public NativeNetwork {
   static void lstm_step(const float* rec_in, int64_t rows, int64_t in, const Matrix& w_rec, const float* bias,
                         float* gates, float* c, float* h, int64_t H);
 
-  // The attention of one sentence's `group` rows (queries [group, D]) over its encoded positions.
-  void attend(const Encoded& enc, int64_t a, const float* query, int64_t group, float* weights,
+  // The attention of one sentence's `group` rows (queries [group, D]) over its encoded positions (sentence
+  // b of the buffers).
+  void attend(const Encoded& enc, int64_t b, const float* query, int64_t group, float* weights,
               float* context) const;
 
   ModelConfig config_;

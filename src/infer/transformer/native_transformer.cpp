@@ -12,9 +12,10 @@ namespace {
 // Search state: the memory's keys/values per decoder layer, and every decoded step's keys/values as written,
 // with each row's ancestry. A reorder rewrites the ancestry (t x R indices), never the cached vectors.
 struct TransformerState : NativeState {
-  int64_t sentences = 0;         // A
-  std::vector<int64_t> lengths;  // [A] source lengths
-  // per layer [A, S, 2D]: row (a, j) = [key ; value] of source position j (head h in columns h*dh ..)
+  std::vector<int64_t> live;     // [A]: where the search's sentence a is in `lengths` and `memory`
+  std::vector<int64_t> lengths;  // [B] source lengths
+  // per layer [B, S, 2D]: row (b, j) = [key ; value] of source position j (head h in columns h*dh ..); kept
+  // for all B sentences until the batch ends (the search dropping finished ones shrinks `live` only)
   std::vector<std::vector<float>> memory;
   // per layer, per step t': [R_t', 2D] = [key ; value] per row, float32 (written by the projection itself)
   // or, in the bf16 and int8 precisions, bfloat16: half the bytes that every step reads back
@@ -175,9 +176,10 @@ std::unique_ptr<NativeState> NativeTransformer::start(const std::vector<std::vec
   const int64_t B = static_cast<int64_t>(batch.size()), D = dim_, dh = D / heads_;
   int64_t S = 0;
   for (const auto& s : batch) S = std::max<int64_t>(S, static_cast<int64_t>(s.size()));
-  state->sentences = B, state->src_len = S;
+  state->src_len = S;
   std::vector<int64_t> tokens, positions;  // [B * S], row b * S + t
   for (const auto& s : batch) {
+    state->live.push_back(static_cast<int64_t>(state->lengths.size()));
     state->lengths.push_back(static_cast<int64_t>(s.size()));
     for (int64_t t = 0; t < S; ++t) {
       tokens.push_back(t < static_cast<int64_t>(s.size()) ? s[static_cast<size_t>(t)] : pad);
@@ -247,11 +249,11 @@ void NativeTransformer::advance(const std::vector<int64_t>& tokens, NativeState&
     layer.q.apply(h.data(), R, q.data());  // [R, D] queries
     const bool last = l + 1 == dec_layers_.size();
     for (int64_t r = 0; r < R; ++r) {
-      const int64_t a = r / K;
-      const float* memory = &s.memory[l][a * S * 2 * D];  // [S, 2D] of sentence a
-      row_pointers(memory, 2 * D, s.lengths[a], keys);
-      row_pointers(memory + D, 2 * D, s.lengths[a], values);
-      attend_row(&q[r * D], keys, values, s.lengths[a], heads_, dh, &ctx[r * D],
+      const int64_t b = s.live[static_cast<size_t>(r / K)];
+      const float* memory = &s.memory[l][b * S * 2 * D];  // [S, 2D] of sentence b
+      row_pointers(memory, 2 * D, s.lengths[b], keys);
+      row_pointers(memory + D, 2 * D, s.lengths[b], values);
+      attend_row(&q[r * D], keys, values, s.lengths[b], heads_, dh, &ctx[r * D],
                  last && attn ? &(*attn)[r * S] : nullptr);
     }
     layer.cross_out.add_to(ctx.data(), R, y.data());
@@ -264,17 +266,15 @@ void NativeTransformer::advance(const std::vector<int64_t>& tokens, NativeState&
 void NativeTransformer::reorder(NativeState& base, const std::vector<int64_t>& rows,
                                 const std::vector<int64_t>& kept, int64_t A, int64_t K) const {
   auto& s = static_cast<TransformerState&>(base);
-  const int64_t D = dim_, S = s.src_len;
   for (auto& step : s.ancestor) {  // [R] -> [R']: new row i continues old row rows[i]
     std::vector<int32_t> next(rows.size());
     for (size_t i = 0; i < rows.size(); ++i) next[i] = step[static_cast<size_t>(rows[i])];
     step = std::move(next);
   }
   if (static_cast<int64_t>(kept.size()) == A) return;
-  for (auto& memory : s.memory) memory = gather_rows(memory, S * 2 * D, kept);
-  std::vector<int64_t> lengths;
-  for (auto a : kept) lengths.push_back(s.lengths[static_cast<size_t>(a)]);
-  s.lengths = std::move(lengths), s.sentences = static_cast<int64_t>(kept.size());
+  std::vector<int64_t> live;  // the memory stays where it is: no copy of [B, S, 2D] per finished sentence
+  for (auto a : kept) live.push_back(s.live[static_cast<size_t>(a)]);
+  s.live = std::move(live);
 }
 
 }  // namespace s2s::infer
