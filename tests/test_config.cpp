@@ -598,6 +598,7 @@ TEST(Config, RangeChecksNameTheKey) {
       {"train:\n  batch_tokens: 0\n", "train.batch_tokens"},
       {"train:\n  batch_multiple: 0\n", "train.batch_multiple"},
       {"train:\n  label_smoothing: 1\n", "train.label_smoothing"},
+      {"train:\n  ema_decay: 1\n", "train.ema_decay"},
       {"train:\n  adam_beta2: 1.0\n", "train.adam_beta2"},
       {"train:\n  threads: 0\n", "train.threads"},
       {"train:\n  lr_decay: 0\n", "train.lr_decay"},

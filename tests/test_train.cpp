@@ -4,6 +4,7 @@
 #include <torch/optim/adam.h>
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
@@ -140,6 +141,67 @@ TEST(Train, ResumeIsBitExact) {
     ASSERT_EQ(b.back()["step"], 40);
     EXPECT_EQ(a.back()["train_loss"].get<double>(), b.back()["train_loss"].get<double>());  // bit-exact
     EXPECT_EQ(a.back()["lr"].get<double>(), b.back()["lr"].get<double>());
+  }
+}
+
+// Every named parameter of `model`, by name.
+std::map<std::string, torch::Tensor> named_weights(torch::nn::Module& model) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& p : model.named_parameters()) out[p.key()] = p.value().detach().clone();
+  return out;
+}
+
+std::map<std::string, torch::Tensor> weights_in(const stdfs::path& file, const s2s::Config& c) {
+  auto model = s2s::build_model(c.model, s2s_test::vocabs_of(*s2s_test::demo_tokenizer()));
+  s2s::load_weights(file, *model);
+  return named_weights(*model);
+}
+
+// train.ema_decay: validation and best.bin see average = d * w0 + (1 - d) * w1 after the first step, with
+// d = min(ema_decay, 2 / 11); last.pt keeps the trained weights and the average, and a resumed run
+// averages exactly as a straight one.
+TEST(Train, MovingAverageOfTheWeightsIsValidatedSavedAndResumed) {
+  auto c = config_with_vocab();
+  c.train.ema_decay = 0.99, c.train.max_steps = 1, c.train.valid_every = 1;
+  s2s::TrainRunOptions run;
+  run.quiet = true, run.model_dir = s2s_test::temp_dir("ema_one_step");
+  s2s::train(c, run);
+  torch::manual_seed(static_cast<uint64_t>(c.train.seed));  // the trainer's initial weights
+  auto w0 = named_weights(*s2s::build_model(c.model, s2s_test::vocabs_of(*s2s_test::demo_tokenizer())));
+  const auto w1 = weights_in(run.model_dir / "last.pt", c), avg = weights_in(run.model_dir / "best.bin", c);
+  const double d = 2.0 / 11;
+  double trained = 0;  // how far the step moved the weights
+  for (const auto& [name, w] : w1) {
+    SCOPED_TRACE(name);
+    trained = std::max(trained, (w - w0[name]).abs().max().item<double>());
+    EXPECT_TRUE(torch::allclose(avg.at(name), d * w0[name] + (1 - d) * w, 1e-5, 1e-6));
+  }
+  EXPECT_GT(trained, 1e-4);
+
+  c.train.ema_decay = 0.9, c.train.valid_every = 5, c.train.keep_checkpoints = 1;
+  const auto straight = s2s_test::temp_dir("ema_straight"), resumed = s2s_test::temp_dir("ema_resumed");
+  c.train.max_steps = 10, run.model_dir = straight;
+  s2s::train(c, run);
+  c.train.max_steps = 5, run.model_dir = resumed;
+  s2s::train(c, run);
+  c.train.max_steps = 10;
+  s2s::train(c, run);
+  EXPECT_EQ(s2s::fs::read_file(straight / "checkpoints" / "step-10.bin"),
+            s2s::fs::read_file(resumed / "checkpoints" / "step-10.bin"));
+
+  // A run resumed with train.ema_decay set from a checkpoint without an average starts it from its weights.
+  c.train.ema_decay = 0, c.train.max_steps = 5, c.train.keep_checkpoints = 2;
+  run.model_dir = s2s_test::temp_dir("ema_late");
+  s2s::train(c, run);
+  c.train.ema_decay = 0.99, c.train.max_steps = 6;
+  s2s::train(c, run);
+  const auto w5 = weights_in(run.model_dir / "checkpoints" / "step-5.bin", c),
+             w6 = weights_in(run.model_dir / "last.pt", c),
+             late = weights_in(run.model_dir / "checkpoints" / "step-6.bin", c);
+  const double d6 = 7.0 / 16;  // min(0.99, (1 + 6) / (10 + 6))
+  for (const auto& [name, w] : w6) {
+    SCOPED_TRACE(name);
+    EXPECT_TRUE(torch::allclose(late.at(name), d6 * w5.at(name) + (1 - d6) * w, 1e-5, 1e-6));
   }
 }
 

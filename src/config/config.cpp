@@ -255,6 +255,7 @@ void validate(const Config& c) {
   check(t.precision == Precision::kFp32 || t.precision == Precision::kBf16, "train.precision",
         to_string(t.precision), "must be fp32 or bf16 (auto and int8 are for decoding)");
   check(t.keep_checkpoints >= 0, "train.keep_checkpoints", t.keep_checkpoints, "must be >= 0");
+  check(t.ema_decay >= 0 && t.ema_decay < 1, "train.ema_decay", t.ema_decay, "must be in [0, 1) (0 = off)");
   const auto& d = c.decode;
   check(d.beam_size > 0, "decode.beam_size", d.beam_size, "must be > 0");
   check(d.n_best > 0 && d.n_best <= d.beam_size, "decode.n_best", d.n_best, "must be in [1, beam_size]");

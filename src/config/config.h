@@ -108,6 +108,7 @@ struct TrainConfig {
   int valid_beam_size = 1;    // beam size for validation BLEU (1 = greedy)
   int valid_batch_size = 64;  // sentences per validation translation batch
   int keep_checkpoints = 0;  // weights of the last N validations kept in checkpoints/step-N.bin (s2s average)
+  double ema_decay = 0;  // > 0: validate and save a moving average of the weights (README: Training); 0 = off
 
   template <class V>
   void visit(V&& v) {
@@ -122,6 +123,7 @@ struct TrainConfig {
         v("early_stop_metric", early_stop_metric);
     v("patience", patience), v("valid_beam_size", valid_beam_size);
     v("valid_batch_size", valid_batch_size), v("keep_checkpoints", keep_checkpoints);
+    v("ema_decay", ema_decay);
   }
 };
 

@@ -49,20 +49,41 @@ void read_state(torch::serialize::InputArchive& ar, TrainState& s) {
   if (ar.try_read("batch_plan_tokens", plan_tokens)) s.batch_plan_tokens = plan_tokens.item<int64_t>();
 }
 
+// The stored moving average into `average` (same count and shapes); false if the checkpoint has none.
+bool read_average(torch::serialize::InputArchive& ar, const std::filesystem::path& file,
+                  std::vector<torch::Tensor>& average) {
+  torch::serialize::InputArchive avg_ar;
+  if (!ar.try_read("average", avg_ar)) return false;
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < average.size(); ++i) {
+    torch::Tensor t;
+    if (!avg_ar.try_read(std::to_string(i), t) || !t.sizes().equals(average[i].sizes()))
+      throw Error("checkpoint '" + file.string() + "' has a damaged moving average of the weights");
+    average[i].copy_(t);
+  }
+  return true;
+}
+
 }  // namespace
 
 void save_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
-                     const torch::optim::Optimizer& optimizer, const TrainState& state) {
-  torch::serialize::OutputArchive ar, model_ar, optim_ar, state_ar;
+                     const torch::optim::Optimizer& optimizer, const TrainState& state,
+                     const std::vector<torch::Tensor>& average) {
+  torch::serialize::OutputArchive ar, model_ar, optim_ar, state_ar, avg_ar;
   model.save(model_ar);
   optimizer.save(optim_ar);
   write_state(state_ar, state);
   ar.write("model", model_ar), ar.write("optimizer", optim_ar), ar.write("state", state_ar);
+  if (!average.empty()) {
+    for (size_t i = 0; i < average.size(); ++i) avg_ar.write(std::to_string(i), average[i]);
+    ar.write("average", avg_ar);
+  }
   save_model_archive(file, ar);
 }
 
-void load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
-                     torch::optim::Optimizer& optimizer, TrainState& state) {
+bool load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
+                     torch::optim::Optimizer& optimizer, TrainState& state,
+                     std::vector<torch::Tensor>* average) {
   if (is_weights_file(file)) {
     throw Error("checkpoint '" + file.string() + "' is a weights-only file: it has no training state");
   }
@@ -75,6 +96,7 @@ void load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model
     }
     optimizer.load(optim_ar);
     read_state(state_ar, state);
+    return average && !average->empty() && read_average(ar, file, *average);
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {  // c10::Error, or std::runtime_error from LibTorch's unpickler

@@ -5,6 +5,7 @@
 #include <torch/optim/optimizer.h>
 
 #include <filesystem>
+#include <vector>
 
 #include "libtorch/model/weights_io.h"
 
@@ -28,12 +29,16 @@ struct TrainState {
   torch::Tensor rng_state;        // CPU generator state (dropout); empty when not captured
 };
 
-// Saves model + optimizer + state atomically (temp file + rename).
+// Saves model + optimizer + state atomically (temp file + rename), and `average` (train.ema_decay: the
+// moving average of the weights, one tensor per parameter) unless it is empty.
 void save_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
-                     const torch::optim::Optimizer& optimizer, const TrainState& state);
+                     const torch::optim::Optimizer& optimizer, const TrainState& state,
+                     const std::vector<torch::Tensor>& average = {});
 
-// Loads a checkpoint written by save_checkpoint; throws s2s::Error naming the file on any problem.
-void load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
-                     torch::optim::Optimizer& optimizer, TrainState& state);
+// Loads a checkpoint written by save_checkpoint; throws s2s::Error naming the file on any problem. A
+// non-empty `average` is overwritten by the stored one (same shapes) if there is one: returns whether it was.
+bool load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
+                     torch::optim::Optimizer& optimizer, TrainState& state,
+                     std::vector<torch::Tensor>* average = nullptr);
 
 }  // namespace s2s

@@ -203,6 +203,7 @@ class TrainerRun {
   void share_validation_outcome();
   void resume_position(const BatchOptions& plan_options, size_t plan_batches);
   void save_last();
+  void update_average();
   void validate_and_save();
   void share_cores();
   void append_metrics(const nlohmann::json& record);
@@ -216,7 +217,8 @@ class TrainerRun {
   std::vector<std::string> valid_src_lines_, valid_ref_lines_;
   std::vector<int32_t> src_lens_, tgt_lens_;
   NmtModel model_{nullptr};
-  std::vector<torch::Tensor> params_;  // unique parameters (shared embeddings once)
+  std::vector<torch::Tensor> params_;   // unique parameters (shared embeddings once)
+  std::vector<torch::Tensor> average_;  // train.ema_decay > 0, rank 0: the moving average of params_
   std::unique_ptr<torch::optim::Adam> optimizer_;
   TrainState state_;
   SpecialIds ids_;
@@ -347,6 +349,10 @@ void TrainerRun::build() {
   const auto& t = cfg_.train;
   optimizer_ = std::make_unique<torch::optim::Adam>(
       params_, torch::optim::AdamOptions(t.lr).betas({t.adam_beta1, t.adam_beta2}).eps(1e-8));
+  if (main_ && t.ema_decay > 0) {  // rank 0 alone validates and saves, so it alone keeps the average
+    torch::NoGradGuard no_grad;
+    for (const auto& p : params_) average_.push_back(p.detach().clone());
+  }
   int64_t params = 0;
   for (const auto& p : params_) params += p.numel();
   spdlog::info("model: {} parameters, src vocab {}, tgt vocab {}, device {}, precision {}", params,
@@ -354,7 +360,10 @@ void TrainerRun::build() {
   const auto last =
       shared_file(dir_ / model_files::kLast, main_ && std::filesystem::exists(dir_ / model_files::kLast));
   if (!last.empty()) {
-    load_checkpoint(last, *model_, *optimizer_, state_);
+    if (!load_checkpoint(last, *model_, *optimizer_, state_, &average_) && !average_.empty()) {
+      torch::NoGradGuard no_grad;  // train.ema_decay set on resume: the average starts from these weights
+      for (size_t i = 0; i < average_.size(); ++i) average_[i].copy_(params_[i]);
+    }
     if (state_.rng_state.defined()) cpu_generator().set_state(state_.rng_state);
     spdlog::info("resuming from {} at step {} (epoch {}, batch {})", last.string(), state_.step,
                  state_.epoch + 1, state_.batch_in_epoch);
@@ -460,6 +469,7 @@ void TrainerRun::train_group(const std::vector<std::vector<int64_t>>& plan) {
     static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
   optimizer_->step();
   ++state_.step;
+  update_average();
   state_.batch_in_epoch += static_cast<int64_t>(count);
   state_.total_tokens += tokens;
   runtime::trim_idle_cpu_blocks();  // cached blocks this step did not need go back to the kernel
@@ -679,8 +689,31 @@ void TrainerRun::save_last() {
   if (!main_) return;
   state_.elapsed_seconds = elapsed_at_start_ + seconds_since(run_start_);
   state_.rng_state = cpu_generator().get_state();
-  save_checkpoint(dir_ / model_files::kLast, *model_, *optimizer_, state_);
+  save_checkpoint(dir_ / model_files::kLast, *model_, *optimizer_, state_, average_);
 }
+
+// train.ema_decay: average = d * average + (1 - d) * weights after each step, d = min(ema_decay, (1 + step)
+// / (10 + step)), so that the first steps' weights fade quickly (as TensorFlow's ExponentialMovingAverage).
+void TrainerRun::update_average() {
+  if (average_.empty()) return;
+  const double step = static_cast<double>(state_.step);
+  const double decay = std::min(cfg_.train.ema_decay, (1 + step) / (10 + step));
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < average_.size(); ++i) average_[i].lerp_(params_[i], 1 - decay);
+}
+
+namespace {
+
+// Swaps the parameters' data with `average` (storages only, no copy; swapping again restores them).
+void swap_weights(std::vector<torch::Tensor>& params, std::vector<torch::Tensor>& average) {
+  for (size_t i = 0; i < average.size(); ++i) {
+    auto weights = params[i].data();
+    params[i].set_data(average[i]);
+    average[i] = weights;
+  }
+}
+
+}  // namespace
 
 // Validation and the checkpoint allocate other sizes than a step: they start from an empty tensor cache, and
 // the memory they used goes back to the system, their cached tensor blocks included: the next step would
@@ -689,7 +722,14 @@ void TrainerRun::save_last() {
 void TrainerRun::validate_and_save() {
   if (main_) {
     runtime::release_cached_cpu_blocks();
-    validate();
+    swap_weights(params_, average_);  // validation, best.bin and checkpoints/ see the moving average
+    try {
+      validate();
+    } catch (...) {
+      swap_weights(params_, average_);
+      throw;
+    }
+    swap_weights(params_, average_);
     save_last();
     runtime::release_cached_cpu_blocks();
     runtime::release_free_memory();
