@@ -261,7 +261,7 @@ void NativeModel::attend(const Encoded& enc, int64_t b, const float* query, int6
                          float* context) const {
   const int64_t S = enc.src_len, M = enc.mem_dim(), D = enc.key_dim();
   const auto* mask = reinterpret_cast<const bool*>(&enc.mask[b * S]);
-  auto run = [&](const auto* keys, const auto* memory) {  // float32 or bf16: [S, D] and [S, M] of sentence a
+  auto run = [&](const auto* keys, const auto* memory) {  // float32 or bf16: [S, D] and [S, M] of sentence b
     if (score_v_.empty()) {
       kernels::attention(query, keys, memory, mask, group, S, D, M, weights, context);
     } else {
