@@ -32,6 +32,32 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
   return diff / ref;
 }
 
+// int8 weights are symmetric per output channel: scale = absmax / 127, values round(w / scale) half away
+// from zero. The matrix is big enough for the quantization to split its rows or columns over threads.
+TEST(Gemm, Int8WeightsAreRoundedPerOutputChannel) {
+  const int64_t rows = 301, cols = 263;  // 79,163 values: past the threshold of a parallel region
+  auto w = random_values(rows * cols, 16, 0.1f);
+  w[5] = 0.f, w[7 * cols + 3] = -1.5f;  // a channel's largest magnitude negative
+  for (const bool per_row : {true, false}) {
+    SCOPED_TRACE(per_row ? "scales per row" : "scales per column");
+    const auto m = Matrix::from_f32(w.data(), rows, cols, WeightType::kInt8, per_row);
+    ASSERT_EQ(m.scales.size(), static_cast<size_t>(per_row ? rows : cols));
+    std::vector<float> absmax(m.scales.size(), 0.f);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        auto& a = absmax[static_cast<size_t>(per_row ? r : c)];
+        a = std::max(a, std::abs(w[r * cols + c]));
+      }
+    for (size_t i = 0; i < absmax.size(); ++i) ASSERT_EQ(m.scales[i], absmax[i] / 127.f) << "channel " << i;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const float x = w[r * cols + c] * (1.f / m.scales[static_cast<size_t>(per_row ? r : c)]);
+        const auto want = static_cast<int>(x + (x >= 0 ? 0.5f : -0.5f));
+        ASSERT_EQ(m.s8[static_cast<size_t>(r * cols + c)], want) << r << ", " << c;
+      }
+  }
+}
+
 TEST(Gemm, Int8StaysCloseToFloat32) {
   const int64_t M = 7, K = 300, N = 50;
   const auto A = random_values(M * K, 1, 1.f);

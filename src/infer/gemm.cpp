@@ -14,6 +14,7 @@
 #include <tuple>
 
 #include <dnnl.h>
+#include <omp.h>
 #include <dnnl.hpp>
 
 #include "kernels/kernels.h"
@@ -185,6 +186,52 @@ void Matrix::pack(bool keep_rows) {
   }
 }
 
+namespace {
+
+// f(begin, end) over [0, n) split into one contiguous range per thread of the calling OpenMP team, when
+// `work` (elements) pays for a parallel region.
+template <class F>
+void parallel_ranges(int64_t n, int64_t work, const F& f) {
+  const int parts = work >= (int64_t{1} << 16) ? std::max(1, omp_get_max_threads()) : 1;
+#pragma omp parallel for num_threads(parts) schedule(static)
+  for (int p = 0; p < parts; ++p) f(n * p / parts, n * (p + 1) / parts);
+}
+
+// m.s8 and m.scales of float32 `data` [rows, cols], symmetric: scale = absmax / 127 per output channel (per
+// row or per column), values round(w / scale) in [-127, 127]. The maxima and the rounding are vectorized
+// kernels over row or column ranges, one per thread: the load's largest cost (docs/BENCHMARKS.md, session
+// 19).
+void quantize_int8(const float* data, int64_t rows, int64_t cols, bool per_row, Matrix& m) {
+  m.scales.assign(static_cast<size_t>(per_row ? rows : cols), 0.f);
+  float* scale = m.scales.data();
+  const int64_t n = rows * cols;
+  if (per_row) {
+    parallel_ranges(rows, n, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) scale[r] = kernels::absmax(data + r * cols, cols);
+    });
+  } else {
+    parallel_ranges(cols, n, [&](int64_t c0, int64_t c1) {
+      kernels::column_absmax(data + c0, rows, c1 - c0, cols, scale + c0);  // columns [c0, c1) of every row
+    });
+  }
+  std::vector<float> inv(m.scales.size());
+  for (size_t i = 0; i < inv.size(); ++i)
+    m.scales[i] = kernels::int8_scale(m.scales[i]), inv[i] = 1.f / m.scales[i];
+  m.s8.resize(static_cast<size_t>(n));
+  int8_t* q = m.s8.data();
+  if (per_row) {
+    parallel_ranges(rows, n, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) kernels::scale_to_int8(data + r * cols, cols, inv[r], q + r * cols);
+    });
+  } else {
+    parallel_ranges(cols, n, [&](int64_t c0, int64_t c1) {
+      kernels::scale_to_int8(data + c0, rows, c1 - c0, cols, inv.data() + c0, q + c0);
+    });
+  }
+}
+
+}  // namespace
+
 Matrix Matrix::from_f32(const float* data, int64_t rows, int64_t cols, WeightType type, bool per_row) {
   Matrix m;
   m.rows = rows, m.cols = cols, m.scale_per_row = per_row, m.type = type;
@@ -194,35 +241,8 @@ Matrix Matrix::from_f32(const float* data, int64_t rows, int64_t cols, WeightTyp
   } else if (type == WeightType::kBf16) {
     m.bf16.resize(n);
     kernels::to_bf16(data, m.bf16.data(), rows * cols);
-  } else {  // int8, symmetric: scale = absmax / 127 per output channel (loops split by axis: they vectorize)
-    m.scales.assign(static_cast<size_t>(per_row ? rows : cols), 0.f);
-    float* scale = m.scales.data();
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* in = data + r * cols;  // [cols] of row r
-      if (per_row) {
-        float absmax = 0.f;
-        for (int64_t c = 0; c < cols; ++c) absmax = std::max(absmax, std::abs(in[c]));
-        scale[r] = absmax;
-      } else {
-        for (int64_t c = 0; c < cols; ++c) scale[c] = std::max(scale[c], std::abs(in[c]));
-      }
-    }
-    for (auto& s : m.scales) s = kernels::int8_scale(s);
-    std::vector<float> inv(m.scales.size());
-    for (size_t i = 0; i < inv.size(); ++i) inv[i] = 1.f / m.scales[i];
-    const float* inv_c = inv.data();  // per column (per_row false)
-    m.s8.resize(n);
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* in = data + r * cols;     // [cols] of row r
-      int8_t* out = m.s8.data() + r * cols;  // [cols] of row r
-      if (per_row) {
-        const float inv_r = inv[static_cast<size_t>(r)];
-        for (int64_t c = 0; c < cols; ++c) out[c] = static_cast<int8_t>(kernels::round_to_int(in[c] * inv_r));
-      } else {
-        for (int64_t c = 0; c < cols; ++c)
-          out[c] = static_cast<int8_t>(kernels::round_to_int(in[c] * inv_c[c]));
-      }
-    }
+  } else {
+    quantize_int8(data, rows, cols, per_row, m);
   }
   return m;
 }

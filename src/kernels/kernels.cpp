@@ -609,6 +609,53 @@ void gelu_inplace(float* x, int64_t n) {
   gelu_n(x, n);
 }
 
+namespace {
+
+S2S_CLONES void column_absmax_n(const float* __restrict w, int64_t rows, int64_t cols, int64_t ld,
+                                float* __restrict absmax) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* wr = w + r * ld;  // [cols] of row r
+    for (int64_t c = 0; c < cols; ++c) absmax[c] = std::max(absmax[c], std::abs(wr[c]));
+  }
+}
+
+S2S_CLONES float absmax_n(const float* __restrict x, int64_t n) {
+  float m = 0;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::abs(x[i]));
+  return m;
+}
+
+S2S_CLONES void scale_columns_n(const float* __restrict w, int64_t rows, int64_t cols, int64_t ld,
+                                const float* __restrict inv, int8_t* __restrict q) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* wr = w + r * ld;  // [cols] of row r
+    int8_t* qr = q + r * ld;
+    for (int64_t c = 0; c < cols; ++c) qr[c] = static_cast<int8_t>(round_to_int(wr[c] * inv[c]));
+  }
+}
+
+S2S_CLONES void scale_n(const float* __restrict x, int64_t n, float inv, int8_t* __restrict q) {
+  for (int64_t i = 0; i < n; ++i) q[i] = static_cast<int8_t>(round_to_int(x[i] * inv));
+}
+
+}  // namespace
+
+void column_absmax(const float* w, int64_t rows, int64_t cols, int64_t ld, float* absmax) {
+  column_absmax_n(w, rows, cols, ld, absmax);
+}
+
+float absmax(const float* x, int64_t n) {
+  return absmax_n(x, n);
+}
+
+void scale_to_int8(const float* w, int64_t rows, int64_t cols, int64_t ld, const float* inv, int8_t* q) {
+  scale_columns_n(w, rows, cols, ld, inv, q);
+}
+
+void scale_to_int8(const float* x, int64_t n, float inv, int8_t* q) {
+  scale_n(x, n, inv, q);
+}
+
 void quantize_rows(const float* a, int64_t M, int64_t K, int64_t lda, uint8_t* q, float* scale,
                    int32_t zero_point) {
   quantize_u8(a, M, K, lda, q, scale, zero_point);

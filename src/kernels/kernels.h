@@ -130,6 +130,16 @@ inline int32_t round_to_int(float x) {
 void quantize_rows(const float* a, int64_t M, int64_t K, int64_t lda, uint8_t* q, float* scale,
                    int32_t zero_point = 128);
 
+// Weight quantization (infer/gemm.cpp computes the scales from these maxima, so that they are rounded alike
+// everywhere): absmax [cols] = max(absmax, |w|) down each column of w [rows, cols] (rows ld apart), or the
+// largest |x| of x [n].
+void column_absmax(const float* w, int64_t rows, int64_t cols, int64_t ld, float* absmax);
+float absmax(const float* x, int64_t n);
+// q [rows, cols] = round(w * inv) (half away from zero), inv [cols] per column of w [rows, cols] (rows ld
+// apart in w and in q), or one inv for all of x [n].
+void scale_to_int8(const float* w, int64_t rows, int64_t cols, int64_t ld, const float* inv, int8_t* q);
+void scale_to_int8(const float* x, int64_t n, float inv, int8_t* q);
+
 // C [M, N] (rows ldc apart) (+)= c32 [M, N] (rows ld32 apart) * a_scale[row] * w_scale[column] +
 // bias[column] (bias may be null). c32 may be C itself (the GEMM wrote its int32 sums where their floats go)
 // when ldc == ld32 == N and `accumulate` is false.
