@@ -79,7 +79,7 @@ void check_weight_type(WeightType type) {
 NativeScorer::NativeScorer(const NativeNetwork& model, const std::vector<std::vector<int32_t>>& batch,
                            int64_t pad, const std::vector<int64_t>& vocab_subset, int64_t K)
     : model_(model),
-      state_(model.start(batch, pad)),
+      state_(model.start(batch, pad, K)),
       ids_(vocab_subset),
       out_w_(&model.out_weight()),
       out_b_(&model.out_bias()),

@@ -22,9 +22,10 @@ struct NativeState {
 class NativeNetwork {
  public:
   virtual ~NativeNetwork() = default;
-  // Encodes a batch (token ids; `pad` fills short sentences) into the state of one row per sentence.
-  virtual std::unique_ptr<NativeState> start(const std::vector<std::vector<int32_t>>& batch,
-                                             int64_t pad) const = 0;
+  // Encodes a batch (token ids; `pad` fills short sentences) into the state of one row per sentence, for a
+  // search of K rows per sentence (its beam width: a family may encode differently for K = 1).
+  virtual std::unique_ptr<NativeState> start(const std::vector<std::vector<int32_t>>& batch, int64_t pad,
+                                             int64_t K) const = 0;
   // One step of R = sentences * K rows: tokens [R] -> out [R, out_dim()], the output layer's input; the
   // source attention weights [R, src_len] go to `attn` when it is not null.
   virtual void advance(const std::vector<int64_t>& tokens, NativeState& state, int64_t K,

@@ -66,7 +66,10 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
   bridge_ = make_matrix(w.get("decoder.bridge.weight", {2 * L * H, M}), type, true);
   bridge_bias_ = w.get("decoder.bridge.bias", {2 * L * H}).values();
   if (config.attention != AttentionType::kLuongDot) {
-    key_proj_ = make_matrix(w.get("decoder.attention.key_proj.weight", {H, M}), type, true);
+    const auto key_proj = w.get("decoder.attention.key_proj.weight", {H, M});
+    key_proj_ = make_matrix(key_proj, type, true);
+    if (config.attention == AttentionType::kLuongGeneral && bf16_memory_)
+      query_to_memory_ = make_matrix(key_proj, type, false);
   }
   if (config.attention == AttentionType::kBahdanau) {
     query_proj_ = make_matrix(w.get("decoder.attention.query_proj.weight", {H, H}), type, true);
@@ -137,7 +140,7 @@ std::vector<float> NativeModel::run_bilayer(const BiLayer& layer, const std::vec
   return y;
 }
 
-Encoded NativeModel::encode(const std::vector<std::vector<int32_t>>& batch, int64_t pad) const {
+Encoded NativeModel::encode(const std::vector<std::vector<int32_t>>& batch, int64_t pad, bool keys) const {
   Encoded enc;
   enc.batch = static_cast<int64_t>(batch.size());
   for (const auto& s : batch) {
@@ -170,7 +173,7 @@ Encoded NativeModel::encode(const std::vector<std::vector<int32_t>>& batch, int6
                 static_cast<size_t>(Hh) * sizeof(float));
     std::memcpy(&enc.final[b * M + Hh], &enc.memory[b * S * M + Hh], static_cast<size_t>(Hh) * sizeof(float));
   }
-  if (key_proj_.rows > 0) {  // else the keys are the memory itself
+  if (keys && key_proj_.rows > 0) {  // else the keys are the memory itself, or step() projects the query
     enc.keys.resize(static_cast<size_t>(B * S * key_proj_.rows));
     matmul(enc.memory.data(), B * S, M, key_proj_, /*transposed=*/true, enc.keys.data(), key_proj_.rows,
            /*accumulate=*/false);
@@ -243,6 +246,11 @@ void NativeModel::step(const std::vector<int64_t>& tokens, DecoderRows& s, const
     matmul(top.data(), R, H, query_proj_, /*transposed=*/true, projected.data(), D, /*accumulate=*/false,
            query_bias_.data());
     query = projected.data();
+  } else if (query_to_memory_.rows > 0 && enc.keys16.empty()) {  // Luong general, no keys: greedy (start)
+    projected.resize(static_cast<size_t>(R * M));
+    matmul(top.data(), R, H, query_to_memory_, /*transposed=*/false, projected.data(), M,
+           /*accumulate=*/false);
+    query = projected.data();
   }
   for (int64_t a = 0; a < static_cast<int64_t>(enc.live.size()); ++a)
     attend(enc, enc.live[a], query + a * group * D, group, &weights[a * group * S], &context[a * group * M]);
@@ -285,10 +293,13 @@ struct RnnState : NativeState {
 
 }  // namespace
 
-std::unique_ptr<NativeState> NativeModel::start(const std::vector<std::vector<int32_t>>& batch,
-                                                int64_t pad) const {
+std::unique_ptr<NativeState> NativeModel::start(const std::vector<std::vector<int32_t>>& batch, int64_t pad,
+                                                int64_t K) const {
   auto state = std::make_unique<RnnState>();
-  state->enc = encode(batch, pad);
+  // Luong general's scores h . (W_k m) = (W_k^T h) . m: a greedy search (one query per sentence) projects
+  // its query at each step, and the attention reads the memory alone, 6.5% less CPU than keys [B, S, H]
+  // projected once (docs/BENCHMARKS.md, session 19); a beam's K queries per sentence share projected keys.
+  state->enc = encode(batch, pad, /*keys=*/K > 1 || query_to_memory_.rows == 0);
   state->rows = initial_state(state->enc);
   state->src_len = state->enc.src_len;
   return state;

@@ -26,8 +26,8 @@ struct Encoded {
   int64_t batch = 0, src_len = 0;          // B, S
   std::vector<int64_t> live;               // [A]: where the search's sentence a is in the buffers below
   std::vector<int64_t> lengths;            // [B]
-  std::vector<float> memory, keys;         // [B, S, M] zero at padding; [B, S, D] attention keys
-                                           // (memory projected; empty: the memory itself)
+  std::vector<float> memory, keys;         // [B, S, M] zero at padding; [B, S, D] attention keys (memory
+                                           // projected; empty: the memory itself, or queries projected)
   std::vector<uint16_t> memory16, keys16;  // the same in bfloat16
   std::vector<uint8_t> mask;               // [B, S] 1 at real tokens (as bool for the attention kernel)
   std::vector<float> final;                // [B, M] top-layer summary (forward at last token ; backward at 0)
@@ -55,7 +55,8 @@ class NativeModel : public NativeNetwork {
   NativeModel(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab, ParameterSource& params,
               WeightType type);
 
-  Encoded encode(const std::vector<std::vector<int32_t>>& batch, int64_t pad) const;
+  // `keys`: whether the attention keys are computed (a model without a key projection has none).
+  Encoded encode(const std::vector<std::vector<int32_t>>& batch, int64_t pad, bool keys = true) const;
   // Initial state: one row per sentence (the scorer spreads them to the beam).
   DecoderRows initial_state(const Encoded& enc) const;
   // One step for rows = sentences(enc) * group: tokens [R] -> attentional vectors out [R, out_dim]; the
@@ -63,8 +64,8 @@ class NativeModel : public NativeNetwork {
   void step(const std::vector<int64_t>& tokens, DecoderRows& state, const Encoded& enc, int64_t group,
             std::vector<float>& out, std::vector<float>* attn) const;
 
-  std::unique_ptr<NativeState> start(const std::vector<std::vector<int32_t>>& batch,
-                                     int64_t pad) const override;
+  std::unique_ptr<NativeState> start(const std::vector<std::vector<int32_t>>& batch, int64_t pad,
+                                     int64_t K) const override;
   void advance(const std::vector<int64_t>& tokens, NativeState& state, int64_t K, std::vector<float>& out,
                std::vector<float>* attn) const override;
   void reorder(NativeState& state, const std::vector<int64_t>& rows, const std::vector<int64_t>& kept,
@@ -103,8 +104,9 @@ class NativeModel : public NativeNetwork {
   std::vector<DecLayer> dec_layers_;
   Matrix bridge_;  // [2 * layers * H, M] (used transposed)
   std::vector<float> bridge_bias_;
-  Matrix key_proj_;                           // [H, M] (luong-general and bahdanau; used transposed)
-  Matrix query_proj_;                         // [H, H] bahdanau W_q (used transposed)
+  Matrix key_proj_;         // [H, M] (luong-general and bahdanau; used transposed)
+  Matrix query_to_memory_;  // [H, M] luong-general's key projection for the query (bf16 and int8; see start)
+  Matrix query_proj_;       // [H, H] bahdanau W_q (used transposed)
   std::vector<float> query_bias_;             // [H] bahdanau b_q
   std::vector<float> score_v_;                // [H] bahdanau v (empty: dot-product scores)
   Matrix combine_;                            // [out_dim, M + H] (used transposed)

@@ -171,7 +171,7 @@ void NativeTransformer::add_ffn(const Ffn& ffn, const Norm& norm, float* x, int6
 }
 
 std::unique_ptr<NativeState> NativeTransformer::start(const std::vector<std::vector<int32_t>>& batch,
-                                                      int64_t pad) const {
+                                                      int64_t pad, int64_t /*K*/) const {
   auto state = std::make_unique<TransformerState>();
   const int64_t B = static_cast<int64_t>(batch.size()), D = dim_, dh = D / heads_;
   int64_t S = 0;

@@ -23,8 +23,8 @@ class NativeTransformer : public NativeNetwork {
   NativeTransformer(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab, ParameterSource& params,
                     WeightType type);
 
-  std::unique_ptr<NativeState> start(const std::vector<std::vector<int32_t>>& batch,
-                                     int64_t pad) const override;
+  std::unique_ptr<NativeState> start(const std::vector<std::vector<int32_t>>& batch, int64_t pad,
+                                     int64_t K) const override;
   void advance(const std::vector<int64_t>& tokens, NativeState& state, int64_t K, std::vector<float>& out,
                std::vector<float>* attn) const override;
   void reorder(NativeState& state, const std::vector<int64_t>& rows, const std::vector<int64_t>& kept,
