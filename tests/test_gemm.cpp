@@ -134,9 +134,9 @@ TEST(Gemm, Int8SumsRescaledInPlaceEqualASeparateBuffer) {
 
 // Packed weights (oneDNN's matmul kernels: AMX, AVX512-VNNI, AVX512-BF16) give the plain GEMM's floats: int8
 // bit for bit (the same int32 sums: int8 activations are the uint8 ones less their zero point 128, and the
-// same rescaling), bf16 up to float32 summation order. For row counts inside and across the row buckets,
-// output channels that are and are not a multiple of the column padding, both layouts, a bias, accumulation
-// and rows ldc apart.
+// same rescaling), bf16 up to float32 summation order. For row counts inside and across the row buckets and
+// blocks, output channels that are and are not a multiple of the column padding, both layouts, a bias,
+// accumulation and rows ldc apart.
 TEST(Gemm, PackedWeightsEqualThePlainGemm) {
   std::vector<WeightType> types;
   if (s2s::infer::int8_is_fast()) types.push_back(WeightType::kInt8);
@@ -155,7 +155,8 @@ TEST(Gemm, PackedWeightsEqualThePlainGemm) {
         packed_types += N == 64 && !transposed;
         ASSERT_FALSE(packed.has_rows());
         ASSERT_EQ(packed.type, type);
-        for (const int64_t M : {int64_t{1}, int64_t{3}, int64_t{16}, int64_t{17}, int64_t{40}}) {
+        for (const int64_t M :
+             {int64_t{1}, int64_t{3}, int64_t{16}, int64_t{17}, int64_t{40}, int64_t{300}}) {
           for (const bool accumulate : {false, true}) {
             SCOPED_TRACE((type == WeightType::kInt8 ? "int8 N " : "bf16 N ") + std::to_string(N) +
                          (transposed ? " W^T" : " W") + " M " + std::to_string(M) +

@@ -46,6 +46,11 @@ using dnnl::memory;
 using Dt = memory::data_type;
 using Tag = memory::format_tag;
 
+// Packed products of more rows run in blocks of this many, so that a few primitives (one per row bucket)
+// serve the encoder's products of every batch, whose rows are sentences x positions: a greedy run of
+// test2016 made 74 primitives instead of 93 (~0.45 ms each), beam 5 113 instead of 124.
+constexpr int64_t kMaxPackedRows = 256;
+
 // Output channels of packed weights round up to this multiple, so that the shortlisted output layers of
 // different batches share primitives.
 constexpr int64_t kColumnMultiple = 64;
@@ -396,10 +401,15 @@ void matmul(const float* A, int64_t M, int64_t lda, const Matrix& W, bool transp
   if (W.packed) {
     if (transposed != W.scale_per_row) throw Error("packed weights laid out for the other transposition");
     try {
-      if (W.is_int8()) {
-        matmul_packed_int8(A, M, K, lda, W, N, C, ldc, accumulate, bias);
-      } else {
-        matmul_packed_bf16(A, M, K, lda, W, N, C, ldc, accumulate, bias);
+      for (int64_t r0 = 0; r0 < M; r0 += kMaxPackedRows) {  // row blocks: see kMaxPackedRows
+        const int64_t rows = std::min(kMaxPackedRows, M - r0);
+        const float* a = A + r0 * lda;  // [rows, K]
+        float* c = C + r0 * ldc;        // [rows, N]
+        if (W.is_int8()) {
+          matmul_packed_int8(a, rows, K, lda, W, N, c, ldc, accumulate, bias);
+        } else {
+          matmul_packed_bf16(a, rows, K, lda, W, N, c, ldc, accumulate, bias);
+        }
       }
     } catch (const dnnl::error& e) {
       gemm_failed(W, static_cast<int>(e.status));
