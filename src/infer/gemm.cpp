@@ -14,8 +14,9 @@
 #include <tuple>
 
 #include <dnnl.h>
-#include <omp.h>
 #include <dnnl.hpp>
+
+#include <omp.h>
 
 #include "kernels/kernels.h"
 #include "util/error.h"

@@ -527,13 +527,18 @@ S2S_CLONES void gelu_n(float* x, int64_t n) {
     x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * static_cast<float>(M_SQRT1_2)));
 }
 
+// The largest |x| of x [n]; inlined into each caller's clone, where it vectorizes (-ffast-math).
+__attribute__((always_inline)) inline float largest_magnitude(const float* __restrict x, int64_t n) {
+  float m = 0;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::abs(x[i]));
+  return m;
+}
+
 S2S_CLONES void quantize_u8(const float* __restrict a, int64_t M, int64_t K, int64_t lda,
                             uint8_t* __restrict q, float* __restrict scale, int32_t zero_point) {
   for (int64_t i = 0; i < M; ++i) {
     const float* ai = a + i * lda;  // [K] of row i
-    float absmax = 0;
-    for (int64_t k = 0; k < K; ++k) absmax = std::max(absmax, std::abs(ai[k]));
-    scale[i] = int8_scale(absmax);
+    scale[i] = int8_scale(largest_magnitude(ai, K));
     const float inv = 1.f / scale[i];
     uint8_t* qi = q + i * K;  // [K] of row i
     for (int64_t k = 0; k < K; ++k) qi[k] = static_cast<uint8_t>(round_to_int(ai[k] * inv) + zero_point);
@@ -620,9 +625,7 @@ S2S_CLONES void column_absmax_n(const float* __restrict w, int64_t rows, int64_t
 }
 
 S2S_CLONES float absmax_n(const float* __restrict x, int64_t n) {
-  float m = 0;
-  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::abs(x[i]));
-  return m;
+  return largest_magnitude(x, n);
 }
 
 S2S_CLONES void scale_columns_n(const float* __restrict w, int64_t rows, int64_t cols, int64_t ld,
