@@ -15,6 +15,8 @@
 #include "config/model_dir.h"
 #include "data/tokenizer.h"
 #include "data/vocab.h"
+#include "infer/factory/native_models.h"
+#include "infer/gemm.h"
 #include "infer/weights_file.h"
 #include "metrics/bleu.h"
 #include "tools_plugin.h"
@@ -331,6 +333,37 @@ std::filesystem::path model_dir_of(const std::filesystem::path& weights) {
 
 }  // namespace
 
+namespace {
+
+// Prepares `out` as a new model dir made from `source` by `command` (its best.bin is the caller's to write):
+// refuses the source itself, and an existing best.bin unless `force`.
+void prepare_model_dir(const std::filesystem::path& source, const std::filesystem::path& out, bool force,
+                       const char* command) {
+  std::error_code ec;
+  if (std::filesystem::equivalent(out, source, ec)) {
+    throw Error("-o '" + out.string() + "' is the source model dir; " + command + " into a new directory");
+  }
+  if (std::filesystem::exists(out / model_files::kBest) && !force) {
+    throw Error("'" + (out / model_files::kBest).string() + "' exists; pass --force to replace it");
+  }
+  fs::ensure_dir(out);
+}
+
+// Copies the files of model dir `source` but its weights into `out`: config.yml, the shortlist and the
+// SentencePiece model(s).
+void copy_model_files(const std::filesystem::path& source, const std::filesystem::path& out,
+                      const Config& config) {
+  std::vector<std::filesystem::path> files{model_files::kConfig, model_files::kShortlist};
+  const auto [src_spm, tgt_spm] = tokenizer_paths(source, config);
+  files.push_back(src_spm.filename()), files.push_back(tgt_spm.filename());
+  for (const auto& name : files) {
+    if (std::filesystem::exists(source / name))
+      fs::write_file_atomic(out / name, fs::read_file(source / name));
+  }
+}
+
+}  // namespace
+
 int run_average(const AverageArgs& a) {
   if (a.inputs.empty() && (a.model_dir.empty() || a.last < 1)) {
     throw Error("average needs -m DIR --last N, or -i FILE (repeated) with the files to average");
@@ -341,23 +374,39 @@ int run_average(const AverageArgs& a) {
   if (inputs.empty()) inputs = last_checkpoints(source, a.last);
   const auto config = read_model_dir_config(source);
   const std::filesystem::path out = a.output;
-  std::error_code ec;
-  if (std::filesystem::equivalent(out, source, ec)) {
-    throw Error("-o '" + a.output + "' is the source model dir; average into a new directory");
-  }
-  if (std::filesystem::exists(out / model_files::kBest) && !a.force) {
-    throw Error("'" + (out / model_files::kBest).string() + "' exists; pass --force to replace it");
-  }
-  fs::ensure_dir(out);
-  std::vector<std::filesystem::path> files{model_files::kConfig, model_files::kShortlist};
-  const auto [src_spm, tgt_spm] = tokenizer_paths(source, config);
-  files.push_back(src_spm.filename()), files.push_back(tgt_spm.filename());
-  for (const auto& name : files) {
-    if (std::filesystem::exists(source / name))
-      fs::write_file_atomic(out / name, fs::read_file(source / name));
-  }
+  prepare_model_dir(source, out, a.force, "average");
+  copy_model_files(source, out, config);
   average_weights_files(inputs, out / model_files::kBest);
   spdlog::info("averaged {} weights files into {}", inputs.size(), (out / model_files::kBest).string());
+  return 0;
+}
+
+int run_convert(const ConvertArgs& a) {
+  const std::filesystem::path source = a.model_dir, out = a.output;
+  const auto config = read_model_dir_config(source);
+  auto precision = parse_enum<Precision>(a.precision, "--precision");
+  if (precision == Precision::kAuto) {
+    if (!infer::int8_is_fast() && !infer::bf16_is_fast()) {
+      throw Error(
+          "--precision auto: this CPU has neither VNNI int8 nor bf16 GEMMs; name the precision to "
+          "convert to (int8 | bf16)");
+    }
+    precision = infer::int8_is_fast() ? Precision::kInt8 : Precision::kBf16;
+  }
+  if (precision == Precision::kFp32)
+    throw Error("--precision fp32: best.bin holds float32 weights already; convert to int8 or bf16");
+  const auto weights = source / model_files::kBest;
+  if (!std::filesystem::exists(weights)) throw Error("model dir '" + source.string() + "' has no best.bin");
+  const auto [src_spm, tgt_spm] = tokenizer_paths(source, config);
+  const auto src_vocab = Tokenizer::load(src_spm)->vocab_size(),
+             tgt_vocab = Tokenizer::load(tgt_spm)->vocab_size();
+  prepare_model_dir(source, out, a.force, "convert");
+  infer::convert_native(config.model, src_vocab, tgt_vocab, weights, out / model_files::kBest,
+                        precision == Precision::kInt8 ? infer::WeightType::kInt8 : infer::WeightType::kBf16);
+  copy_model_files(source, out, config);
+  spdlog::info("converted {} to {}: {} ({:.1f} MB -> {:.1f} MB)", weights.string(), to_string(precision),
+               (out / model_files::kBest).string(), std::filesystem::file_size(weights) / 1e6,
+               std::filesystem::file_size(out / model_files::kBest) / 1e6);
   return 0;
 }
 

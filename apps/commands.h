@@ -132,6 +132,15 @@ struct AverageArgs {
 };
 
 int run_average(const AverageArgs& args);
+
+struct ConvertArgs {
+  std::string model_dir;           // -m: the model dir whose best.bin is converted
+  std::string output;              // -o: the new, self-contained model dir
+  std::string precision = "auto";  // --precision int8 | bf16 | auto (what translate's auto picks here)
+  bool force = false;              // --force: replace best.bin in an existing -o dir
+};
+
+int run_convert(const ConvertArgs& args);
 std::string version_text();
 
 }  // namespace s2s::app

@@ -10,10 +10,12 @@
 
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include <spdlog/fmt/ranges.h>
 #include "config/model_dir.h"
 #include "decode/ensemble.h"
+#include "infer/converted_weights.h"
 #include "infer/factory/native_models.h"
 #include "infer/gemm.h"
 #include "infer/native_engine.h"
@@ -29,21 +31,26 @@
 namespace s2s::app {
 namespace {
 
-// Whether translate runs on the native CPU engine; `why` says why not when it does not.
-bool use_native(const Config& config, const std::filesystem::path& dir, std::string& why) {
+// Whether translate runs on the native CPU engine; `why` says why not when it does not. A model dir whose
+// best.bin is converted (s2s convert) runs there or nowhere.
+bool use_native(const Config& config, const std::filesystem::path& dir, bool converted, std::string& why) {
   const auto& d = config.decode;
   if (d.engine == EngineKind::kTorch) {
     if (d.precision == Precision::kInt8)
       throw Error("--precision int8 runs on the native CPU engine only, not --engine torch");
     why = "--engine torch";
-    return false;
-  }
-  if (!d.device.is_cpu())
+  } else if (!d.device.is_cpu()) {
     why = "device " + to_string(d.device);
-  else if (!std::filesystem::exists(dir / model_files::kBest))
+  } else if (!std::filesystem::exists(dir / model_files::kBest)) {
     why = std::string("no ") + model_files::kBest;
-  else
+  } else {
     return true;
+  }
+  if (converted) {
+    throw Error("'" + (dir / model_files::kBest).string() +
+                "' holds weights converted for the native CPU engine (s2s convert), which cannot run here (" +
+                why + "); use the float32 model dir it was converted from");
+  }
   if (d.engine == EngineKind::kNative)
     throw Error("--engine native: cannot use the native CPU engine here (" + why + ")");
   if (d.precision == Precision::kInt8)
@@ -78,8 +85,21 @@ Config decode_config(const std::string& dir, const DecodeArgs& d) {
 }
 
 // decode.precision auto: the fastest precision within 0.3 BLEU of the exact fp32 search (docs/BENCHMARKS.md):
-// int8 where the CPU has VNNI (native engine only), else bf16 where it has AVX512-BF16, else fp32.
-void resolve_auto(DecodeConfig& d, bool native, bool log) {
+// int8 where the CPU has VNNI (native engine only), else bf16 where it has AVX512-BF16, else fp32. Weights
+// converted ahead (`converted`: their precision) run in their precision only.
+void resolve_auto(DecodeConfig& d, bool native, const std::optional<Precision>& converted,
+                  const std::filesystem::path& weights, bool log) {
+  if (converted) {
+    if (d.precision != Precision::kAuto && d.precision != *converted) {
+      throw Error("--precision " + to_string(d.precision) + ": '" + weights.string() + "' holds " +
+                  to_string(*converted) + " weights (s2s convert); use --precision " + to_string(*converted) +
+                  " or auto, or the float32 model dir it was converted from");
+    }
+    if (log && d.precision == Precision::kAuto)
+      spdlog::info("precision auto: {} (the weights are converted to it)", to_string(*converted));
+    d.precision = *converted;
+    return;
+  }
   if (d.precision != Precision::kAuto) return;
   const char* why = "no native int8 or bf16 GEMMs here; --precision int8|bf16 forces them";
   d.precision = Precision::kFp32;
@@ -89,6 +109,13 @@ void resolve_auto(DecodeConfig& d, bool native, bool log) {
     d.precision = Precision::kBf16, why = "the CPU has AVX512-BF16";
   }
   if (log) spdlog::info("precision auto: {} ({})", to_string(d.precision), why);
+}
+
+// The precision of a model dir's best.bin when it is converted (s2s convert).
+std::optional<Precision> converted_precision(const std::filesystem::path& weights) {
+  const auto type = infer::converted_weight_type(weights);
+  if (!type) return std::nullopt;
+  return *type == infer::WeightType::kInt8 ? Precision::kInt8 : Precision::kBf16;
 }
 
 // Throws unless the SentencePiece model `mine` of -m `dir` has the same bytes as `first`'s.
@@ -125,8 +152,9 @@ Models load_models(const DecodeArgs& d) {
       check_same_vocab(first_tgt, tgt_path, dir.string(), "target");
     }
     std::string why;
-    const bool native = use_native(config, dir, why);
-    resolve_auto(config.decode, native, /*log=*/i == 0);
+    const auto converted = converted_precision(dir / model_files::kBest);
+    const bool native = use_native(config, dir, converted.has_value(), why);
+    resolve_auto(config.decode, native, converted, dir / model_files::kBest, /*log=*/i == 0);
     if (i == 0) m.config.decode.precision = config.decode.precision;
     if (native) {
       spdlog::debug("engine: native CPU ({}) for {}", to_string(config.decode.precision), dir.string());

@@ -256,6 +256,16 @@ int main(int argc, char** argv) {
   average_cmd->add_option("-o,--output", average.output, "The new model dir")->required();
   average_cmd->add_flag("--force", average.force, "Replace best.bin in an existing output dir");
 
+  s2s::app::ConvertArgs convert;
+  auto* convert_cmd = app.add_subcommand(
+      "convert", "Convert a model's weights to int8 or bf16 for the native CPU engine, into a new model dir");
+  convert_cmd->add_option("-m,--model,--model-dir", convert.model_dir, "Model dir (its best.bin)")
+      ->required();
+  convert_cmd->add_option("-o,--output", convert.output, "The new model dir")->required();
+  convert_cmd->add_option("--precision", convert.precision,
+                          "int8 | bf16 | auto (int8 on CPUs with VNNI, else bf16 with AVX512-BF16)");
+  convert_cmd->add_flag("--force", convert.force, "Replace best.bin in an existing output dir");
+
   setup_logging("info", false);
   try {
     app.parse(argc, argv);
@@ -283,6 +293,7 @@ int main(int argc, char** argv) {
     if (*plot_cmd) code = s2s::app::run_plot(plot);
     if (*vocab_cmd) code = s2s::app::run_vocab(vocab);
     if (*average_cmd) code = s2s::app::run_average(average);
+    if (*convert_cmd) code = s2s::app::run_convert(convert);
   } catch (const std::exception& e) {
     std::string msg = e.what();
     if (const auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);

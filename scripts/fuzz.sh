@@ -33,7 +33,8 @@ seed() {  # seed corpus of a harness from the repository's own files
     config) cp configs/*.yaml "$dir"/ ;;
     text | metrics) head -c 2000 data/train.de > "$dir/de"; head -c 2000 data/train.en > "$dir/en"
       printf 'a man walks .\nthe man walks .\ta man is walking .\n' > "$dir/pair" ;;
-    model_files) printf 'S2SWEIG2\x01\0\0\0\0\0\0\0' > "$dir/header"; printf 's2s-shortlist 1\n' > "$dir/shortlist" ;;
+    model_files) printf 'S2SWEIG2\x01\0\0\0\0\0\0\0' > "$dir/header"; printf 's2s-shortlist 1\n' > "$dir/shortlist"
+      printf 'S2SCONV1\x02\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x01\0\0\0\x0e\0\0\0decoder.w_rec1' > "$dir/converted" ;;
     checkpoint) S2S_FUZZ_SEED=$dir ASAN_OPTIONS=detect_leaks=0 "$BUILD/bin/fuzz_checkpoint"
       cp tests/data/fuzz/checkpoint-* "$dir"/ ;;
     serve_request) printf '{"text": ["Ein Mann.", "Hallo"], "beam_size": 5}' > "$dir/array"

@@ -5,11 +5,17 @@
 // variants run the same checks.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "decode/ensemble.h"
+#include "infer/converted_weights.h"
 #include "infer/factory/native_models.h"
 #include "infer/native_engine.h"
+#include "infer/weights_file.h"
 #include "libtorch/data/batch.h"
 #include "libtorch/decode/torch_engine.h"
 #include "libtorch/train/checkpoint.h"
@@ -279,6 +285,38 @@ TEST_P(NativeEngineTest, FirstStepRowsScoreAsSeparateSearches) {
   }
 }
 
+// Weights converted ahead (s2s convert) hold the matrices that a load in their precision makes: every
+// architecture translates from them exactly as from best.bin converted at load, from a smaller file.
+TEST_P(NativeEngineTest, ConvertedWeightsTranslateAsTheFloatFileConvertedAtLoad) {
+  const auto c = config();
+  const auto dir = make_model_dir(c, GetParam().name + "_convert");
+  auto tok = s2s_test::demo_tokenizer();
+  const s2s::TargetIds ids{tok->pad_id(), tok->bos_id(), tok->eos_id(), tok->unk_id()};
+  const auto V = tok->vocab_size();
+  const auto src = encode_all(*tok);
+  s2s::SearchOptions opt;
+  opt.beam_size = 3, opt.n_best = 2;
+  for (const auto type : {s2s::infer::WeightType::kBf16, s2s::infer::WeightType::kInt8}) {
+    const bool int8 = type == s2s::infer::WeightType::kInt8;
+    SCOPED_TRACE(int8 ? "int8" : "bf16");
+    const auto file = dir / (int8 ? "int8.bin" : "bf16.bin");
+    s2s::infer::convert_native(c.model, V, V, dir / s2s::model_files::kBest, file, type);
+    EXPECT_EQ(s2s::infer::converted_weight_type(file), type);
+    EXPECT_LT(std::filesystem::file_size(file), std::filesystem::file_size(dir / s2s::model_files::kBest));
+    s2s::infer::NativeEngine at_load(native_model(dir, c, type), ids),
+        converted(s2s::infer::load_native(c.model, V, V, file, type), ids);
+    const auto a = at_load.translate_batch(src, {}, opt), b = converted.translate_batch(src, {}, opt);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      ASSERT_EQ(a[i].size(), b[i].size());
+      for (size_t k = 0; k < a[i].size(); ++k) {
+        EXPECT_EQ(a[i][k].tokens, b[i][k].tokens) << "sentence " << i;
+        EXPECT_EQ(a[i][k].score, b[i][k].score) << "sentence " << i;
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Architectures, NativeEngineTest,
     ::testing::Values(Variant{"general", [](s2s::ModelConfig&) {}},
@@ -481,6 +519,93 @@ TEST(NativeEngine, RefusesADamagedWeightsFileInEveryPrecision) {
               std::string::npos)
         << msg;
   }
+}
+
+// A converted file is read in its precision by the native engine only; another model, a converted file
+// converted again and every damage are refused with one line naming the file.
+TEST(NativeEngine, ConvertedWeightsRefuseOtherPrecisionsOtherReadersAndDamage) {
+  using s2s::infer::WeightType;
+  const auto c = s2s_test::tiny_config();
+  const auto dir = make_model_dir(c, "convert_errors");
+  const auto V = s2s_test::demo_tokenizer()->vocab_size();
+  const auto file = dir / "int8.bin";
+  s2s::infer::convert_native(c.model, V, V, dir / s2s::model_files::kBest, file, WeightType::kInt8);
+  auto load = [&](const s2s::Config& config, WeightType type) {
+    s2s::infer::load_native(config.model, V, V, file, type);
+  };
+  EXPECT_CONTAINS(s2s_test::error_of([&] { load(c, WeightType::kBf16); }),
+                  "'" + file.string() + "' holds int8 weights (s2s convert), not bf16");
+  EXPECT_CONTAINS(s2s_test::error_of([&] { s2s::WeightsFileReader in(file); }),
+                  "'" + file.string() + "' holds weights converted for the native CPU engine");
+  EXPECT_CONTAINS(s2s_test::error_of([&] {
+                    s2s::infer::convert_native(c.model, V, V, file, dir / "again.bin", WeightType::kInt8);
+                  }),
+                  "is converted already");
+  EXPECT_FALSE(std::filesystem::exists(dir / "again.bin"));
+  auto other = c;
+  other.model.dec_hidden = 48;
+  EXPECT_CONTAINS(s2s_test::error_of([&] { load(other, WeightType::kInt8); }),
+                  "weights file '" + file.string() + "' does not match the model in config.yml");
+
+  const auto bytes = s2s::fs::read_file(file);
+  for (size_t cut = 0; cut < bytes.size(); cut += std::max<size_t>(1, bytes.size() / 97)) {
+    s2s::fs::write_file_atomic(file, bytes.substr(0, cut));
+    EXPECT_CONTAINS(s2s_test::error_of([&] { load(c, WeightType::kInt8); }), file.string())
+        << cut << " bytes";
+  }
+  auto flipped = bytes;
+  for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 512; ++i)
+    flipped[i] = static_cast<char>(~flipped[i]);
+  s2s::fs::write_file_atomic(file, flipped);
+  EXPECT_CONTAINS(s2s_test::error_of([&] { load(c, WeightType::kInt8); }),
+                  "weights file '" + file.string() + "' is damaged (checksum mismatch in");
+}
+
+// Runs `s2s ARGS`, stdin from `input`; returns the exit code, stdout in *out, stderr in *err.
+int run_s2s(const std::string& args, const std::string& input, std::string* out, std::string* err) {
+  const auto dir = s2s_test::temp_dir("run_s2s");
+  s2s::fs::write_file_atomic(dir / "in", input);
+  const auto cmd = std::string("'") + S2S_BINARY + "' " + args + " < '" + (dir / "in").string() + "' > '" +
+                   (dir / "out").string() + "' 2> '" + (dir / "err").string() + "'";
+  const int status = std::system(cmd.c_str());
+  *out = s2s::fs::read_file(dir / "out"), *err = s2s::fs::read_file(dir / "err");
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// `s2s convert` makes a model dir of its own that translates as its source with the same precision; flags
+// that cannot hold for it are one-line errors.
+TEST(NativeEngine, ConvertCommandMakesAModelDirThatTranslatesAsTheSource) {
+  const auto c = s2s_test::tiny_config();
+  const auto dir = make_model_dir(c, "convert_cli");
+  const auto out_dir = dir.parent_path() / "convert_cli_int8";
+  std::filesystem::remove_all(out_dir);
+  std::string out, err;
+  const auto q = [](const std::filesystem::path& p) { return "'" + p.string() + "'"; };
+  ASSERT_EQ(run_s2s("-q convert -m " + q(dir) + " -o " + q(out_dir) + " --precision int8", "", &out, &err), 0)
+      << err;
+  for (const char* f : {"config.yml", "spm.model", "best.bin"})
+    EXPECT_TRUE(std::filesystem::exists(out_dir / f)) << f;
+  const std::string lines = "Ein Mann geht mit seinem Hund.\nHallo.\nSie trinkt Kaffee.\n";
+  std::string from_source, from_converted;
+  ASSERT_EQ(run_s2s("-q translate -b 3 --precision int8 -m " + q(dir), lines, &from_source, &err), 0) << err;
+  ASSERT_EQ(run_s2s("-q translate -b 3 -m " + q(out_dir), lines, &from_converted, &err), 0) << err;
+  EXPECT_EQ(from_converted, from_source);
+  EXPECT_EQ(std::count(from_converted.begin(), from_converted.end(), '\n'), 3);
+
+  const std::vector<std::pair<std::string, std::string>> errors{
+      {"translate --precision fp32 -m " + q(out_dir),
+       "holds int8 weights (s2s convert); use --precision int8"},
+      {"translate --engine torch -m " + q(out_dir), "holds weights converted for the native CPU engine"},
+      {"convert -m " + q(dir) + " -o " + q(out_dir), "exists; pass --force to replace it"},
+      {"convert -m " + q(dir) + " -o " + q(dir), "is the source model dir"},
+      {"convert --precision fp32 -m " + q(dir) + " -o " + q(dir / "x"), "float32 weights already"},
+      {"convert -m " + q(out_dir) + " -o " + q(dir / "y"), "is converted already"}};
+  for (const auto& [args, message] : errors) {
+    EXPECT_EQ(run_s2s(args, lines, &out, &err), 1) << args;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << args << ": " << err;
+    EXPECT_CONTAINS(err, message) << args;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "y" / "best.bin"));
 }
 
 }  // namespace

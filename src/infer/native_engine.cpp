@@ -46,20 +46,26 @@ std::vector<int64_t> spread_rows(int64_t R, int64_t K) {
 
 namespace {
 
-Matrix plain_matrix(const Parameter& p, WeightType type, bool per_row) {
-  return Matrix::from_f32(p.data, p.shape.at(0), p.size / p.shape.at(0), type, per_row);
+Matrix plain_matrix(ParameterSource& w, const std::string& name, int64_t rows, int64_t cols, WeightType type,
+                    bool per_row) {
+  return w.matrix(name, rows, cols, type, per_row, [&] { return w.get(name, {rows, cols}); });
 }
 
 }  // namespace
 
-Matrix make_matrix(const Parameter& p, WeightType type, bool per_row) {
-  auto m = plain_matrix(p, type, per_row);
+Matrix packed(Matrix m) {
   m.pack(/*keep_rows=*/false);
   return m;
 }
 
-std::shared_ptr<const Matrix> shared_matrix(const Parameter& p, WeightType type, bool per_row) {
-  return std::make_shared<const Matrix>(plain_matrix(p, type, per_row));
+Matrix make_matrix(ParameterSource& w, const std::string& name, int64_t rows, int64_t cols, WeightType type,
+                   bool per_row) {
+  return packed(plain_matrix(w, name, rows, cols, type, per_row));
+}
+
+std::shared_ptr<const Matrix> shared_matrix(ParameterSource& w, const std::string& name, int64_t rows,
+                                            int64_t cols, WeightType type, bool per_row) {
+  return std::make_shared<const Matrix>(plain_matrix(w, name, rows, cols, type, per_row));
 }
 
 void check_weight_type(WeightType type) {

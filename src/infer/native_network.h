@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "infer/gemm.h"
@@ -57,11 +58,16 @@ std::vector<int64_t> spread_rows(int64_t R, int64_t K);
 // fails at load, not at its first batch.
 void check_weight_type(WeightType type);
 
-// A parameter [rows, cols] as a Matrix of `type` for products only (int8 packed where that is faster);
-// `per_row`: int8 scales per row (a matrix used transposed) rather than per column.
-Matrix make_matrix(const Parameter& p, WeightType type, bool per_row);
+// Weight matrix `name` [rows, cols] (a parameter of that name, or as a converted file stores it) as a Matrix
+// of `type` for products only (int8 and bf16 packed where that is faster); `per_row`: int8 scales per row (a
+// matrix used transposed) rather than per column.
+Matrix make_matrix(ParameterSource& w, const std::string& name, int64_t rows, int64_t cols, WeightType type,
+                   bool per_row);
+// The same for a matrix made by ParameterSource::matrix (a part or a stack of parameters).
+Matrix packed(Matrix m);
 // A table read by rows (embeddings; an output layer, whose shortlisted rows are selected per batch), to be
 // shared by several uses (tied or shared embeddings hold one table). Its products use the plain GEMM.
-std::shared_ptr<const Matrix> shared_matrix(const Parameter& p, WeightType type, bool per_row);
+std::shared_ptr<const Matrix> shared_matrix(ParameterSource& w, const std::string& name, int64_t rows,
+                                            int64_t cols, WeightType type, bool per_row);
 
 }  // namespace s2s::infer

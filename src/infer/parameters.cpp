@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "infer/converted_weights.h"
 #include "infer/weights_file.h"
 #include "util/error.h"
 
@@ -51,7 +52,23 @@ class WeightsMap : public ParameterSource {
 
 }  // namespace
 
+Parameter part_of(Parameter p, int64_t begin, int64_t end, std::vector<int64_t> shape) {
+  if (begin < 0 || end > p.size || begin > end) throw Error("internal: part outside of a parameter");
+  if (!p.owned.empty()) return Parameter(std::move(shape), p.values(begin, end));
+  Parameter view(std::move(shape), p.data + begin, end - begin);
+  view.release = p.release;
+  return view;
+}
+
+Matrix ParameterSource::matrix(const std::string& key, int64_t rows, int64_t cols, WeightType type,
+                               bool per_row, const std::function<Parameter()>& values) {
+  const auto p = values();
+  if (p.size != rows * cols) throw Error("internal: matrix " + key + " made of values of another size");
+  return Matrix::from_f32(p.data, rows, cols, type, per_row);
+}
+
 std::unique_ptr<ParameterSource> open_weights_file(const std::filesystem::path& file) {
+  if (converted_weight_type(file)) return open_converted_weights(file);
   return std::make_unique<WeightsMap>(file);
 }
 

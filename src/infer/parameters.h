@@ -1,13 +1,17 @@
-// Where a native model's float32 parameters come from: a weights file (best.bin) or memory (the training
-// model's, converted without a file).
+// Where a native model's parameters come from: a weights file (best.bin) or memory (the training model's,
+// converted without a file), as float32; or a file of weights converted ahead (`s2s convert`), as the engine
+// holds them.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "infer/gemm.h"
 
 namespace s2s::infer {
 
@@ -35,16 +39,27 @@ struct Parameter {
   }
 };
 
+// Values [begin, end) of `p` as a parameter of `shape`: a view that keeps p's pages mapped while it lives, or
+// a copy where p owns its values.
+Parameter part_of(Parameter p, int64_t begin, int64_t end, std::vector<int64_t> shape);
+
 // Where the native model's parameters come from: a weights file (best.bin) or memory.
 class ParameterSource {
  public:
   virtual ~ParameterSource() = default;
   // The parameter `name`, which must have `shape`; throws s2s::Error naming the source otherwise.
   virtual Parameter get(const std::string& name, const std::vector<int64_t>& shape) = 0;
+  // The weight matrix `key` [rows, cols] as `type` with int8 scales per row when `per_row` (not packed):
+  // made from the float32 `values()` [rows, cols], which read this source's parameters; a converted file
+  // returns it as stored instead. `key` names it among the model's matrices: a parameter's name, or one
+  // derived from the parameters `values` reads.
+  virtual Matrix matrix(const std::string& key, int64_t rows, int64_t cols, WeightType type, bool per_row,
+                        const std::function<Parameter()>& values);
 };
 
 // The parameters of weights file `file`, read on demand from a read-only mapping of it (in place for
-// version-3 files; the mapping lives as long as the source).
+// version-3 files; the mapping lives as long as the source); for a converted file (infer/converted_weights.h)
+// its matrices as stored.
 std::unique_ptr<ParameterSource> open_weights_file(const std::filesystem::path& file);
 
 }  // namespace s2s::infer

@@ -5,12 +5,12 @@
 #include <memory>
 #include <vector>
 
-#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "infer/converted_weights.h"
 #include "kernels/kernels.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -56,6 +56,11 @@ WeightsFileReader::WeightsFileReader(const std::filesystem::path& file)
   if (!in_) throw Error("cannot open weights '" + file.string() + "'");
   char magic[sizeof kWeightsMagic];
   bytes(magic, sizeof magic);
+  if (is_magic(magic, infer::kConvertedMagic)) {
+    throw Error("'" + file.string() +
+                "' holds weights converted for the native CPU engine (s2s convert), which alone reads them; "
+                "use the float32 best.bin of the model dir it was converted from");
+  }
   version_ = is_magic(magic, kWeightsMagic) ? 3 : is_magic(magic, kWeightsMagicV2) ? 2 : 1;
   if (version_ == 1 && !is_magic(magic, kWeightsMagicV1))
     throw Error("'" + file.string() + "' is not an s2s weights file");
@@ -133,23 +138,13 @@ int64_t WeightsFileReader::skip(int64_t n) {
 const float* WeightsFileReader::mapped_float_at(int64_t offset, int64_t n, const std::string& name,
                                                 std::vector<float>* copy) {
   if (!map_) {
-    const int fd = ::open(file_.c_str(), O_RDONLY | O_CLOEXEC);
-    struct stat st {};
-    const bool same = fd >= 0 && ::fstat(fd, &st) == 0 && st.st_ino == inode_ && st.st_dev == device_ &&
-                      st.st_size == size_;
-    void* p = !same || size_ <= 0
-                  ? MAP_FAILED
-                  : ::mmap(nullptr, static_cast<size_t>(size_), PROT_READ, MAP_PRIVATE, fd, 0);
-    if (fd >= 0) ::close(fd);  // the mapping keeps the file
-    if (fd >= 0 && !same) {
+    auto mapped = fs::map_file(file_);
+    if (mapped.inode != inode_ || mapped.device != device_ || mapped.size != size_) {
       throw Error("weights file '" + file_.string() +
                   "' was replaced while it was read (a training saving it?); run again");
     }
-    if (p == MAP_FAILED) throw Error("cannot map weights '" + file_.string() + "' into memory");
-    ::madvise(p, static_cast<size_t>(size_), MADV_WILLNEED);
-    const auto bytes = static_cast<size_t>(size_);
-    map_ = std::shared_ptr<const char>(static_cast<const char*>(p),
-                                       [bytes](const char* q) { ::munmap(const_cast<char*>(q), bytes); });
+    if (!mapped.data) throw Error("weights file '" + file_.string() + "' is truncated or damaged");
+    map_ = std::move(mapped.data);
   }
   const auto size = static_cast<size_t>(n) * 4;
   if (offset < 0 || offset + static_cast<int64_t>(size) + (checksums_ ? 8 : 0) > size_)

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -118,6 +120,30 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& con
   write_atomic(path, [&](std::ostream& out) {
     out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
   });
+}
+
+MappedFile map_file(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot open '" + path.string() + "': " + errno_text());
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const auto why = errno_text();
+    ::close(fd);
+    throw Error("cannot read '" + path.string() + "': " + why);
+  }
+  MappedFile m;
+  m.size = static_cast<int64_t>(st.st_size), m.inode = st.st_ino, m.device = st.st_dev;
+  void* p =
+      m.size > 0 ? ::mmap(nullptr, static_cast<size_t>(m.size), PROT_READ, MAP_PRIVATE, fd, 0) : nullptr;
+  const auto why = errno_text();
+  ::close(fd);  // the mapping keeps the file
+  if (p == MAP_FAILED) throw Error("cannot map '" + path.string() + "' into memory: " + why);
+  if (p == nullptr) return m;
+  ::madvise(p, static_cast<size_t>(m.size), MADV_WILLNEED);
+  const auto bytes = static_cast<size_t>(m.size);
+  m.data = std::shared_ptr<const char>(static_cast<const char*>(p),
+                                       [bytes](const char* q) { ::munmap(const_cast<char*>(q), bytes); });
+  return m;
 }
 
 void ensure_dir(const std::filesystem::path& dir) {

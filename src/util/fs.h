@@ -2,9 +2,11 @@
 // interrupted write never leaves a half-written file in place of a good one.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <iosfwd>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,6 +32,16 @@ void write_output(const std::filesystem::path& path, const std::function<void(st
 
 // Throws s2s::Error when `output` and `input` are the same file (-o naming the -i file).
 void check_not_same_file(const std::filesystem::path& input, const std::filesystem::path& output);
+
+// A file mapped read-only into memory; unmapped when the last copy of `data` goes.
+struct MappedFile {
+  std::shared_ptr<const char> data;  // null for an empty file
+  int64_t size = 0;                  // bytes
+  uint64_t inode = 0, device = 0;    // which file was mapped
+};
+
+// Maps `path` read-only (private, read-ahead advised); throws s2s::Error naming it when it cannot.
+MappedFile map_file(const std::filesystem::path& path);
 
 // Renames `from` over `to` atomically and fsyncs the directory.
 void rename_atomic(const std::filesystem::path& from, const std::filesystem::path& to);

@@ -20,4 +20,9 @@ std::shared_ptr<const NativeNetwork> load_native(const ModelConfig& config, int6
                                                  int64_t tgt_vocab, const std::filesystem::path& weights,
                                                  WeightType type);
 
+// Converts the float32 weights file `weights` of a model to `type` (bf16 or int8) for the native engine,
+// written atomically to `out` (infer/converted_weights.h): every matrix as a load in `type` makes it.
+void convert_native(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab,
+                    const std::filesystem::path& weights, const std::filesystem::path& out, WeightType type);
+
 }  // namespace s2s::infer

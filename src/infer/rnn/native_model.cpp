@@ -27,21 +27,24 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
   bf16_memory_ = type != WeightType::kF32;
   const int64_t E = config.emb_dim, He = config.enc_hidden, M = 2 * He, H = config.dec_hidden;
   const int64_t L = config.dec_layers, out_dim = config.tie_output ? E : H;
-  src_emb_ = shared_matrix(w.get("encoder.embedding.weight", {src_vocab, E}), type, true);
+  src_emb_ = shared_matrix(w, "encoder.embedding.weight", src_vocab, E, type, true);
   tgt_emb_ = config.share_embeddings && src_vocab == tgt_vocab
                  ? src_emb_
-                 : shared_matrix(w.get("decoder.embedding.weight", {tgt_vocab, E}), type, true);
+                 : shared_matrix(w, "decoder.embedding.weight", tgt_vocab, E, type, true);
   for (int64_t l = 0; l < config.enc_layers; ++l) {
     const int64_t in = l == 0 ? E : M;
     const auto p = "encoder.layer" + std::to_string(l) + ".";
-    const auto w_ih = w.get(p + "w_ih", {2, in, 4 * He});
-    const auto w_hh = w.get(p + "w_hh", {2, He, 4 * He});
+    // Direction d of parameter `name` [2, rows, 4 He].
+    auto direction = [&](const std::string& name, int64_t rows, int d) {
+      return packed(w.matrix(p + name + "[" + std::to_string(d) + "]", rows, 4 * He, type, false, [&] {
+        const int64_t n = rows * 4 * He;
+        return part_of(w.get(p + name, {2, rows, 4 * He}), d * n, (d + 1) * n, {rows, 4 * He});
+      }));
+    };
     const auto bias = w.get(p + "bias", {2, 1, 4 * He});
     BiLayer layer;
     for (int d = 0; d < 2; ++d) {
-      layer.w_ih[d] = Matrix::from_f32(w_ih.data + d * in * 4 * He, in, 4 * He, type, false);
-      layer.w_hh[d] = Matrix::from_f32(w_hh.data + d * He * 4 * He, He, 4 * He, type, false);
-      layer.w_ih[d].pack(/*keep_rows=*/false), layer.w_hh[d].pack(/*keep_rows=*/false);
+      layer.w_ih[d] = direction("w_ih", in, d), layer.w_hh[d] = direction("w_hh", He, d);
       layer.bias[d] = bias.values(d * 4 * He, (d + 1) * 4 * He);
     }
     enc_layers_.push_back(std::move(layer));
@@ -49,38 +52,36 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
   for (int64_t l = 0; l < L; ++l) {
     const auto name = std::to_string(l);
     const auto rec_in = (l == 0 ? (config.input_feeding ? out_dim : 0) : H) + H;
-    const auto rec = w.get("decoder.w_rec" + name, {rec_in, 4 * H});
     DecLayer layer;
     if (l == 0) {  // one GEMM for [emb ; feed ; h] instead of two
-      const auto wx = w.get("decoder.w_x0", {E, 4 * H});
-      std::vector<float> stacked = wx.values();
-      stacked.insert(stacked.end(), rec.data, rec.data + rec.size);
-      layer.w = Matrix::from_f32(stacked.data(), E + rec_in, 4 * H, type, false);
-      layer.w.pack(/*keep_rows=*/false);
+      layer.w = packed(w.matrix("decoder.w_x0+w_rec0", E + rec_in, 4 * H, type, false, [&] {
+        std::vector<float> stacked = w.get("decoder.w_x0", {E, 4 * H}).values();
+        const auto rec = w.get("decoder.w_rec0", {rec_in, 4 * H});
+        stacked.insert(stacked.end(), rec.data, rec.data + rec.size);
+        return Parameter({E + rec_in, 4 * H}, std::move(stacked));
+      }));
     } else {
-      layer.w = make_matrix(rec, type, false);
+      layer.w = make_matrix(w, "decoder.w_rec" + name, rec_in, 4 * H, type, false);
     }
     layer.bias = w.get("decoder.bias" + name, {4 * H}).values();
     dec_layers_.push_back(std::move(layer));
   }
-  bridge_ = make_matrix(w.get("decoder.bridge.weight", {2 * L * H, M}), type, true);
+  bridge_ = make_matrix(w, "decoder.bridge.weight", 2 * L * H, M, type, true);
   bridge_bias_ = w.get("decoder.bridge.bias", {2 * L * H}).values();
   if (config.attention != AttentionType::kLuongDot) {
-    const auto key_proj = w.get("decoder.attention.key_proj.weight", {H, M});
-    key_proj_ = make_matrix(key_proj, type, true);
+    key_proj_ = make_matrix(w, "decoder.attention.key_proj.weight", H, M, type, true);
     if (config.attention == AttentionType::kLuongGeneral && bf16_memory_)
-      query_to_memory_ = make_matrix(key_proj, type, false);
+      query_to_memory_ = make_matrix(w, "decoder.attention.key_proj.weight", H, M, type, false);
   }
   if (config.attention == AttentionType::kBahdanau) {
-    query_proj_ = make_matrix(w.get("decoder.attention.query_proj.weight", {H, H}), type, true);
+    query_proj_ = make_matrix(w, "decoder.attention.query_proj.weight", H, H, type, true);
     query_bias_ = w.get("decoder.attention.query_proj.bias", {H}).values();
     score_v_ = w.get("decoder.attention.v.weight", {1, H}).values();
   } else if (config.attention == AttentionType::kLuongDot && H != M) {
     throw Error("luong-dot attention needs decoder hidden size == encoder output size");
   }
-  combine_ = make_matrix(w.get("decoder.combine.weight", {out_dim, M + H}), type, true);
-  out_weight_ =
-      config.tie_output ? tgt_emb_ : shared_matrix(w.get("out_weight", {tgt_vocab, out_dim}), type, true);
+  combine_ = make_matrix(w, "decoder.combine.weight", out_dim, M + H, type, true);
+  out_weight_ = config.tie_output ? tgt_emb_ : shared_matrix(w, "out_weight", tgt_vocab, out_dim, type, true);
   out_bias_ = w.get("out_bias", {tgt_vocab}).values();
 }
 

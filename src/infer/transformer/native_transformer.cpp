@@ -81,11 +81,13 @@ NativeTransformer::Linear NativeTransformer::linear(ParameterSource& w, const st
 NativeTransformer::Linear NativeTransformer::linear_rows(ParameterSource& w, const std::string& name,
                                                          int64_t out, int64_t in, int64_t begin, int64_t end,
                                                          WeightType type) const {
-  const auto weight = w.get(name + ".weight", {out, in});
-  const auto bias = w.get(name + ".bias", {out});
-  auto matrix = Matrix::from_f32(weight.data + begin * in, end - begin, in, type, true);
-  matrix.pack(/*keep_rows=*/false);
-  return {std::move(matrix), bias.values(begin, end)};
+  const auto key =
+      name + ".weight" +
+      (begin == 0 && end == out ? "" : "[" + std::to_string(begin) + ":" + std::to_string(end) + "]");
+  auto matrix = packed(w.matrix(key, end - begin, in, type, true, [&] {
+    return part_of(w.get(name + ".weight", {out, in}), begin * in, end * in, {end - begin, in});
+  }));
+  return {std::move(matrix), w.get(name + ".bias", {out}).values(begin, end)};
 }
 
 NativeTransformer::Norm NativeTransformer::norm(ParameterSource& w, const std::string& name) const {
@@ -98,10 +100,10 @@ NativeTransformer::NativeTransformer(const ModelConfig& config, int64_t src_voca
   check_weight_type(type);
   const int64_t D = dim_, F = config.ffn_dim;
   if (config.share_embeddings) {
-    src_emb_ = tgt_emb_ = shared_matrix(w.get("embedding.weight", {tgt_vocab, D}), type, true);
+    src_emb_ = tgt_emb_ = shared_matrix(w, "embedding.weight", tgt_vocab, D, type, true);
   } else {
-    src_emb_ = shared_matrix(w.get("src_embedding.weight", {src_vocab, D}), type, true);
-    tgt_emb_ = shared_matrix(w.get("tgt_embedding.weight", {tgt_vocab, D}), type, true);
+    src_emb_ = shared_matrix(w, "src_embedding.weight", src_vocab, D, type, true);
+    tgt_emb_ = shared_matrix(w, "tgt_embedding.weight", tgt_vocab, D, type, true);
   }
   auto ffn = [&](const std::string& p) {
     return Ffn{linear(w, p + "ffn.inner", F, D, type), linear(w, p + "ffn.outer", D, F, type)};
@@ -124,7 +126,7 @@ NativeTransformer::NativeTransformer(const ModelConfig& config, int64_t src_voca
   }
   enc_norm_ = norm(w, "encoder_norm");
   dec_norm_ = norm(w, "decoder_norm");
-  out_weight_ = config.tie_output ? tgt_emb_ : shared_matrix(w.get("out_weight", {tgt_vocab, D}), type, true);
+  out_weight_ = config.tie_output ? tgt_emb_ : shared_matrix(w, "out_weight", tgt_vocab, D, type, true);
   out_bias_ = w.get("out_bias", {tgt_vocab}).values();
 }
 
