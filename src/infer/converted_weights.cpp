@@ -70,26 +70,18 @@ class ConvertedMap : public ParameterSource {
     return Parameter(shape, reinterpret_cast<const float*>(data), e.bytes / 4);
   }
 
-  Matrix matrix(const std::string& key, int64_t rows, int64_t cols, WeightType type, bool per_row,
+  Matrix matrix(const std::string& key, const MatrixLayout& layout,
                 const std::function<Parameter()>&) override {
-    if (type != type_) {
+    if (layout.type != type_) {
       throw Error("weights file '" + file_.string() + "' holds " + type_name(type_) +
-                  " weights (s2s convert), not " + type_name(type) + ": translate it with --precision " +
-                  type_name(type_) + " or auto");
+                  " weights (s2s convert), not " + type_name(layout.type) +
+                  ": translate it with --precision " + type_name(type_) + " or auto");
     }
-    const auto& e = find(kMatrix, key, per_row, {rows, cols});
+    const auto& e = find(kMatrix, key, layout.per_row, {layout.rows, layout.cols});
     const char* data = checked(e, key);
-    Matrix m;
-    m.rows = rows, m.cols = cols, m.type = type, m.scale_per_row = per_row;
-    if (type == WeightType::kBf16) {
-      m.bf16.resize(static_cast<size_t>(rows * cols));
-      std::memcpy(m.bf16.data(), data, static_cast<size_t>(e.bytes));
-    } else {
-      const auto scales = static_cast<size_t>(per_row ? rows : cols);
-      m.scales.resize(scales), m.s8.resize(static_cast<size_t>(rows * cols));
-      std::memcpy(m.scales.data(), data, scales * 4);
-      std::memcpy(m.s8.data(), data + scales * 4, m.s8.size());
-    }
+    const auto scales = layout.type == WeightType::kInt8 ? (layout.per_row ? layout.rows : layout.cols) : 0;
+    auto m = Matrix::from_stored(layout.type, data + scales * 4, reinterpret_cast<const float*>(data),
+                                 layout.rows, layout.cols, layout.per_row, layout.pack);
     release(e);
     return m;
   }
@@ -210,21 +202,24 @@ Parameter ConvertingSource::get(const std::string& name, const std::vector<int64
   return p;
 }
 
-Matrix ConvertingSource::matrix(const std::string& key, int64_t rows, int64_t cols, WeightType type,
-                                bool per_row, const std::function<Parameter()>& values) {
+Matrix ConvertingSource::matrix(const std::string& key, const MatrixLayout& layout,
+                                const std::function<Parameter()>& values) {
+  auto plain = layout;
+  plain.pack = false;  // kept as made, packed afterwards
   ++making_;
   Matrix m;
   try {
-    m = ParameterSource::matrix(key, rows, cols, type, per_row, values);
+    m = ParameterSource::matrix(key, plain, values);
   } catch (...) {
     --making_;
     throw;
   }
   --making_;
   const bool seen = std::any_of(kept_.begin(), kept_.end(), [&](const Kept& k) {
-    return k.is_matrix && k.name == key && k.matrix.scale_per_row == per_row;
+    return k.is_matrix && k.name == key && k.matrix.scale_per_row == layout.per_row;
   });
   if (!seen) kept_.push_back({key, {}, {}, m, true});
+  if (layout.pack) m.pack(/*keep_rows=*/false);
   return m;
 }
 

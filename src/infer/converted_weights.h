@@ -40,7 +40,7 @@ class ConvertingSource : public ParameterSource {
  public:
   explicit ConvertingSource(ParameterSource& inner) : inner_(inner) {}
   Parameter get(const std::string& name, const std::vector<int64_t>& shape) override;
-  Matrix matrix(const std::string& key, int64_t rows, int64_t cols, WeightType type, bool per_row,
+  Matrix matrix(const std::string& key, const MatrixLayout& layout,
                 const std::function<Parameter()>& values) override;
   // Writes what was kept to `file` atomically; every matrix must be of `type` (bf16 or int8).
   void write(const std::filesystem::path& file, WeightType type) const;
@@ -50,7 +50,7 @@ class ConvertingSource : public ParameterSource {
     std::string name;
     std::vector<int64_t> shape;  // parameters
     std::vector<float> values;   // parameters
-    Matrix matrix;               // matrices (unpacked)
+    Matrix matrix;               // matrices (not packed)
     bool is_matrix = false;
   };
   ParameterSource& inner_;

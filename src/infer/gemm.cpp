@@ -253,6 +253,27 @@ Matrix Matrix::from_f32(const float* data, int64_t rows, int64_t cols, WeightTyp
   return m;
 }
 
+Matrix Matrix::from_stored(WeightType type, const void* weights, const float* scales, int64_t rows,
+                           int64_t cols, bool per_row, bool pack) {
+  if (type == WeightType::kF32) throw Error("internal: float32 weights are not stored converted");
+  Matrix m;
+  m.rows = rows, m.cols = cols, m.scale_per_row = per_row, m.type = type;
+  if (type == WeightType::kInt8) m.scales.assign(scales, scales + (per_row ? rows : cols));
+  const Dt dt = type == WeightType::kInt8 ? Dt::s8 : Dt::bf16;
+  if (pack && packed_row_multiple(dt) != 0) {  // as pack(false), without the row-major copy
+    m.packed =
+        pack_weights(dt, weights, rows, cols, type == WeightType::kInt8 ? 1 : 2, /*transposed=*/per_row);
+    return m;
+  }
+  const auto n = static_cast<size_t>(rows * cols);
+  if (type == WeightType::kInt8) {
+    m.s8.assign(static_cast<const int8_t*>(weights), static_cast<const int8_t*>(weights) + n);
+  } else {
+    m.bf16.assign(static_cast<const uint16_t*>(weights), static_cast<const uint16_t*>(weights) + n);
+  }
+  return m;
+}
+
 Matrix Matrix::select_rows(const std::vector<int64_t>& ids) const {
   if (!has_rows()) throw Error("internal: select_rows on weights packed without their rows");
   Matrix m;

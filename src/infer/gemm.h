@@ -31,6 +31,11 @@ struct Matrix {
   std::shared_ptr<const PackedWeights> packed;  // bf16 or int8 in oneDNN's matmul layout, or null
   // Quantizes or converts float32 `data` [rows, cols]; `per_row` picks the int8 scale axis.
   static Matrix from_f32(const float* data, int64_t rows, int64_t cols, WeightType type, bool per_row);
+  // A matrix stored already as bf16 or int8 (a converted file): `weights` [rows, cols] and, for int8,
+  // `scales` along the axis `per_row` names. With `pack`, laid out as pack(false) does, straight from
+  // `weights`.
+  static Matrix from_stored(WeightType type, const void* weights, const float* scales, int64_t rows,
+                            int64_t cols, bool per_row, bool pack);
   bool is_bf16() const { return type == WeightType::kBf16; }
   bool is_int8() const { return type == WeightType::kInt8; }
   // Whether row() and select_rows() work (the row-major data is there).

@@ -44,28 +44,18 @@ std::vector<int64_t> spread_rows(int64_t R, int64_t K) {
   return rows;
 }
 
-namespace {
-
-Matrix plain_matrix(ParameterSource& w, const std::string& name, int64_t rows, int64_t cols, WeightType type,
-                    bool per_row) {
-  return w.matrix(name, rows, cols, type, per_row, [&] { return w.get(name, {rows, cols}); });
-}
-
-}  // namespace
-
-Matrix packed(Matrix m) {
-  m.pack(/*keep_rows=*/false);
-  return m;
-}
-
 Matrix make_matrix(ParameterSource& w, const std::string& name, int64_t rows, int64_t cols, WeightType type,
                    bool per_row) {
-  return packed(plain_matrix(w, name, rows, cols, type, per_row));
+  return w.matrix(name, {rows, cols, type, per_row, /*pack=*/true}, [&] {
+    return w.get(name, {rows, cols});
+  });
 }
 
 std::shared_ptr<const Matrix> shared_matrix(ParameterSource& w, const std::string& name, int64_t rows,
                                             int64_t cols, WeightType type, bool per_row) {
-  return std::make_shared<const Matrix>(plain_matrix(w, name, rows, cols, type, per_row));
+  return std::make_shared<const Matrix>(w.matrix(name, {rows, cols, type, per_row, /*pack=*/false}, [&] {
+    return w.get(name, {rows, cols});
+  }));
 }
 
 void check_weight_type(WeightType type) {

@@ -63,8 +63,6 @@ void check_weight_type(WeightType type);
 // matrix used transposed) rather than per column.
 Matrix make_matrix(ParameterSource& w, const std::string& name, int64_t rows, int64_t cols, WeightType type,
                    bool per_row);
-// The same for a matrix made by ParameterSource::matrix (a part or a stack of parameters).
-Matrix packed(Matrix m);
 // A table read by rows (embeddings; an output layer, whose shortlisted rows are selected per batch), to be
 // shared by several uses (tied or shared embeddings hold one table). Its products use the plain GEMM.
 std::shared_ptr<const Matrix> shared_matrix(ParameterSource& w, const std::string& name, int64_t rows,

@@ -60,11 +60,14 @@ Parameter part_of(Parameter p, int64_t begin, int64_t end, std::vector<int64_t> 
   return view;
 }
 
-Matrix ParameterSource::matrix(const std::string& key, int64_t rows, int64_t cols, WeightType type,
-                               bool per_row, const std::function<Parameter()>& values) {
+Matrix ParameterSource::matrix(const std::string& key, const MatrixLayout& layout,
+                               const std::function<Parameter()>& values) {
   const auto p = values();
-  if (p.size != rows * cols) throw Error("internal: matrix " + key + " made of values of another size");
-  return Matrix::from_f32(p.data, rows, cols, type, per_row);
+  if (p.size != layout.rows * layout.cols)
+    throw Error("internal: matrix " + key + " made of values of another size");
+  auto m = Matrix::from_f32(p.data, layout.rows, layout.cols, layout.type, layout.per_row);
+  if (layout.pack) m.pack(/*keep_rows=*/false);
+  return m;
 }
 
 std::unique_ptr<ParameterSource> open_weights_file(const std::filesystem::path& file) {

@@ -43,17 +43,24 @@ struct Parameter {
 // a copy where p owns its values.
 Parameter part_of(Parameter p, int64_t begin, int64_t end, std::vector<int64_t> shape);
 
+// How a native model holds one of its weight matrices.
+struct MatrixLayout {
+  int64_t rows = 0, cols = 0;
+  WeightType type = WeightType::kF32;
+  bool per_row = true;  // int8 scales per row (a matrix used transposed), else per column
+  bool pack = true;     // laid out for the products only (Matrix::pack), else kept by rows
+};
+
 // Where the native model's parameters come from: a weights file (best.bin) or memory.
 class ParameterSource {
  public:
   virtual ~ParameterSource() = default;
   // The parameter `name`, which must have `shape`; throws s2s::Error naming the source otherwise.
   virtual Parameter get(const std::string& name, const std::vector<int64_t>& shape) = 0;
-  // The weight matrix `key` [rows, cols] as `type` with int8 scales per row when `per_row` (not packed):
-  // made from the float32 `values()` [rows, cols], which read this source's parameters; a converted file
-  // returns it as stored instead. `key` names it among the model's matrices: a parameter's name, or one
-  // derived from the parameters `values` reads.
-  virtual Matrix matrix(const std::string& key, int64_t rows, int64_t cols, WeightType type, bool per_row,
+  // The weight matrix `key` [rows, cols] held as `layout` says: made from the float32 `values()`
+  // [rows, cols], which read this source's parameters; a converted file returns it as stored instead. `key`
+  // names it among the model's matrices: a parameter's name, or one derived from those `values` reads.
+  virtual Matrix matrix(const std::string& key, const MatrixLayout& layout,
                         const std::function<Parameter()>& values);
 };
 

@@ -1,5 +1,6 @@
 // The LibTorch-free model file readers: best.bin (the streaming reader and the native engine's indexed
-// source, float32 or converted by s2s convert) and shortlist.txt. Damaged files must be rejected with s2s::Error, never read out of bounds.
+// source, float32 or converted by s2s convert) and shortlist.txt. Damaged files must be rejected with
+// s2s::Error, never read out of bounds.
 #include "data/shortlist.h"
 #include "fuzz_util.h"
 #include "infer/parameters.h"
@@ -23,8 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   });
   s2s_fuzz::expect_clean([&] {  // a matrix: as stored in a converted file, else made from the parameter
     auto params = s2s::infer::open_weights_file(file);
-    (void)params->matrix("decoder.w_rec1", 4, 8, s2s::infer::WeightType::kInt8, false,
-                         [&] { return params->get("decoder.w_rec1", {4, 8}); });
+    const s2s::infer::MatrixLayout layout{4, 8, s2s::infer::WeightType::kInt8, false, true};
+    (void)params->matrix("decoder.w_rec1", layout, [&] { return params->get("decoder.w_rec1", {4, 8}); });
   });
   s2s_fuzz::expect_clean([&] { (void)s2s::load_shortlist(file, 1000); });
   return 0;

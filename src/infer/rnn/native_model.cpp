@@ -36,10 +36,11 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
     const auto p = "encoder.layer" + std::to_string(l) + ".";
     // Direction d of parameter `name` [2, rows, 4 He].
     auto direction = [&](const std::string& name, int64_t rows, int d) {
-      return packed(w.matrix(p + name + "[" + std::to_string(d) + "]", rows, 4 * He, type, false, [&] {
+      const MatrixLayout layout{rows, 4 * He, type, /*per_row=*/false, /*pack=*/true};
+      return w.matrix(p + name + "[" + std::to_string(d) + "]", layout, [&] {
         const int64_t n = rows * 4 * He;
         return part_of(w.get(p + name, {2, rows, 4 * He}), d * n, (d + 1) * n, {rows, 4 * He});
-      }));
+      });
     };
     const auto bias = w.get(p + "bias", {2, 1, 4 * He});
     BiLayer layer;
@@ -54,12 +55,13 @@ void NativeModel::load(ParameterSource& w, int64_t src_vocab, int64_t tgt_vocab,
     const auto rec_in = (l == 0 ? (config.input_feeding ? out_dim : 0) : H) + H;
     DecLayer layer;
     if (l == 0) {  // one GEMM for [emb ; feed ; h] instead of two
-      layer.w = packed(w.matrix("decoder.w_x0+w_rec0", E + rec_in, 4 * H, type, false, [&] {
+      const MatrixLayout layout{E + rec_in, 4 * H, type, /*per_row=*/false, /*pack=*/true};
+      layer.w = w.matrix("decoder.w_x0+w_rec0", layout, [&] {
         std::vector<float> stacked = w.get("decoder.w_x0", {E, 4 * H}).values();
         const auto rec = w.get("decoder.w_rec0", {rec_in, 4 * H});
         stacked.insert(stacked.end(), rec.data, rec.data + rec.size);
         return Parameter({E + rec_in, 4 * H}, std::move(stacked));
-      }));
+      });
     } else {
       layer.w = make_matrix(w, "decoder.w_rec" + name, rec_in, 4 * H, type, false);
     }

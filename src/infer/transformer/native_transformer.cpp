@@ -84,9 +84,9 @@ NativeTransformer::Linear NativeTransformer::linear_rows(ParameterSource& w, con
   const auto key =
       name + ".weight" +
       (begin == 0 && end == out ? "" : "[" + std::to_string(begin) + ":" + std::to_string(end) + "]");
-  auto matrix = packed(w.matrix(key, end - begin, in, type, true, [&] {
+  auto matrix = w.matrix(key, {end - begin, in, type, /*per_row=*/true, /*pack=*/true}, [&] {
     return part_of(w.get(name + ".weight", {out, in}), begin * in, end * in, {end - begin, in});
-  }));
+  });
   return {std::move(matrix), w.get(name + ".bias", {out}).values(begin, end)};
 }
 
