@@ -4,10 +4,12 @@
 #include <charconv>
 #include <numeric>
 #include <sstream>
+#include <string_view>
 #include <unordered_map>
 
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/text.h"
 
 namespace s2s {
 namespace {
@@ -103,8 +105,9 @@ void save_shortlist(const std::filesystem::path& file, const Shortlist& list) {
 }
 
 Shortlist load_shortlist(const std::filesystem::path& file, int64_t tgt_vocab) {
-  const auto lines = fs::read_lines(file);
-  std::istringstream header(lines.empty() ? std::string() : lines[0]);
+  const auto contents = fs::read_file(file);
+  const auto lines = text::split_lines(contents);
+  std::istringstream header(lines.empty() ? std::string() : std::string(lines[0]));
   std::string magic;
   int version = 0;
   int64_t n = -1;
@@ -114,13 +117,14 @@ Shortlist load_shortlist(const std::filesystem::path& file, int64_t tgt_vocab) {
                 "' is not an s2s shortlist (expected header 's2s-shortlist 1 N' and N+2 lines)");
   }
   auto parse = [&](size_t i) {  // whitespace-separated ids in [0, tgt_vocab)
-    std::vector<int32_t> ids;
-    const std::string& line = lines[i];
+    const auto line = lines[i];
     const char* p = line.data();
     const char* end = p + line.size();
     auto bad = [&](const std::string& what) {
       return Error("'" + file.string() + "' line " + std::to_string(i + 1) + ": " + what);
     };
+    std::vector<int32_t> ids;
+    ids.reserve(static_cast<size_t>(std::count(p, end, ' ')) + 1);  // ids are one space apart when saved
     while (true) {
       while (p != end && (*p == ' ' || *p == '\t' || *p == '\r')) ++p;
       if (p == end) break;
@@ -139,6 +143,7 @@ Shortlist load_shortlist(const std::filesystem::path& file, int64_t tgt_vocab) {
   };
   Shortlist list;
   list.frequent = parse(1);
+  list.by_source.reserve(static_cast<size_t>(n));
   for (size_t i = 0; i < static_cast<size_t>(n); ++i) list.by_source.push_back(parse(i + 2));
   return list;
 }

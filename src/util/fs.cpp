@@ -46,15 +46,7 @@ std::string read_file(const std::filesystem::path& path) {
 std::vector<std::string> read_lines(const std::filesystem::path& path) {
   const auto data = read_file(path);
   std::vector<std::string> lines;
-  size_t start = 0;
-  while (start < data.size()) {
-    auto end = data.find('\n', start);
-    if (end == std::string::npos) end = data.size();
-    size_t len = end - start;
-    if (len > 0 && data[start + len - 1] == '\r') --len;
-    lines.emplace_back(data, start, len);
-    start = end + 1;
-  }
+  for (const auto line : text::split_lines(data)) lines.emplace_back(line);
   return lines;
 }
 

@@ -350,6 +350,16 @@ std::string_view chomp_cr(std::string_view s) {
   return s;
 }
 
+std::vector<std::string_view> split_lines(std::string_view s) {
+  std::vector<std::string_view> lines;
+  for (size_t start = 0; start < s.size();) {
+    const auto end = std::min(s.find('\n', start), s.size());
+    lines.push_back(chomp_cr(s.substr(start, end - start)));
+    start = end + 1;
+  }
+  return lines;
+}
+
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
   std::string best;
   size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;

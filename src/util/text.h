@@ -40,6 +40,9 @@ std::string to_lower(std::string_view s);
 // Strips a trailing '\r' (CRLF input).
 std::string_view chomp_cr(std::string_view s);
 
+// The lines of `s` split on '\n', each chomp_cr'ed (a missing final newline is fine), as views into s.
+std::vector<std::string_view> split_lines(std::string_view s);
+
 // Levenshtein-closest entry of `candidates` to `word` ("" when nothing is reasonably close).
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
 
