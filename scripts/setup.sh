@@ -5,7 +5,8 @@
 #   2. makes the OpenMP OpenBLAS the system BLAS/LAPACK (reference BLAS is ~25x slower; pthread OpenBLAS
 #      oversubscribes the cores together with LibTorch's OpenMP pool),
 #   3. configures and builds a Release s2s in build/,
-#   4. runs the main job on the shipped data: trains configs/demo.yaml and translates a few lines.
+#   4. runs the main job on the shipped data: trains configs/demo.yaml, translates a few lines, scores the
+#      test set, and converts the model for the native engine (s2s convert), which must translate the same.
 # Idempotent: re-running skips what is already there.
 # Options: --no-demo (skip step 4), --build-only (skip steps 1-2), BUILD_DIR=... (default build).
 set -euo pipefail
@@ -66,4 +67,14 @@ if [[ $RUN_DEMO == 1 ]]; then
   head -n 5 data/test.de | tee /dev/stderr | "$S2S" translate --model models/demo
   say "scoring data/test.de against data/test.en"
   "$S2S" eval --model models/demo --src data/test.de --ref data/test.en
+  say "converting it for the native engine (models/demo-converted) and checking that it translates the same"
+  if ! "$S2S" -q convert -m models/demo -o models/demo-converted --force 2> models/convert.err; then
+    grep -q "has neither" models/convert.err || { cat models/convert.err >&2; exit 1; }
+    say "skipped: this CPU has neither int8 nor bf16 GEMMs to convert for"
+  else
+    "$S2S" -q translate -m models/demo < data/test.de > models/demo-converted/test.source.out
+    "$S2S" -q translate -m models/demo-converted < data/test.de > models/demo-converted/test.out
+    cmp models/demo-converted/test.source.out models/demo-converted/test.out
+    say "same translations from $(du -h models/demo-converted/best.bin | cut -f1) of weights (best.bin: $(du -h models/demo/best.bin | cut -f1))"
+  fi
 fi
