@@ -101,10 +101,11 @@ class ConvertedMap : public ParameterSource {
     read(&v, sizeof v);
     return v;
   }
-  // A size read from the file: non-negative and small enough that products of two cannot overflow.
+  // A size read from the file: non-negative and below 2^31, so that a matrix's bytes, up to 2 rows cols,
+  // cannot overflow.
   int64_t size_value() {
     const auto v = value<int64_t>();
-    if (v < 0 || v > (int64_t{1} << 31)) damaged("size");
+    if (v < 0 || v >= (int64_t{1} << 31)) damaged("size");
     return v;
   }
 
