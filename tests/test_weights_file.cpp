@@ -1,10 +1,12 @@
 // The LibTorch-free best.bin reader on hand-made files: shapes whose element count would overflow or exceed
-// the file are damage (found by tests/fuzz/fuzz_model_files), as are unknown magics. Version-3 files align
+// the file are damage (found by tests/fuzz/fuzz_model_files), as are unknown magics; so are a converted
+// file's (s2s convert) matrices beyond its end. Version-3 files align
 // each parameter's data to 64 bytes, and the mapped reader reads it in place; version-2 files still load.
 #include <gtest/gtest.h>
 
 #include <cstring>
 
+#include "infer/converted_weights.h"
 #include "infer/weights_file.h"
 #include "test_util.h"
 #include "util/fs.h"
@@ -147,6 +149,23 @@ TEST_F(WeightsFile, AFileReplacedAfterItsIndexWasReadIsRefused) {
   std::vector<float> copy;
   EXPECT_CONTAINS(s2s_test::error_of([&] { in.mapped_float_at(offset, 4, "a", &copy); }),
                   "was replaced while it was read");
+}
+
+// A converted file (s2s convert) whose matrix header claims more bytes than the file holds is damage, also
+// when rows x cols x 2 bytes would overflow a 64-bit count (2^31 x 2^31 bf16 values).
+TEST_F(WeightsFile, ConvertedMatricesLargerThanTheFileAreDamage) {
+  for (const int64_t size : {int64_t{1} << 31, int64_t{1} << 30, int64_t{1000}}) {
+    std::string out(s2s::infer::kConvertedMagic, sizeof s2s::infer::kConvertedMagic);
+    put<uint32_t>(out, 1), put<uint32_t>(out, 0), put<uint64_t>(out, 1);  // bf16, one entry
+    put<uint32_t>(out, 1), put<uint32_t>(out, 1), out += "w";             // a matrix named "w"
+    put<int64_t>(out, size), put<int64_t>(out, size), put<uint32_t>(out, 0);
+    out.append(128, '\0');
+    const auto file = dir_ / "converted.bin";
+    s2s::fs::write_file_atomic(file, out);
+    EXPECT_CONTAINS(s2s_test::error_of([&] { s2s::infer::open_converted_weights(file); }),
+                    "is truncated or damaged")
+        << size;
+  }
 }
 
 }  // namespace
