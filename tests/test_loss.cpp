@@ -1,6 +1,6 @@
 // Loss tests: padding contributes nothing, the NLL matches a hand computation, label smoothing matches
 // its definition, bf16 autocast stays close to fp32, and the chunked output-layer loss equals the unchunked
-// composition of LibTorch ops in value (fp32) and gradient (double).
+// composition of LibTorch ops in value (fp32) and gradient (double; float32 through the fused kernels).
 #include <gtest/gtest.h>
 
 #include "libtorch/data/batch.h"
@@ -124,13 +124,43 @@ TEST(Loss, ChunkedGradientsMatchAutogradInDouble) {
   }
 }
 
+// Float32 and bf16 chunks run the fused CPU kernels (the row sums with the log-normalizers; the softmax,
+// smoothing and gold terms and the bias gradient in one pass over the logits): float32 gives autograd's
+// gradients to float32 rounding, also with padding rows and a non-unit upstream gradient.
+TEST(Loss, FusedFp32GradientsMatchAutograd) {
+  for (double smoothing : {0.0, 0.1}) {
+    for (int64_t chunk : {4, 100}) {
+      auto in = loss_inputs(torch::kFloat);
+      composed_loss(in.rows, in.w, in.b, in.gold, smoothing).mul(0.7).backward();
+      const auto g_rows = in.rows.grad().clone(), g_w = in.w.grad().clone(), g_b = in.b.grad().clone();
+      for (auto* t : {&in.rows, &in.w, &in.b}) t->mutable_grad().zero_();
+      auto [loss, nll] =
+          s2s::chunked_output_loss(in.rows, in.w, in.b, in.gold, smoothing, torch::kFloat, chunk);
+      loss.mul(0.7).backward();
+      const auto what = " smoothing " + std::to_string(smoothing) + " chunk " + std::to_string(chunk);
+      EXPECT_TRUE(torch::allclose(in.rows.grad(), g_rows, 1e-4, 1e-6)) << "d rows," << what;
+      EXPECT_TRUE(torch::allclose(in.w.grad(), g_w, 1e-4, 1e-6)) << "d weight," << what;
+      EXPECT_TRUE(torch::allclose(in.b.grad(), g_b, 1e-4, 1e-6)) << "d bias," << what;
+    }
+  }
+}
+
 TEST(Loss, ChunkedBf16ComputeIsCloseToFp32) {
   auto in = loss_inputs(torch::kFloat);
   auto [exact, n1] = s2s::chunked_output_loss(in.rows, in.w, in.b, in.gold, 0.1, torch::kFloat, 8);
+  exact.backward();
+  const auto g_rows = in.rows.grad().clone(), g_w = in.w.grad().clone(), g_b = in.b.grad().clone();
+  for (auto* t : {&in.rows, &in.w, &in.b}) t->mutable_grad().zero_();
   auto [bf16, n2] = s2s::chunked_output_loss(in.rows, in.w, in.b, in.gold, 0.1, torch::kBFloat16, 8);
   EXPECT_NEAR(bf16.item<double>() / 37, exact.item<double>() / 37, 0.05);
   bf16.backward();
   EXPECT_EQ(in.w.grad().scalar_type(), torch::kFloat);  // gradients come back in the parameters' dtype
+  auto relative = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return ((a - b).norm() / b.norm()).item<double>();
+  };
+  EXPECT_LT(relative(in.rows.grad(), g_rows), 0.03);
+  EXPECT_LT(relative(in.w.grad(), g_w), 0.03);
+  EXPECT_LT(relative(in.b.grad(), g_b), 0.03);
 }
 
 }  // namespace

@@ -131,23 +131,73 @@ S2S_LSTM_TRAIN(lstm_f64, double, double)
 
 template <class T>
 __attribute__((always_inline)) inline void logsumexp_rows(const T* __restrict x, int64_t cols, int64_t begin,
-                                                          int64_t end, float* out) {
+                                                          int64_t end, float* out, float* sums) {
   for (int64_t r = begin; r < end; ++r) {
     const T* row = x + r * cols;
-    float max = std::numeric_limits<float>::lowest();
-    for (int64_t j = 0; j < cols; ++j) max = std::max(max, as_float(row[j]));
+    float max = std::numeric_limits<float>::lowest(), total = 0;
+    if (sums) {
+      for (int64_t j = 0; j < cols; ++j) max = std::max(max, as_float(row[j])), total += as_float(row[j]);
+      sums[r] = total;
+    } else {
+      for (int64_t j = 0; j < cols; ++j) max = std::max(max, as_float(row[j]));
+    }
     float sum = 0;
     for (int64_t j = 0; j < cols; ++j) sum += std::exp(as_float(row[j]) - max);
     out[r] = max + std::log(sum);
   }
 }
 
-S2S_CLONES void logsumexp_f32(const float* x, int64_t cols, int64_t begin, int64_t end, float* out) {
-  logsumexp_rows(x, cols, begin, end, out);
+S2S_CLONES void logsumexp_f32(const float* x, int64_t cols, int64_t begin, int64_t end, float* out,
+                              float* sums) {
+  logsumexp_rows(x, cols, begin, end, out, sums);
 }
 
-S2S_CLONES void logsumexp_bf16(const uint16_t* x, int64_t cols, int64_t begin, int64_t end, float* out) {
-  logsumexp_rows(x, cols, begin, end, out);
+S2S_CLONES void logsumexp_bf16(const uint16_t* x, int64_t cols, int64_t begin, int64_t end, float* out,
+                               float* sums) {
+  logsumexp_rows(x, cols, begin, end, out, sums);
+}
+
+// x[j] = g * (exp(x[j] - shift) - offset) for j in [c0, c1), sums[j] += the float32 value. Exponents are
+// clamped at -80, as in softmax_numerators (libmvec's scalar path; exp(-80) is below any gradient's
+// rounding).
+template <class T>
+__attribute__((always_inline)) inline void xent_span(T* __restrict x, int64_t c0, int64_t c1, float shift,
+                                                     float offset, float g, float* __restrict sums) {
+  for (int64_t j = c0; j < c1; ++j) {
+    const float v = g * (std::exp(std::max(as_float(x[j]) - shift, -80.f)) - offset);  // -80: see below
+    store(v, x + j);
+    sums[j] += v;
+  }
+}
+
+template <class T>
+__attribute__((always_inline)) inline void xent_rows(T* __restrict x, int64_t rows, int64_t cols, int64_t c0,
+                                                     int64_t c1, const float* lse, const int64_t* gold,
+                                                     float g, float smoothing, float* sums) {
+  const float offset = smoothing / static_cast<float>(cols);
+  for (int64_t i = 0; i < rows; ++i) {
+    T* row = x + i * cols;  // [cols]
+    const int64_t t = gold[i];
+    if (t < c0 || t >= c1) {
+      xent_span(row, c0, c1, lse[i], offset, g, sums);
+      continue;
+    }
+    xent_span(row, c0, t, lse[i], offset, g, sums);
+    const float v = g * (std::exp(as_float(row[t]) - lse[i]) - offset + (smoothing - 1));
+    store(v, row + t);
+    sums[t] += v;
+    xent_span(row, t + 1, c1, lse[i], offset, g, sums);
+  }
+}
+
+S2S_CLONES void xent_f32(float* x, int64_t rows, int64_t cols, int64_t c0, int64_t c1, const float* lse,
+                         const int64_t* gold, float g, float smoothing, float* sums) {
+  xent_rows(x, rows, cols, c0, c1, lse, gold, g, smoothing, sums);
+}
+
+S2S_CLONES void xent_bf16(uint16_t* x, int64_t rows, int64_t cols, int64_t c0, int64_t c1, const float* lse,
+                          const int64_t* gold, float g, float smoothing, float* sums) {
+  xent_rows(x, rows, cols, c0, c1, lse, gold, g, smoothing, sums);
 }
 
 // Attention score of query q against key k: the dot product, or Bahdanau's v . tanh(q + k) when v is given
@@ -323,12 +373,22 @@ void tanh_inplace(float* x, int64_t n) {
   tanh_n(x, n);
 }
 
-void row_logsumexp(const float* x, int64_t cols, int64_t begin, int64_t end, float* out) {
-  logsumexp_f32(x, cols, begin, end, out);
+void row_logsumexp(const float* x, int64_t cols, int64_t begin, int64_t end, float* out, float* sums) {
+  logsumexp_f32(x, cols, begin, end, out, sums);
 }
 
-void row_logsumexp(const uint16_t* x, int64_t cols, int64_t begin, int64_t end, float* out) {
-  logsumexp_bf16(x, cols, begin, end, out);
+void row_logsumexp(const uint16_t* x, int64_t cols, int64_t begin, int64_t end, float* out, float* sums) {
+  logsumexp_bf16(x, cols, begin, end, out, sums);
+}
+
+void xent_logit_grad(float* x, int64_t rows, int64_t cols, int64_t c0, int64_t c1, const float* lse,
+                     const int64_t* gold, float g, float smoothing, float* column_sums) {
+  xent_f32(x, rows, cols, c0, c1, lse, gold, g, smoothing, column_sums);
+}
+
+void xent_logit_grad(uint16_t* x, int64_t rows, int64_t cols, int64_t c0, int64_t c1, const float* lse,
+                     const int64_t* gold, float g, float smoothing, float* column_sums) {
+  xent_bf16(x, rows, cols, c0, c1, lse, gold, g, smoothing, column_sums);
 }
 
 S2S_CLONES void top_n(const float* v, int64_t size, int64_t n, int64_t* idx) {

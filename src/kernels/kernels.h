@@ -46,9 +46,23 @@ void to_bf16(const float* in, uint16_t* out, int64_t n);
 // x = tanh(x) for n values (vectorized).
 void tanh_inplace(float* x, int64_t n);
 
-// log(sum(exp(x))) of each row in [begin, end) of x [rows, cols] (float32 or bf16 bits) into out[row].
-void row_logsumexp(const float* x, int64_t cols, int64_t begin, int64_t end, float* out);
-void row_logsumexp(const uint16_t* x, int64_t cols, int64_t begin, int64_t end, float* out);
+// log(sum(exp(x))) of each row in [begin, end) of x [rows, cols] (float32 or bf16 bits) into out[row]; with
+// `sums`, also each row's sum of x into sums[row] (float32, in the same pass).
+void row_logsumexp(const float* x, int64_t cols, int64_t begin, int64_t end, float* out,
+                   float* sums = nullptr);
+void row_logsumexp(const uint16_t* x, int64_t cols, int64_t begin, int64_t end, float* out,
+                   float* sums = nullptr);
+
+// The gradient of a label-smoothed cross-entropy loss, scaled by g, with respect to logits x [rows, cols]
+// (float32 or bf16 bits), over columns [c0, c1) of every row, written over x:
+//   x[i, j] = g * (exp(x[i, j] - lse[i]) - smoothing / cols + (smoothing - 1) * [j == gold[i]]),
+// in float32, stored rounded as x is (bf16: to nearest even). Each column's sum of its float32 values, row 0
+// first, is added to column_sums[j] (the bias gradient): columns, not rows, split the work, so no sum
+// depends on how many threads share it.
+void xent_logit_grad(float* x, int64_t rows, int64_t cols, int64_t c0, int64_t c1, const float* lse,
+                     const int64_t* gold, float g, float smoothing, float* column_sums);
+void xent_logit_grad(uint16_t* x, int64_t rows, int64_t cols, int64_t c0, int64_t c1, const float* lse,
+                     const int64_t* gold, float g, float smoothing, float* column_sums);
 
 // Indices of the n largest of v[0..size) (0 < n <= size) into idx[0..n), largest first; ties: lower index
 // first. One pass: blocks of 16 values none of which beats the n-th best so far are skipped vectorized.

@@ -162,19 +162,23 @@ torch::Tensor select_rows(const torch::Tensor& t, const std::vector<int64_t>& ro
   return out;
 }
 
-torch::Tensor row_logsumexp(const torch::Tensor& x) {
+torch::Tensor row_logsumexp(const torch::Tensor& x, torch::Tensor* row_sums) {
   if (!x.device().is_cpu() || !(x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kFloat)) {
+    if (row_sums) *row_sums = x.sum(1, false, torch::kFloat);
     return x.to(torch::kFloat).logsumexp(1);
   }
   const auto in = x.contiguous();
   const auto rows = in.size(0), cols = in.size(1);
   auto out = torch::empty({rows}, in.options().dtype(torch::kFloat));
+  if (row_sums) *row_sums = torch::empty_like(out);
+  float* sums = row_sums ? row_sums->data_ptr<float>() : nullptr;
   at::parallel_for(0, rows, /*grain_size=*/std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)),
                    [&](int64_t begin, int64_t end) {
                      if (in.scalar_type() == torch::kBFloat16) {
-                       kernels::row_logsumexp(bf16_bits(in), cols, begin, end, out.data_ptr<float>());
+                       kernels::row_logsumexp(bf16_bits(in), cols, begin, end, out.data_ptr<float>(), sums);
                      } else {
-                       kernels::row_logsumexp(in.data_ptr<float>(), cols, begin, end, out.data_ptr<float>());
+                       kernels::row_logsumexp(in.data_ptr<float>(), cols, begin, end, out.data_ptr<float>(),
+                                              sums);
                      }
                    });
   return out;

@@ -59,7 +59,8 @@ T* data_as(const torch::Tensor& t) {
 // The raw bfloat16 bits of a contiguous bf16 CPU tensor, for the plain-buffer kernels.
 const uint16_t* bf16_bits(const torch::Tensor& t);
 
-// log(sum(exp(x))) over dim 1 of x [rows, cols] (float32 or bf16), as float32 [rows].
-torch::Tensor row_logsumexp(const torch::Tensor& x);
+// log(sum(exp(x))) over dim 1 of x [rows, cols] (float32 or bf16), as float32 [rows]; with `row_sums`, also
+// the sums of x's rows there (float32 [rows], from the same pass over x on the CPU).
+torch::Tensor row_logsumexp(const torch::Tensor& x, torch::Tensor* row_sums = nullptr);
 
 }  // namespace s2s

@@ -4,6 +4,7 @@
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/autograd.h>
 
+#include "kernels/kernels.h"
 #include "libtorch/model/ops.h"
 
 namespace s2s {
@@ -38,6 +39,33 @@ torch::Tensor padded_input(const torch::Tensor& rows, at::ScalarType compute, in
   return extra == 0 ? x : torch::constant_pad_nd(x, {0, 0, 0, extra});
 }
 
+// Whether the fused CPU kernels take a chunk's logits of `compute` with float32 sums (bf16 or float32
+// training; not double, which the gradient tests check against autograd's ops).
+bool fused_softmax(const torch::Tensor& x, at::ScalarType compute, at::ScalarType acc) {
+  return x.is_cpu() && acc == torch::kFloat && (compute == torch::kBFloat16 || compute == torch::kFloat);
+}
+
+// logits [n, vocab] (contiguous, bf16 or float32) = the gradient of the label-smoothed loss, scaled by g,
+// with respect to them (kernels::xent_logit_grad); their column sums are added to grad_b (float32 [vocab]).
+void softmax_gradient(torch::Tensor& logits, const torch::Tensor& lse, const torch::Tensor& gold, float g,
+                      double smoothing, torch::Tensor& grad_b) {
+  const auto n = logits.size(0), vocab = logits.size(1);
+  const bool bf16 = logits.scalar_type() == torch::kBFloat16;
+  const auto lse_c = lse.contiguous(), gold_c = gold.contiguous();  // [n] each
+  at::parallel_for(
+      0, vocab, /*grain_size=*/std::max<int64_t>(64, (1 << 16) / std::max<int64_t>(1, n)),
+      [&](int64_t c0, int64_t c1) {  // columns: each column's sum stays on one thread
+        const auto s = static_cast<float>(smoothing);
+        if (bf16) {
+          kernels::xent_logit_grad(data_as<uint16_t>(logits), n, vocab, c0, c1, lse_c.data_ptr<float>(),
+                                   gold_c.data_ptr<int64_t>(), g, s, grad_b.data_ptr<float>());
+        } else {
+          kernels::xent_logit_grad(logits.data_ptr<float>(), n, vocab, c0, c1, lse_c.data_ptr<float>(),
+                                   gold_c.data_ptr<int64_t>(), g, s, grad_b.data_ptr<float>());
+        }
+      });
+}
+
 class OutputLoss : public torch::autograd::Function<OutputLoss> {
  public:
   // Returns {loss, nll} (see chunked_output_loss).
@@ -54,11 +82,13 @@ class OutputLoss : public torch::autograd::Function<OutputLoss> {
     for (int64_t begin = 0; begin < tokens; begin += chunk) {
       const auto n = std::min(chunk, tokens - begin), m = std::min(chunk, padded - begin);
       auto logits = chunk_logits(x, w, b, begin, m).narrow(0, 0, n);  // [n, vocab], contiguous
-      auto z = acc == torch::kDouble ? logits.logsumexp(1) : row_logsumexp(logits);
+      torch::Tensor sums;  // [n] row sums of the logits, for the smoothing term
+      auto z = acc == torch::kDouble ? logits.logsumexp(1) : row_logsumexp(logits, &sums);
+      if (acc == torch::kDouble) sums = logits.sum(1, false, acc);
       lse.narrow(0, begin, n).copy_(z);
       auto gold_logit = logits.gather(1, gold.narrow(0, begin, n).unsqueeze(1)).squeeze(1).to(acc);
       nll += (z - gold_logit).sum();
-      if (smoothing > 0) smooth += (z * static_cast<double>(vocab) - logits.sum(1, false, acc)).sum();
+      if (smoothing > 0) smooth += (z * static_cast<double>(vocab) - sums).sum();
     }
     ctx->save_for_backward({rows, weight, bias, gold, lse});
     ctx->saved_data["smoothing"] = smoothing;
@@ -85,17 +115,26 @@ class OutputLoss : public torch::autograd::Function<OutputLoss> {
     auto grad_rows = torch::empty({tokens, rows.size(1)}, rows.options());
     auto grad_w = torch::zeros_like(weight, torch::MemoryFormat::Contiguous);
     auto grad_b = torch::zeros({vocab}, bias.options().dtype(acc));
+    const bool fused = fused_softmax(x, compute, acc);
     for (int64_t begin = 0; begin < tokens; begin += chunk) {
       const auto n = std::min(chunk, tokens - begin), m = std::min(chunk, padded - begin);
-      // [m, vocab] logits. Rows n.. are padding: x is zero there, so they add nothing to grad_w.
-      auto dm = chunk_logits(x, w, b, begin, m).to(acc);
-      auto d = dm.narrow(0, 0, n);  // [n, vocab], a view of dm's first rows
-      d.sub_(lse.narrow(0, begin, n).unsqueeze(1)).exp_().sub_(smoothing / static_cast<double>(vocab));
-      d.scatter_add_(1, gold.narrow(0, begin, n).unsqueeze(1),
-                     torch::full({n, 1}, smoothing - 1, d.options()));  // softmax - target distribution
-      d.mul_(g);
-      grad_b.add_(d.sum(0));
-      const auto dc = dm.to(compute);                                         // [m, vocab]
+      // [m, vocab] logits, then their gradient. Rows n.. are padding: x is zero there, so whatever they
+      // hold adds nothing to grad_w.
+      auto dc = chunk_logits(x, w, b, begin, m);
+      auto golds = gold.narrow(0, begin, n);
+      if (fused) {  // in place, one pass
+        auto rows_n = dc.narrow(0, 0, n);
+        softmax_gradient(rows_n, lse.narrow(0, begin, n), golds, g.item<float>(), smoothing, grad_b);
+      } else {
+        auto dm = dc.to(acc);
+        auto d = dm.narrow(0, 0, n);  // [n, vocab], a view of dm's first rows
+        d.sub_(lse.narrow(0, begin, n).unsqueeze(1)).exp_().sub_(smoothing / static_cast<double>(vocab));
+        d.scatter_add_(1, golds.unsqueeze(1),
+                       torch::full({n, 1}, smoothing - 1, d.options()));  // softmax - target distribution
+        d.mul_(g);
+        grad_b.add_(d.sum(0));
+        dc = dm.to(compute);
+      }
       grad_rows.narrow(0, begin, n).copy_(torch::mm(dc, w).narrow(0, 0, n));  // [n, dim]
       grad_w.add_(torch::mm(dc.t(), x.narrow(0, begin, m)));                  // [vocab, dim]
     }
