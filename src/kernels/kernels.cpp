@@ -164,7 +164,7 @@ template <class T>
 __attribute__((always_inline)) inline void xent_span(T* __restrict x, int64_t c0, int64_t c1, float shift,
                                                      float offset, float g, float* __restrict sums) {
   for (int64_t j = c0; j < c1; ++j) {
-    const float v = g * (std::exp(std::max(as_float(x[j]) - shift, -80.f)) - offset);  // -80: see below
+    const float v = g * (std::exp(std::max(as_float(x[j]) - shift, -80.f)) - offset);
     store(v, x + j);
     sums[j] += v;
   }
