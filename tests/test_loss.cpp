@@ -86,6 +86,14 @@ LossInputs loss_inputs(torch::ScalarType dtype) {
           torch::randint(0, 23, {37}, torch::kInt64)};
 }
 
+// The gradients of `in` are those given, to rtol / atol.
+void expect_gradients(const LossInputs& in, const torch::Tensor& rows, const torch::Tensor& w,
+                      const torch::Tensor& b, double rtol, double atol, const std::string& what) {
+  EXPECT_TRUE(torch::allclose(in.rows.grad(), rows, rtol, atol)) << "d rows," << what;
+  EXPECT_TRUE(torch::allclose(in.w.grad(), w, rtol, atol)) << "d weight," << what;
+  EXPECT_TRUE(torch::allclose(in.b.grad(), b, rtol, atol)) << "d bias," << what;
+}
+
 TEST(Loss, ChunkedEqualsUnchunkedInFp32) {
   auto in = loss_inputs(torch::kFloat);
   const double expected = composed_loss(in.rows, in.w, in.b, in.gold, 0.1).item<double>();
@@ -116,10 +124,8 @@ TEST(Loss, ChunkedGradientsMatchAutogradInDouble) {
       auto [loss, nll] =
           s2s::chunked_output_loss(in.rows, in.w, in.b, in.gold, smoothing, torch::kDouble, chunk);
       loss.mul(0.7).backward();  // a non-unit upstream gradient
-      const auto what = " smoothing " + std::to_string(smoothing) + " chunk " + std::to_string(chunk);
-      EXPECT_TRUE(torch::allclose(in.rows.grad(), g_rows, 1e-9, 1e-12)) << "d rows," << what;
-      EXPECT_TRUE(torch::allclose(in.w.grad(), g_w, 1e-9, 1e-12)) << "d weight," << what;
-      EXPECT_TRUE(torch::allclose(in.b.grad(), g_b, 1e-9, 1e-12)) << "d bias," << what;
+      expect_gradients(in, g_rows, g_w, g_b, 1e-9, 1e-12,
+                       " smoothing " + std::to_string(smoothing) + " chunk " + std::to_string(chunk));
     }
   }
 }
@@ -137,10 +143,8 @@ TEST(Loss, FusedFp32GradientsMatchAutograd) {
       auto [loss, nll] =
           s2s::chunked_output_loss(in.rows, in.w, in.b, in.gold, smoothing, torch::kFloat, chunk);
       loss.mul(0.7).backward();
-      const auto what = " smoothing " + std::to_string(smoothing) + " chunk " + std::to_string(chunk);
-      EXPECT_TRUE(torch::allclose(in.rows.grad(), g_rows, 1e-4, 1e-6)) << "d rows," << what;
-      EXPECT_TRUE(torch::allclose(in.w.grad(), g_w, 1e-4, 1e-6)) << "d weight," << what;
-      EXPECT_TRUE(torch::allclose(in.b.grad(), g_b, 1e-4, 1e-6)) << "d bias," << what;
+      expect_gradients(in, g_rows, g_w, g_b, 1e-4, 1e-6,
+                       " smoothing " + std::to_string(smoothing) + " chunk " + std::to_string(chunk));
     }
   }
 }

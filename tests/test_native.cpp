@@ -79,6 +79,19 @@ std::shared_ptr<const s2s::infer::NativeNetwork> native_model(const std::filesys
   return native_model(dir, c, bf16 ? s2s::infer::WeightType::kBf16 : s2s::infer::WeightType::kF32);
 }
 
+// Two searches' n-best lists hold the same tokens with the same scores, sentence by sentence.
+template <class Results>
+void expect_same_translations(const Results& a, const Results& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].size(), b[i].size());
+    for (size_t k = 0; k < a[i].size(); ++k) {
+      EXPECT_EQ(a[i][k].tokens, b[i][k].tokens) << "sentence " << i;
+      EXPECT_EQ(a[i][k].score, b[i][k].score) << "sentence " << i;
+    }
+  }
+}
+
 class NativeEngineTest : public ::testing::TestWithParam<Variant> {
  protected:
   s2s::Config config() const {
@@ -236,15 +249,7 @@ TEST_P(NativeEngineTest, ParametersInMemoryEqualTheWeightsFile) {
   s2s::SearchOptions opt;
   opt.beam_size = 3, opt.n_best = 2;
   const auto src = encode_all(*bundle.src_tok);
-  const auto a = from_file.translate_batch(src, {}, opt), b = in_memory.translate_batch(src, {}, opt);
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    ASSERT_EQ(a[i].size(), b[i].size());
-    for (size_t k = 0; k < a[i].size(); ++k) {
-      EXPECT_EQ(a[i][k].tokens, b[i][k].tokens) << "sentence " << i;
-      EXPECT_EQ(a[i][k].score, b[i][k].score) << "sentence " << i;
-    }
-  }
+  expect_same_translations(from_file.translate_batch(src, {}, opt), in_memory.translate_batch(src, {}, opt));
 }
 
 // The scorer decodes a search's first step once per sentence and spreads it to the K rows, or, when a
@@ -305,15 +310,7 @@ TEST_P(NativeEngineTest, ConvertedWeightsTranslateAsTheFloatFileConvertedAtLoad)
     EXPECT_LT(std::filesystem::file_size(file), std::filesystem::file_size(dir / s2s::model_files::kBest));
     s2s::infer::NativeEngine at_load(native_model(dir, c, type), ids),
         converted(s2s::infer::load_native(c.model, V, V, file, type), ids);
-    const auto a = at_load.translate_batch(src, {}, opt), b = converted.translate_batch(src, {}, opt);
-    ASSERT_EQ(a.size(), b.size());
-    for (size_t i = 0; i < a.size(); ++i) {
-      ASSERT_EQ(a[i].size(), b[i].size());
-      for (size_t k = 0; k < a[i].size(); ++k) {
-        EXPECT_EQ(a[i][k].tokens, b[i][k].tokens) << "sentence " << i;
-        EXPECT_EQ(a[i][k].score, b[i][k].score) << "sentence " << i;
-      }
-    }
+    expect_same_translations(at_load.translate_batch(src, {}, opt), converted.translate_batch(src, {}, opt));
   }
 }
 
