@@ -1,8 +1,5 @@
 #include "infer/converted_weights.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 #include <fstream>
@@ -164,12 +161,7 @@ class ConvertedMap : public ParameterSource {
   }
 
   // Drops the mapped pages wholly inside a copied entry from this process's memory.
-  void release(const Entry& e) const {
-    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-    const auto begin = reinterpret_cast<uintptr_t>(map_.data.get() + e.offset);
-    const auto first = (begin + page - 1) / page * page, last = (begin + e.bytes) / page * page;
-    if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
-  }
+  void release(const Entry& e) const { fs::drop_mapped_pages(map_.data.get() + e.offset, e.bytes); }
 
   std::filesystem::path file_;
   fs::MappedFile map_;

@@ -5,9 +5,7 @@
 #include <memory>
 #include <vector>
 
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #include "infer/converted_weights.h"
@@ -163,12 +161,7 @@ const float* WeightsFileReader::mapped_float_at(int64_t offset, int64_t n, const
 }
 
 void WeightsFileReader::release_mapped(int64_t offset, int64_t n) {
-  if (!map_) return;
-  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto begin = reinterpret_cast<uintptr_t>(map_.get() + offset);
-  const auto first = (begin + page - 1) / page * page,
-             last = (begin + static_cast<uintptr_t>(n) * 4) / page * page;
-  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  if (map_) fs::drop_mapped_pages(map_.get() + offset, n * 4);
 }
 
 void WeightsFileReader::read_bf16(uint16_t* dst, int64_t n) {

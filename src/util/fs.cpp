@@ -138,6 +138,14 @@ MappedFile map_file(const std::filesystem::path& path) {
   return m;
 }
 
+void drop_mapped_pages(const char* begin, int64_t bytes) {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto start = reinterpret_cast<uintptr_t>(begin);
+  const auto first = (start + page - 1) / page * page,
+             last = (start + static_cast<uintptr_t>(bytes)) / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 void ensure_dir(const std::filesystem::path& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);

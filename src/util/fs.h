@@ -43,6 +43,10 @@ struct MappedFile {
 // Maps `path` read-only (private, read-ahead advised); throws s2s::Error naming it when it cannot.
 MappedFile map_file(const std::filesystem::path& path);
 
+// Drops the pages of a read-only mapping that lie wholly inside [begin, begin + bytes) from this process's
+// memory; they stay in the page cache and read again if touched.
+void drop_mapped_pages(const char* begin, int64_t bytes);
+
 // Renames `from` over `to` atomically and fsyncs the directory.
 void rename_atomic(const std::filesystem::path& from, const std::filesystem::path& to);
 
