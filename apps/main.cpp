@@ -6,10 +6,12 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 
 #include "commands.h"
+#include "util/allocator.h"
 
 namespace {
 
@@ -96,6 +98,7 @@ void setup_logging(const std::string& level, bool quiet) {  // before parsing: u
 }  // namespace
 
 int main(int argc, char** argv) {
+  s2s::runtime::reexec_with_huge_page_heap(argv);
   CLI::App app{"s2s: LSTM encoder-attention-decoder neural machine translation (LibTorch)", "s2s"};
   app.require_subcommand(1);
   app.fallthrough();                                // -q and --log-level work before or after the subcommand
@@ -285,6 +288,7 @@ int main(int argc, char** argv) {
   int code = 0;
   try {
     spdlog::set_level(quiet || train.quiet ? spdlog::level::warn : spdlog::level::from_str(log_level));
+    if (const char* tunables = std::getenv("GLIBC_TUNABLES")) spdlog::debug("GLIBC_TUNABLES={}", tunables);
     if (*train_cmd) code = s2s::app::run_train(train);
     if (*translate_cmd) code = s2s::app::run_translate(translate);
     if (*eval_cmd) code = s2s::app::run_eval(eval);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -384,6 +385,20 @@ TEST_F(Cli, EvalScores) {
   EXPECT_DOUBLE_EQ(s["sentences"][0]["bleu"].get<double>(), 100.0);
   EXPECT_LT(s["sentences"][1]["bleu"].get<double>(), 100.0);
   EXPECT_DOUBLE_EQ(s["bleu"]["score"].get<double>(), j["bleu"]["score"].get<double>());
+}
+
+// Where the kernel gives transparent huge pages on request only, s2s re-executes itself with glibc's malloc
+// asking for them (read at start-up only); a user's own GLIBC_TUNABLES choice stands.
+TEST_F(Cli, HeapAsksForHugePagesWhereTheKernelWaitsForMadvise) {
+  const auto mode = read_bytes("/sys/kernel/mm/transparent_hugepage/enabled");
+  if (mode.find("[madvise]") == std::string::npos) GTEST_SKIP() << "THP mode is not madvise: " << mode;
+  if (const char* t = std::getenv("GLIBC_TUNABLES"); t && std::string(t).find("hugetlb") != std::string::npos)
+    GTEST_SKIP() << "GLIBC_TUNABLES sets glibc.malloc.hugetlb already: " << t;
+  const auto text = file("text.txt", "the cat sat on the mat\n").string();
+  const auto r = run({"--log-level", "debug", "eval", "--hyp", text, "--ref", text});
+  expect_success(r);
+  EXPECT_CONTAINS(r.err, "glibc.malloc.hugetlb=1");
+  EXPECT_CONTAINS(r.out, "= 100.0 100.0/100.0/100.0/100.0");
 }
 
 TEST_F(Cli, EvalErrors) {

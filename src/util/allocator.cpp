@@ -1,6 +1,11 @@
 #include "util/allocator.h"
 
 #include <malloc.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 namespace s2s::runtime {
 
@@ -16,6 +21,30 @@ void use_one_arena() {
 
 void release_free_memory() {
   malloc_trim(0);
+}
+
+std::optional<std::string> huge_page_tunables(const char* current, const std::string& thp_mode) {
+  const std::string tunables = current ? current : "";
+  if (thp_mode.find("[madvise]") == std::string::npos) return std::nullopt;
+  if (tunables.find("glibc.malloc.hugetlb=") != std::string::npos) return std::nullopt;
+  return tunables.empty() ? "glibc.malloc.hugetlb=1" : tunables + ":glibc.malloc.hugetlb=1";
+}
+
+void reexec_with_huge_page_heap(char** argv) {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::stringstream mode;
+  mode << in.rdbuf();
+  const char* current = std::getenv("GLIBC_TUNABLES");
+  const auto tunables = huge_page_tunables(current, mode.str());
+  if (!tunables) return;
+  const std::string before = current ? current : "";
+  if (setenv("GLIBC_TUNABLES", tunables->c_str(), 1) != 0) return;
+  execv("/proc/self/exe", argv);
+  if (current) {  // the exec failed: go on as we are
+    setenv("GLIBC_TUNABLES", before.c_str(), 1);
+  } else {
+    unsetenv("GLIBC_TUNABLES");
+  }
 }
 
 }  // namespace s2s::runtime
