@@ -4,8 +4,9 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
+
+#include "util/error.h"
+#include "util/fs.h"
 
 namespace s2s::runtime {
 
@@ -31,11 +32,13 @@ std::optional<std::string> huge_page_tunables(const char* current, const std::st
 }
 
 void reexec_with_huge_page_heap(char** argv) {
-  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
-  std::stringstream mode;
-  mode << in.rdbuf();
+  std::string mode;  // stays empty where the kernel has no THP
+  try {
+    mode = fs::read_file("/sys/kernel/mm/transparent_hugepage/enabled");
+  } catch (const Error&) {
+  }
   const char* current = std::getenv("GLIBC_TUNABLES");
-  const auto tunables = huge_page_tunables(current, mode.str());
+  const auto tunables = huge_page_tunables(current, mode);
   if (!tunables) return;
   const std::string before = current ? current : "";
   if (setenv("GLIBC_TUNABLES", tunables->c_str(), 1) != 0) return;
