@@ -473,6 +473,23 @@ TEST_F(Cli, CudaOnCpuBuildFailsClearly) {
   EXPECT_CONTAINS(err, "cuda");
 }
 
+// bf16 training on a CPU without bf16 instructions (oneDNN capped at AVX2 stands in for one) is refused
+// before the model dir exists; `auto`, the shipped configs' choice, trains in fp32 there.
+TEST_F(Cli, Bf16TrainingNeedsABf16Cpu) {
+  ::setenv("ONEDNN_MAX_CPU_ISA", "AVX2", 1);
+  const auto refused = run(
+      {"train", "-c", kDemo, "--model-dir", path("m"), "--set", "train.precision=bf16", "--max-steps", "1"});
+  const auto automatic = run({"train", "-c", kDemo, "--model-dir", path("a"), "--max-steps", "1", "--set",
+                              "train.valid_every=1000", "--set", "data.valid_max_sentences=20"});
+  ::unsetenv("ONEDNN_MAX_CPU_ISA");
+  const auto err = expect_one_line_error(refused);
+  EXPECT_CONTAINS(err, "train.precision: bf16 needs a CPU with bf16 instructions");
+  EXPECT_CONTAINS(err, "auto or fp32");
+  EXPECT_FALSE(stdfs::exists(path("m")));
+  expect_success(automatic);
+  EXPECT_CONTAINS(automatic.err, "precision fp32 (auto)");
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // eval prints what the sacreBLEU 2.6.0 command line prints (its `-f text` output; expected values produced
 // with sacreBLEU on the shared vectors, see tests/data/README.md).

@@ -99,7 +99,7 @@ TEST(Config, ShippedDemoConfigLoads) {
   const stdfs::path demo = stdfs::path(S2S_SOURCE_DIR) / "configs" / "demo.yaml";
   const auto c = s2s::load_config(demo);
   EXPECT_EQ(c.model.emb_dim, 128);
-  EXPECT_EQ(c.train.precision, s2s::Precision::kBf16);
+  EXPECT_EQ(c.train.precision, s2s::Precision::kAuto);
   EXPECT_EQ(stdfs::path(c.data.train_src),
             (stdfs::path(S2S_SOURCE_DIR) / "data" / "train.de").lexically_normal());
   EXPECT_TRUE(stdfs::exists(c.data.train_src));
@@ -652,6 +652,10 @@ TEST(Config, PrecisionChoices) {
   EXPECT_CONTAINS(msg, "'fp16'");
   msg = parse_error("decode:\n  precision: half\n");
   EXPECT_CONTAINS(msg, "decode.precision");
+  EXPECT_EQ(parse("train:\n  precision: auto\n").train.precision, s2s::Precision::kAuto);
+  msg = parse_error("train:\n  precision: int8\n");  // a decoding precision
+  EXPECT_CONTAINS(msg, "train.precision");
+  EXPECT_CONTAINS(msg, "int8 is for decoding");
 }
 
 TEST(Config, EnumerationSuggestsClosestChoice) {

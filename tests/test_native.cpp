@@ -74,6 +74,18 @@ std::shared_ptr<const s2s::infer::NativeNetwork> native_model(const std::filesys
   return s2s::infer::load_native(c.model, tok->vocab_size(), tok->vocab_size(), dir / s2s::model_files::kBest,
                                  type);
 }
+// The reduced precisions this CPU's GEMMs run (bf16_is_fast, int8_is_fast): a CPU without AVX-512 has no
+// bf16 GEMM in oneDNN, and one without VNNI saturates int8 sums, so the engine refuses them there.
+std::vector<s2s::infer::WeightType> reduced_types() {
+  std::vector<s2s::infer::WeightType> types;
+  if (s2s::infer::bf16_is_fast()) types.push_back(s2s::infer::WeightType::kBf16);
+  if (s2s::infer::int8_is_fast()) types.push_back(s2s::infer::WeightType::kInt8);
+  return types;
+}
+
+#define SKIP_WITHOUT_REDUCED_TYPES() \
+  if (reduced_types().empty()) GTEST_SKIP() << "this CPU has neither bf16 nor VNNI int8 GEMMs"
+
 std::shared_ptr<const s2s::infer::NativeNetwork> native_model(const std::filesystem::path& dir,
                                                               const s2s::Config& c, bool bf16) {
   return native_model(dir, c, bf16 ? s2s::infer::WeightType::kBf16 : s2s::infer::WeightType::kF32);
@@ -241,11 +253,11 @@ TEST_P(NativeEngineTest, ParametersInMemoryEqualTheWeightsFile) {
   const auto& v = bundle.model->vocabs;
   const s2s::TargetIds ids{v.pad_id, v.bos_id, v.eos_id, v.unk_id};
   auto params = s2s::module_parameters(*bundle.model);
-  s2s::infer::NativeEngine from_file(native_model(dir, c, /*bf16=*/true), ids);
-  s2s::infer::NativeEngine in_memory(
-      s2s::infer::load_native(c.model, bundle.src_tok->vocab_size(), bundle.tgt_tok->vocab_size(), *params,
-                              s2s::infer::WeightType::kBf16),
-      ids);
+  const auto type = s2s::infer::bf16_is_fast() ? s2s::infer::WeightType::kBf16 : s2s::infer::WeightType::kF32;
+  s2s::infer::NativeEngine from_file(native_model(dir, c, type), ids);
+  s2s::infer::NativeEngine in_memory(s2s::infer::load_native(c.model, bundle.src_tok->vocab_size(),
+                                                             bundle.tgt_tok->vocab_size(), *params, type),
+                                     ids);
   s2s::SearchOptions opt;
   opt.beam_size = 3, opt.n_best = 2;
   const auto src = encode_all(*bundle.src_tok);
@@ -293,6 +305,7 @@ TEST_P(NativeEngineTest, FirstStepRowsScoreAsSeparateSearches) {
 // Weights converted ahead (s2s convert) hold the matrices that a load in their precision makes: every
 // architecture translates from them exactly as from best.bin converted at load, from a smaller file.
 TEST_P(NativeEngineTest, ConvertedWeightsTranslateAsTheFloatFileConvertedAtLoad) {
+  SKIP_WITHOUT_REDUCED_TYPES();
   const auto c = config();
   const auto dir = make_model_dir(c, GetParam().name + "_convert");
   auto tok = s2s_test::demo_tokenizer();
@@ -301,7 +314,7 @@ TEST_P(NativeEngineTest, ConvertedWeightsTranslateAsTheFloatFileConvertedAtLoad)
   const auto src = encode_all(*tok);
   s2s::SearchOptions opt;
   opt.beam_size = 3, opt.n_best = 2;
-  for (const auto type : {s2s::infer::WeightType::kBf16, s2s::infer::WeightType::kInt8}) {
+  for (const auto type : reduced_types()) {
     const bool int8 = type == s2s::infer::WeightType::kInt8;
     SCOPED_TRACE(int8 ? "int8" : "bf16");
     const auto file = dir / (int8 ? "int8.bin" : "bf16.bin");
@@ -353,6 +366,7 @@ std::vector<std::pair<std::string, s2s::Config>> both_families() {
 // Luong general attention in bf16 and int8: a greedy search (K = 1) projects each step's query onto the
 // memory, a beam projects the keys once; both give the same attentional vectors up to rounding.
 TEST(NativeEngine, ProjectedQueryEqualsProjectedKeys) {
+  SKIP_WITHOUT_REDUCED_TYPES();
   auto narrow = s2s_test::tiny_config();  // decoder 48 wide against a memory of 64: W_k is not square
   narrow.model.dec_hidden = 48;
   auto tok = s2s_test::demo_tokenizer();
@@ -360,7 +374,7 @@ TEST(NativeEngine, ProjectedQueryEqualsProjectedKeys) {
   for (const auto& [name, c] : {std::pair{"square", s2s_test::tiny_config()}, std::pair{"narrow", narrow}}) {
     ASSERT_EQ(c.model.attention, s2s::AttentionType::kLuongGeneral);
     const auto dir = make_model_dir(c, std::string("query_proj_") + name);
-    for (auto type : {s2s::infer::WeightType::kBf16, s2s::infer::WeightType::kInt8}) {
+    for (auto type : reduced_types()) {
       SCOPED_TRACE(std::string(name) + (type == s2s::infer::WeightType::kBf16 ? " bf16" : " int8"));
       auto native = native_model(dir, c, type);
       auto greedy = native->start(src, tok->pad_id(), /*K=*/1), beam = native->start(src, tok->pad_id(), 4);
@@ -382,6 +396,7 @@ TEST(NativeEngine, ProjectedQueryEqualsProjectedKeys) {
 
 // bf16 weights: greedy translations mostly equal to float32 ones, forced-decoding scores close.
 TEST(NativeEngine, Bf16StaysCloseToFloat32) {
+  if (!s2s::infer::bf16_is_fast()) GTEST_SKIP() << "this CPU has no bf16 GEMMs";
   for (const auto& [name, c] : both_families()) {
     SCOPED_TRACE(name);
     const auto dir = make_model_dir(c, "bf16_" + name);
@@ -451,6 +466,7 @@ TEST(Ensemble, AveragesTheMembersLogProbabilities) {
 // outputs of this untrained model diverge after the first differing token; BLEU on Multi30k is in
 // docs/BENCHMARKS.md.)
 TEST(NativeEngine, Int8StaysCloseToFloat32) {
+  if (!s2s::infer::int8_is_fast()) GTEST_SKIP() << "this CPU has no VNNI for int8 GEMMs";
   for (const auto& [name, c] : both_families()) {
     SCOPED_TRACE(name);
     const auto dir = make_model_dir(c, "int8_" + name);
@@ -509,8 +525,9 @@ TEST(NativeEngine, RefusesADamagedWeightsFileInEveryPrecision) {
   auto bytes = s2s::fs::read_file(file);
   for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 4096; ++i) bytes[i] = static_cast<char>(~bytes[i]);
   s2s::fs::write_file_atomic(file, bytes);
-  for (const auto type :
-       {s2s::infer::WeightType::kF32, s2s::infer::WeightType::kBf16, s2s::infer::WeightType::kInt8}) {
+  auto types = reduced_types();
+  types.push_back(s2s::infer::WeightType::kF32);
+  for (const auto type : types) {
     const auto msg = s2s_test::error_of([&] { native_model(dir, c, type); });
     EXPECT_NE(msg.find("weights file '" + file.string() + "' is damaged (checksum mismatch in parameter"),
               std::string::npos)
@@ -521,6 +538,7 @@ TEST(NativeEngine, RefusesADamagedWeightsFileInEveryPrecision) {
 // A converted file is read in its precision by the native engine only; another model, a converted file
 // converted again and every damage are refused with one line naming the file.
 TEST(NativeEngine, ConvertedWeightsRefuseOtherPrecisionsOtherReadersAndDamage) {
+  if (!s2s::infer::int8_is_fast()) GTEST_SKIP() << "this CPU has no VNNI for int8 GEMMs";
   using s2s::infer::WeightType;
   const auto c = s2s_test::tiny_config();
   const auto dir = make_model_dir(c, "convert_errors");
@@ -572,6 +590,7 @@ int run_s2s(const std::string& args, const std::string& input, std::string* out,
 // `s2s convert` makes a model dir of its own that translates as its source with the same precision; flags
 // that cannot hold for it are one-line errors.
 TEST(NativeEngine, ConvertCommandMakesAModelDirThatTranslatesAsTheSource) {
+  if (!s2s::infer::int8_is_fast()) GTEST_SKIP() << "this CPU has no VNNI for int8 GEMMs";
   const auto c = s2s_test::tiny_config();
   const auto dir = make_model_dir(c, "convert_cli");
   const auto out_dir = dir.parent_path() / "convert_cli_int8";

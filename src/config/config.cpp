@@ -252,8 +252,8 @@ void validate(const Config& c) {
   check(t.patience >= 0, "train.patience", t.patience, "must be >= 0");
   check(t.valid_beam_size > 0, "train.valid_beam_size", t.valid_beam_size, "must be > 0");
   check(t.valid_batch_size > 0, "train.valid_batch_size", t.valid_batch_size, "must be > 0");
-  check(t.precision == Precision::kFp32 || t.precision == Precision::kBf16, "train.precision",
-        to_string(t.precision), "must be fp32 or bf16 (auto and int8 are for decoding)");
+  check(t.precision != Precision::kInt8, "train.precision", to_string(t.precision),
+        "must be fp32, bf16 or auto (int8 is for decoding)");
   check(t.keep_checkpoints >= 0, "train.keep_checkpoints", t.keep_checkpoints, "must be >= 0");
   check(t.ema_decay >= 0 && t.ema_decay < 1, "train.ema_decay", t.ema_decay, "must be in [0, 1) (0 = off)");
   const auto& d = c.decode;

@@ -100,7 +100,8 @@ struct TrainConfig {
   int threads = 2;                                // CPU threads (LibTorch intra-op / OpenMP), at most
   bool share_cores = true;                 // fewer threads while other processes take our cores (README)
   Device device;                           // cpu | cuda | cuda:N
-  Precision precision = Precision::kFp32;  // fp32 | bf16 (CPU autocast; master weights stay fp32)
+  Precision precision = Precision::kFp32;  // fp32 | bf16 | auto (bf16 autocast, master weights fp32;
+                                           // auto: bf16 on CUDA and bf16 CPUs, else fp32)
   int log_every = 100;                     // steps between progress lines / metrics.jsonl records
   int valid_every = 1000;                  // steps between validations and checkpoints
   EarlyStopMetric early_stop_metric = EarlyStopMetric::kBleu;  // bleu | ppl

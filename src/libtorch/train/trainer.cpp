@@ -85,10 +85,21 @@ std::vector<std::string> config_differences(const Config& stored, const Config& 
 bool free_to_change(const std::string& difference) {
   for (const char* key : {"train.max_steps:", "train.max_epochs:", "train.max_minutes:", "train.patience:",
                           "train.log_every:", "train.threads:", "train.keep_checkpoints:",
-                          "train.share_cores:", "train.valid_batch_size:", "decode."}) {
+                          "train.share_cores:", "train.valid_batch_size:", "train.precision:", "decode."}) {
     if (difference.rfind(key, 0) == 0) return true;
   }
   return false;
+}
+
+// train.precision on this device: auto is bf16 on CUDA and on CPUs with bf16 dot products (AVX512-BF16,
+// AMX), else fp32. bf16 asked of a CPU without them is refused: LibTorch emulates its bf16 GEMMs there.
+bool trains_in_bf16(Precision precision, const torch::Device& device) {
+  if (precision == Precision::kFp32) return false;
+  if (!device.is_cpu() || infer::bf16_is_fast()) return true;
+  if (precision == Precision::kAuto) return false;
+  throw Error(
+      "train.precision: bf16 needs a CPU with bf16 instructions (AVX512-BF16 or AMX); this one emulates them "
+      "~50x slower than fp32: set train.precision to auto or fp32");
 }
 
 // A lower bound of the model's parameters: embeddings and the layers' weight matrices.
@@ -227,6 +238,7 @@ class TrainerRun {
   double window_pause_ = 0;  // seconds of validation inside the current log window (not training time)
   double window_comm_ = 0;   // seconds of gradient all-reduce inside the current log window (ranks only)
   bool early_stopped_ = false;
+  bool bf16_ = false;                               // train.precision resolved for the device: bf16 autocast
   int threads_ = 1;                                 // OpenMP threads in use now (<= train.threads)
   std::unique_ptr<runtime::CoreShare> core_share_;  // adapts threads_ when other jobs take our cores
   std::unique_ptr<fs::FileLock> lock_;              // the model dir is ours while we train
@@ -355,8 +367,9 @@ void TrainerRun::build() {
   }
   int64_t params = 0;
   for (const auto& p : params_) params += p.numel();
-  spdlog::info("model: {} parameters, src vocab {}, tgt vocab {}, device {}, precision {}", params,
-               v.src_size, v.tgt_size, device_.str(), to_string(t.precision));
+  spdlog::info("model: {} parameters, src vocab {}, tgt vocab {}, device {}, precision {}{}", params,
+               v.src_size, v.tgt_size, device_.str(), bf16_ ? "bf16" : "fp32",
+               t.precision == Precision::kAuto ? " (auto)" : "");
   const auto last =
       shared_file(dir_ / model_files::kLast, main_ && std::filesystem::exists(dir_ / model_files::kLast));
   if (!last.empty()) {
@@ -450,7 +463,7 @@ void TrainerRun::train_group(const std::vector<std::vector<int64_t>>& plan) {
   for (const auto& b : batches) {
     LossResult loss;
     {
-      runtime::AutocastGuard autocast(cfg_.train.precision == Precision::kBf16, device_);
+      runtime::AutocastGuard autocast(bf16_, device_);
       auto hidden = model_->forward(b.src, b.src_lengths, b.tgt_in);
       loss = sequence_loss(*model_, hidden, b.tgt_out, cfg_.train.label_smoothing);
     }
@@ -566,7 +579,7 @@ void TrainerRun::validate() {
   int64_t tokens = 0;
   {
     torch::NoGradGuard no_grad;
-    runtime::AutocastGuard autocast(cfg_.train.precision == Precision::kBf16, device_);
+    runtime::AutocastGuard autocast(bf16_, device_);
     std::vector<int32_t> vs, vt;
     for (size_t i = 0; i < valid_.size(); ++i) {
       vs.push_back(static_cast<int32_t>(valid_.src.length(i)));
@@ -664,16 +677,15 @@ std::vector<std::string> TrainerRun::translate_valid() {
   topt.search.normalize = cfg_.decode.normalize;
   topt.search.early_exit = cfg_.decode.early_exit;
   topt.batch_size = cfg_.train.valid_batch_size;
-  const bool bf16 = cfg_.train.precision == Precision::kBf16;
   auto on_libtorch = [&] {
-    return make_translator(model_, src_tok_, tgt_tok_, device_, topt, bf16).translate(valid_src_lines_);
+    return make_translator(model_, src_tok_, tgt_tok_, device_, topt, bf16_).translate(valid_src_lines_);
   };
   if (!device_.is_cpu()) return on_libtorch();
   std::shared_ptr<const infer::NativeNetwork> native;
   try {
     auto params = module_parameters(*model_);
     native = infer::load_native(cfg_.model, src_tok_->vocab_size(), tgt_tok_->vocab_size(), *params,
-                                bf16 ? infer::WeightType::kBf16 : infer::WeightType::kF32);
+                                bf16_ ? infer::WeightType::kBf16 : infer::WeightType::kF32);
   } catch (const Error& e) {  // e.g. no bf16 GEMM on this CPU
     spdlog::debug("validation on LibTorch: {}", e.what());
     return on_libtorch();
@@ -827,6 +839,7 @@ void TrainerRun::log_header(const std::shared_ptr<spdlog::sinks::sink>& file_sin
 
 TrainSummary TrainerRun::run() {
   check_model_fits(cfg_);
+  bf16_ = trains_in_bf16(cfg_.train.precision, device_);
   connect();
   std::shared_ptr<spdlog::sinks::sink> file_sink;
   if (main_) {
