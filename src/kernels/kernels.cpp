@@ -365,6 +365,48 @@ void to_bf16(const float* in, uint16_t* out, int64_t n) {
   to_bf16_n(in, out, n);
 }
 
+// One element's Adam update (kernels::adam_step).
+__attribute__((always_inline)) inline void adam_element(float& w, float grad, float& m, float& v,
+                                                        const AdamStep& s) {
+  const float g = s.grad_scale * grad;
+  m = s.beta1 * m + (1 - s.beta1) * g;
+  v = s.beta2 * v + (1 - s.beta2) * g * g;
+  w -= s.step_size * m / (std::sqrt(v) / s.sqrt_bc2 + s.eps);
+}
+
+S2S_CLONES void adam_n(float* __restrict w, const float* __restrict grad, float* __restrict m,
+                       float* __restrict v, int64_t n, AdamStep s) {
+  for (int64_t i = 0; i < n; ++i) adam_element(w[i], grad[i], m[i], v[i], s);
+}
+
+S2S_CLONES void adam_average_n(float* __restrict w, const float* __restrict grad, float* __restrict m,
+                               float* __restrict v, float* __restrict average, int64_t n, AdamStep s) {
+  for (int64_t i = 0; i < n; ++i) {
+    adam_element(w[i], grad[i], m[i], v[i], s);
+    average[i] += s.average_weight * (w[i] - average[i]);
+  }
+}
+
+void adam_step(float* w, const float* grad, float* m, float* v, float* average, int64_t n,
+               const AdamStep& s) {
+  if (average == nullptr) {
+    adam_n(w, grad, m, v, n, s);
+  } else {
+    adam_average_n(w, grad, m, v, average, n, s);
+  }
+}
+
+S2S_CLONES double sum_of_squares_n(const float* __restrict x, int64_t n) {
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  return sum;
+}
+
+double sum_of_squares(const float* x, int64_t n) {
+  return sum_of_squares_n(x, n);
+}
+
 S2S_CLONES void tanh_n(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
 }

@@ -43,6 +43,24 @@ void dropout_mask(uint64_t seed, float keep, float scale, float* mask, int64_t b
 // float32 -> bfloat16 bits, round to nearest even (as c10::BFloat16 for finite values), n values.
 void to_bf16(const float* in, uint16_t* out, int64_t n);
 
+// The per-element constants of one Adam step (kernels::adam_step).
+struct AdamStep {
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  float step_size = 0;       // lr / (1 - beta1^t)
+  float sqrt_bc2 = 1;        // sqrt(1 - beta2^t)
+  float grad_scale = 1;      // the gradient-clipping factor (1: none)
+  float average_weight = 0;  // with an average: 1 - its decay this step
+};
+
+// One Adam step (as torch::optim::Adam without weight decay or amsgrad) over n float32 values of a
+// parameter w, its gradient, first and second moments m and v: g = grad_scale * grad; m = beta1 m +
+// (1 - beta1) g; v = beta2 v + (1 - beta2) g^2; w -= step_size m / (sqrt(v) / sqrt_bc2 + eps). With
+// `average` (not null), then average += average_weight (w - average): the weights' moving average.
+void adam_step(float* w, const float* grad, float* m, float* v, float* average, int64_t n, const AdamStep& s);
+
+// The sum of squares of n float32 values, accumulated in double.
+double sum_of_squares(const float* x, int64_t n);
+
 // x = tanh(x) for n values (vectorized).
 void tanh_inplace(float* x, int64_t n);
 
