@@ -101,6 +101,11 @@ TEST(Loss, ChunkedEqualsUnchunkedInFp32) {
     auto [loss, nll] = s2s::chunked_output_loss(in.rows, in.w, in.b, in.gold, 0.1, torch::kFloat, chunk);
     EXPECT_NEAR(loss.item<double>() / 37, expected / 37, 1e-6) << "chunk " << chunk;
     EXPECT_NEAR(nll.item<double>(), composed_loss(in.rows, in.w, in.b, in.gold, 0).item<double>(), 1e-4);
+    torch::NoGradGuard no_grad;  // validation: the same loss, without the gradients' products
+    auto [plain, plain_nll] =
+        s2s::chunked_output_loss(in.rows, in.w, in.b, in.gold, 0.1, torch::kFloat, chunk);
+    EXPECT_EQ(plain.item<double>(), loss.item<double>()) << "chunk " << chunk;
+    EXPECT_EQ(plain_nll.item<double>(), nll.item<double>()) << "chunk " << chunk;
   }
 }
 

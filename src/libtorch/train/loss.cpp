@@ -66,79 +66,76 @@ void softmax_gradient(torch::Tensor& logits, const torch::Tensor& lse, const tor
       });
 }
 
+// The gradient of the summed label-smoothed loss with respect to logits [m, vocab] (compute type; rows n..
+// are padding and stay as they are), written over them: softmax - smoothing / vocab - (1 - smoothing)
+// [gold]; its column sums over the n rows are added to grad_b (acc type [vocab]).
+void logit_gradient(torch::Tensor& logits, int64_t n, const torch::Tensor& lse, const torch::Tensor& gold,
+                    double smoothing, at::ScalarType acc, torch::Tensor& grad_b) {
+  auto rows = logits.narrow(0, 0, n);
+  if (fused_softmax(logits, logits.scalar_type(), acc)) {  // in place, one pass
+    softmax_gradient(rows, lse, gold, 1.0f, smoothing, grad_b);
+    return;
+  }
+  auto d = rows.to(acc);  // [n, vocab]
+  d.sub_(lse.unsqueeze(1)).exp_().sub_(smoothing / static_cast<double>(logits.size(1)));
+  d.scatter_add_(1, gold.unsqueeze(1), torch::full({n, 1}, smoothing - 1, d.options()));
+  grad_b.add_(d.sum(0));
+  rows.copy_(d);
+}
+
+// The loss and, when asked, its gradients, in one pass over the chunks: each chunk's logits turn into their
+// gradient as soon as its log-normalizers are known, and its two gradient products run at once, so the
+// backward pass only scales the sums by the incoming gradient (the loss is linear in it) and no chunk's
+// logits are computed twice.
 class OutputLoss : public torch::autograd::Function<OutputLoss> {
  public:
-  // Returns {loss, nll} (see chunked_output_loss).
+  // Returns {loss, nll} (see chunked_output_loss). with_grad: compute the gradients for the backward pass.
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& rows, const torch::Tensor& weight,
                                const torch::Tensor& bias, const torch::Tensor& gold, double smoothing,
-                               at::ScalarType compute, int64_t chunk) {
+                               at::ScalarType compute, int64_t chunk, bool with_grad) {
     c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);  // dtypes chosen here
     const auto acc = softmax_type(weight);
     const auto x = padded_input(rows, compute, chunk);  // [padded, dim]
     const auto w = weight.to(compute), b = bias.to(compute);
     const auto tokens = rows.size(0), vocab = weight.size(0), padded = x.size(0);
-    auto lse = torch::empty({tokens}, rows.options().dtype(acc));  // [tokens] log-normalizers
-    auto nll = torch::zeros({}, lse.options()), smooth = torch::zeros({}, lse.options());
+    auto nll = torch::zeros({}, rows.options().dtype(acc)), smooth = torch::zeros({}, nll.options());
+    torch::Tensor grad_rows, grad_w, grad_b;  // the gradients of the summed loss (with_grad)
+    if (with_grad) {
+      grad_rows = torch::empty({tokens, rows.size(1)}, rows.options());
+      grad_w = torch::zeros_like(weight, torch::MemoryFormat::Contiguous);
+      grad_b = torch::zeros({vocab}, bias.options().dtype(acc));
+    }
     for (int64_t begin = 0; begin < tokens; begin += chunk) {
       const auto n = std::min(chunk, tokens - begin), m = std::min(chunk, padded - begin);
-      auto logits = chunk_logits(x, w, b, begin, m).narrow(0, 0, n);  // [n, vocab], contiguous
-      torch::Tensor sums;  // [n] row sums of the logits, for the smoothing term
+      auto full = chunk_logits(x, w, b, begin, m);  // [m, vocab]: rows n.. are padding
+      auto logits = full.narrow(0, 0, n);           // [n, vocab], contiguous
+      torch::Tensor sums;                           // [n] row sums of the logits, for the smoothing term
       auto z = acc == torch::kDouble ? logits.logsumexp(1) : row_logsumexp(logits, &sums);
       if (acc == torch::kDouble) sums = logits.sum(1, false, acc);
-      lse.narrow(0, begin, n).copy_(z);
-      auto gold_logit = logits.gather(1, gold.narrow(0, begin, n).unsqueeze(1)).squeeze(1).to(acc);
+      const auto golds = gold.narrow(0, begin, n);
+      auto gold_logit = logits.gather(1, golds.unsqueeze(1)).squeeze(1).to(acc);
       nll += (z - gold_logit).sum();
       if (smoothing > 0) smooth += (z * static_cast<double>(vocab) - sums).sum();
+      if (!with_grad) continue;
+      // x is zero in the padding rows, so whatever their logits hold adds nothing to grad_w.
+      logit_gradient(full, n, z, golds, smoothing, acc, grad_b);
+      grad_rows.narrow(0, begin, n).copy_(torch::mm(full, w).narrow(0, 0, n));  // [n, dim]
+      grad_w.add_(torch::mm(full.t(), x.narrow(0, begin, m)));                  // [vocab, dim]
     }
-    ctx->save_for_backward({rows, weight, bias, gold, lse});
-    ctx->saved_data["smoothing"] = smoothing;
-    ctx->saved_data["compute"] = static_cast<int64_t>(compute);
-    ctx->saved_data["chunk"] = chunk;
+    if (with_grad) ctx->saved_data["grads"] = std::vector<torch::Tensor>{grad_rows, grad_w, grad_b};
     auto loss = nll * (1 - smoothing) + smooth * (smoothing / static_cast<double>(vocab));
     ctx->mark_non_differentiable({nll});
     return {loss, nll};
   }
 
-  // d loss / d logit[i, j] = g * (softmax[i, j] - smoothing / vocab - (1 - smoothing) * [j == gold[i]]).
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
-    const auto saved = ctx->get_saved_variables();
-    const auto &rows = saved[0], &weight = saved[1], &bias = saved[2], &gold = saved[3], &lse = saved[4];
-    const double smoothing = ctx->saved_data["smoothing"].toDouble();
-    const auto compute = static_cast<at::ScalarType>(ctx->saved_data["compute"].toInt());
-    const int64_t chunk = ctx->saved_data["chunk"].toInt();
-    const auto acc = lse.scalar_type();
-    const auto g = grad_outputs[0].to(acc);             // scalar
-    const auto x = padded_input(rows, compute, chunk);  // [padded, dim]
-    const auto w = weight.to(compute), b = bias.to(compute);
-    const auto tokens = rows.size(0), vocab = weight.size(0), padded = x.size(0);
-    auto grad_rows = torch::empty({tokens, rows.size(1)}, rows.options());
-    auto grad_w = torch::zeros_like(weight, torch::MemoryFormat::Contiguous);
-    auto grad_b = torch::zeros({vocab}, bias.options().dtype(acc));
-    const bool fused = fused_softmax(x, compute, acc);
-    for (int64_t begin = 0; begin < tokens; begin += chunk) {
-      const auto n = std::min(chunk, tokens - begin), m = std::min(chunk, padded - begin);
-      // [m, vocab] logits, then their gradient. Rows n.. are padding: x is zero there, so whatever they
-      // hold adds nothing to grad_w.
-      auto dc = chunk_logits(x, w, b, begin, m);
-      auto golds = gold.narrow(0, begin, n);
-      if (fused) {  // in place, one pass
-        auto rows_n = dc.narrow(0, 0, n);
-        softmax_gradient(rows_n, lse.narrow(0, begin, n), golds, g.item<float>(), smoothing, grad_b);
-      } else {
-        auto dm = dc.to(acc);
-        auto d = dm.narrow(0, 0, n);  // [n, vocab], a view of dm's first rows
-        d.sub_(lse.narrow(0, begin, n).unsqueeze(1)).exp_().sub_(smoothing / static_cast<double>(vocab));
-        d.scatter_add_(1, golds.unsqueeze(1),
-                       torch::full({n, 1}, smoothing - 1, d.options()));  // softmax - target distribution
-        d.mul_(g);
-        grad_b.add_(d.sum(0));
-        dc = dm.to(compute);
-      }
-      grad_rows.narrow(0, begin, n).copy_(torch::mm(dc, w).narrow(0, 0, n));  // [n, dim]
-      grad_w.add_(torch::mm(dc.t(), x.narrow(0, begin, m)));                  // [vocab, dim]
-    }
-    return {grad_rows,       grad_w,         grad_b.to(bias.scalar_type()), torch::Tensor(), torch::Tensor(),
+    TORCH_CHECK(ctx->saved_data.count("grads") != 0,
+                "chunked_output_loss: backward of a loss computed without gradients");
+    const auto grads = ctx->saved_data["grads"].toTensorVector();  // rows, weight, bias (float or double)
+    ctx->saved_data.erase("grads");  // [tokens, dim] + [vocab, dim]: not kept for the rest of the backward
+    const auto g = grad_outputs[0].to(grads[2].scalar_type());  // scalar, in the softmax type
+    return {grads[0] * g,    grads[1] * g,    (grads[2] * g).to(grads[1].scalar_type()),
+            torch::Tensor(), torch::Tensor(), torch::Tensor(),
             torch::Tensor(), torch::Tensor()};
   }
 };
@@ -168,8 +165,10 @@ std::pair<torch::Tensor, torch::Tensor> chunked_output_loss(const torch::Tensor&
                   bias.size(0) == weight.size(0) && gold.size(0) == rows.size(0),
               "chunked_output_loss: rows ", rows.sizes(), ", weight ", weight.sizes(), ", bias ",
               bias.sizes(), ", gold ", gold.sizes(), " do not fit");
-  auto out =
-      OutputLoss::apply(rows, weight, bias, gold, label_smoothing, compute, std::max<int64_t>(1, chunk_rows));
+  const bool with_grad = torch::GradMode::is_enabled() &&
+                         (rows.requires_grad() || weight.requires_grad() || bias.requires_grad());
+  auto out = OutputLoss::apply(rows, weight, bias, gold, label_smoothing, compute,
+                               std::max<int64_t>(1, chunk_rows), with_grad);
   return {out[0], out[1]};
 }
 

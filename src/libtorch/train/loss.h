@@ -1,8 +1,9 @@
 // Masked, label-smoothed cross-entropy over the whole target sequence at once. Padded positions are
 // dropped before the output layer, so no logits are computed for padding. The output projection,
 // log-softmax, loss and their gradients run in row chunks inside one autograd function
-// (chunked_output_loss), so the [tokens, vocab] logits never exist whole: the backward pass recomputes
-// each chunk's logits from the saved rows and per-row log-normalizers.
+// (chunked_output_loss), so the [tokens, vocab] logits never exist whole: when gradients are wanted, the
+// forward pass turns each chunk's logits into their gradient and runs its two gradient products at once,
+// and the backward pass only scales the sums (the loss is linear in its incoming gradient).
 #pragma once
 
 #include <torch/types.h>
