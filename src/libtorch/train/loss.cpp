@@ -45,9 +45,9 @@ bool fused_softmax(const torch::Tensor& x, at::ScalarType compute, at::ScalarTyp
   return x.is_cpu() && acc == torch::kFloat && (compute == torch::kBFloat16 || compute == torch::kFloat);
 }
 
-// logits [n, vocab] (contiguous, bf16 or float32) = the gradient of the label-smoothed loss, scaled by g,
-// with respect to them (kernels::xent_logit_grad); their column sums are added to grad_b (float32 [vocab]).
-void softmax_gradient(torch::Tensor& logits, const torch::Tensor& lse, const torch::Tensor& gold, float g,
+// logits [n, vocab] (contiguous, bf16 or float32) = the gradient of the summed label-smoothed loss with
+// respect to them (kernels::xent_logit_grad); their column sums are added to grad_b (float32 [vocab]).
+void softmax_gradient(torch::Tensor& logits, const torch::Tensor& lse, const torch::Tensor& gold,
                       double smoothing, torch::Tensor& grad_b) {
   const auto n = logits.size(0), vocab = logits.size(1);
   const bool bf16 = logits.scalar_type() == torch::kBFloat16;
@@ -58,10 +58,10 @@ void softmax_gradient(torch::Tensor& logits, const torch::Tensor& lse, const tor
         const auto s = static_cast<float>(smoothing);
         if (bf16) {
           kernels::xent_logit_grad(data_as<uint16_t>(logits), n, vocab, c0, c1, lse_c.data_ptr<float>(),
-                                   gold_c.data_ptr<int64_t>(), g, s, grad_b.data_ptr<float>());
+                                   gold_c.data_ptr<int64_t>(), 1.0f, s, grad_b.data_ptr<float>());
         } else {
           kernels::xent_logit_grad(logits.data_ptr<float>(), n, vocab, c0, c1, lse_c.data_ptr<float>(),
-                                   gold_c.data_ptr<int64_t>(), g, s, grad_b.data_ptr<float>());
+                                   gold_c.data_ptr<int64_t>(), 1.0f, s, grad_b.data_ptr<float>());
         }
       });
 }
@@ -73,7 +73,7 @@ void logit_gradient(torch::Tensor& logits, int64_t n, const torch::Tensor& lse, 
                     double smoothing, at::ScalarType acc, torch::Tensor& grad_b) {
   auto rows = logits.narrow(0, 0, n);
   if (fused_softmax(logits, logits.scalar_type(), acc)) {  // in place, one pass
-    softmax_gradient(rows, lse, gold, 1.0f, smoothing, grad_b);
+    softmax_gradient(rows, lse, gold, smoothing, grad_b);
     return;
   }
   auto d = rows.to(acc);  // [n, vocab]
@@ -131,12 +131,13 @@ class OutputLoss : public torch::autograd::Function<OutputLoss> {
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     TORCH_CHECK(ctx->saved_data.count("grads") != 0,
                 "chunked_output_loss: backward of a loss computed without gradients");
-    const auto grads = ctx->saved_data["grads"].toTensorVector();  // rows, weight, bias (float or double)
+    auto grads = ctx->saved_data["grads"].toTensorVector();  // rows, weight, bias (float or double)
     ctx->saved_data.erase("grads");  // [tokens, dim] + [vocab, dim]: not kept for the rest of the backward
     const auto g = grad_outputs[0].to(grads[2].scalar_type());  // scalar, in the softmax type
-    return {grads[0] * g,    grads[1] * g,    (grads[2] * g).to(grads[1].scalar_type()),
-            torch::Tensor(), torch::Tensor(), torch::Tensor(),
-            torch::Tensor(), torch::Tensor()};
+    // Scaled in place: the sums are this node's alone now.
+    return {grads[0].mul_(g), grads[1].mul_(g), grads[2].mul_(g).to(grads[1].scalar_type()),
+            torch::Tensor(),  torch::Tensor(),  torch::Tensor(),
+            torch::Tensor(),  torch::Tensor()};
   }
 };
 
