@@ -65,7 +65,7 @@ TEST(Loss, Bf16AutocastIsCloseToFp32) {
     bf16 = s2s::sequence_loss(*model, model->forward(batch.src, batch.src_lengths, tgt_in), tgt_out, 0.0);
   }
   EXPECT_NEAR(bf16.nll / bf16.tokens, fp32.nll / fp32.tokens, 0.05);
-  EXPECT_FALSE(at::autocast::is_cpu_enabled());  // the guard restores the previous state
+  EXPECT_FALSE(s2s::runtime::autocast_enabled(torch::kCPU));  // the guard restores the previous state
 }
 
 // The loss as plain differentiable LibTorch ops over the whole [tokens, vocab] logits.

@@ -1,6 +1,7 @@
 // Optimizer tests: the fused CPU step (clipping factor, Adam, moving average) follows LibTorch's
 // clip-then-torch::optim::Adam-then-lerp_ step by step and keeps its state where torch::optim::Adam finds
 // it; the gradient norm equals LibTorch's and does not depend on the thread count.
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/nn/utils/clip_grad.h>
 
@@ -44,8 +45,7 @@ void reference_step(torch::optim::Adam& adam, std::vector<torch::Tensor>& params
 }
 
 torch::optim::AdamParamState& state_of(torch::optim::Adam& adam, const torch::Tensor& p) {
-  return static_cast<torch::optim::AdamParamState&>(
-      *adam.state().at(c10::guts::to_string(p.unsafeGetTensorImpl())));
+  return s2s::adam_state(adam, p);
 }
 
 void expect_close(const torch::Tensor& a, const torch::Tensor& b, const std::string& what) {

@@ -1,8 +1,7 @@
 #include "libtorch/decode/search.h"
 
-#include <ATen/autocast_mode.h>
-
 #include "libtorch/model/ops.h"
+#include "libtorch/util/runtime.h"
 
 namespace s2s {
 namespace {
@@ -24,8 +23,8 @@ OutputLayer output_layer(NmtModelImpl& model, const std::vector<int64_t>& subset
     out.weight_t = out.weight_t.index_select(0, index), out.bias = out.bias.index_select(0, index);
   }
   out.weight_t = out.weight_t.t().contiguous();
-  if (device.is_cpu() && at::autocast::is_cpu_enabled()) {
-    const auto dtype = at::autocast::get_autocast_cpu_dtype();
+  if (device.is_cpu() && runtime::autocast_enabled(device)) {
+    const auto dtype = runtime::autocast_dtype(device);
     out.weight_t = out.weight_t.to(dtype), out.bias = out.bias.to(dtype);
   }
   return out;

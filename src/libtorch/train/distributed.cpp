@@ -1,13 +1,18 @@
 #include "libtorch/train/distributed.h"
 
-#include <glog/logging.h>
+#include <c10/util/Logging.h>
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef S2S_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#ifdef C10_USE_GLOG
+#include <glog/logging.h>
 #endif
 
 #include <atomic>
@@ -45,6 +50,33 @@ int env_int(const char* name, int fallback) {
   return static_cast<int>(v);
 }
 
+// Silences c10's log for its lifetime. c10 logs through glog where LibTorch was built with it (Debian's),
+// else through its own logger (PyTorch's wheels).
+class QuietC10Log {
+ public:
+#ifdef C10_USE_GLOG
+  QuietC10Log() : saved_(FLAGS_minloglevel) {
+    FLAGS_minloglevel = google::GLOG_FATAL;
+  }
+  ~QuietC10Log() {
+    FLAGS_minloglevel = saved_;
+  }
+#else
+  QuietC10Log() : saved_(FLAGS_caffe2_log_level) {
+    FLAGS_caffe2_log_level = 3;  // FATAL
+  }
+  ~QuietC10Log() {
+    FLAGS_caffe2_log_level = saved_;
+  }
+#endif
+  QuietC10Log(const QuietC10Log&) = delete;
+  QuietC10Log& operator=(const QuietC10Log&) = delete;
+
+ private:
+  int saved_;
+};
+
+#ifdef S2S_GLOO
 bool is_loopback(const std::string& addr) {
   return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
 }
@@ -56,6 +88,7 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const std::string& addr) 
   if (is_loopback(addr)) return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
+#endif
 
 class C10dGroup final : public Group {
  public:
@@ -81,10 +114,14 @@ class C10dGroup final : public Group {
         throw Error("data-parallel training on CUDA needs NCCL, and this LibTorch was built without it");
 #endif
       } else {
+#ifdef S2S_GLOO
         auto opts = c10d::ProcessGroupGloo::Options::create();
         opts->timeout = o_.timeout;
         opts->devices.push_back(gloo_device(o_.addr));
         bind(c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, o_.rank, o_.world_size, opts));
+#else
+        throw Error("data-parallel training on the CPU needs Gloo, and this LibTorch was built without it");
+#endif
       }
     } catch (const Error&) {
       throw;
@@ -187,13 +224,8 @@ class C10dGroup final : public Group {
     so.waitWorkers = false;  // check_membership waits, with a message that says who is missing
     so.timeout = o_.timeout;
     const auto where = fmt::format("{}:{}", o_.addr, o_.port);
-    // c10d logs each failed bind through glog before it throws: the one-line error below says it all.
-    const int glog_level = FLAGS_minloglevel;
-    FLAGS_minloglevel = google::GLOG_FATAL;
-    struct Restore {
-      int level;
-      ~Restore() { FLAGS_minloglevel = level; }
-    } restore{glog_level};
+    // c10d logs each failed bind before it throws: the one-line error below says it all.
+    const QuietC10Log quiet;
     try {
       return c10::make_intrusive<c10d::TCPStore>(o_.addr, so);
     } catch (const std::exception& e) {

@@ -1,11 +1,12 @@
 #include "libtorch/train/loss.h"
 
-#include <ATen/autocast_mode.h>
+#include <ATen/Parallel.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/autograd.h>
 
 #include "kernels/kernels.h"
 #include "libtorch/model/ops.h"
+#include "libtorch/util/runtime.h"
 
 namespace s2s {
 namespace {
@@ -144,8 +145,7 @@ class OutputLoss : public torch::autograd::Function<OutputLoss> {
 // The precision autocast would give the output layer's product on this device, else the weight's.
 at::ScalarType compute_type(const torch::Tensor& weight) {
   if (weight.scalar_type() != torch::kFloat) return weight.scalar_type();
-  if (weight.is_cuda() && at::autocast::is_enabled()) return at::autocast::get_autocast_gpu_dtype();
-  if (weight.is_cpu() && at::autocast::is_cpu_enabled()) return at::autocast::get_autocast_cpu_dtype();
+  if (runtime::autocast_enabled(weight.device())) return runtime::autocast_dtype(weight.device());
   return weight.scalar_type();
 }
 

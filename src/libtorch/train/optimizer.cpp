@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
+#include <string>
+#include <type_traits>
 
 #include "kernels/kernels.h"
 
@@ -58,19 +61,6 @@ double fused_gradient_norm(const std::vector<torch::Tensor>& grads) {
   return std::sqrt(total);
 }
 
-// torch::optim::Adam's state of parameter p, made as its first step would make it.
-torch::optim::AdamParamState& adam_state(torch::optim::Adam& adam, const torch::Tensor& p) {
-  auto& slot = adam.state()[c10::guts::to_string(p.unsafeGetTensorImpl())];  // Adam's own key
-  if (!slot) {
-    auto state = std::make_unique<torch::optim::AdamParamState>();
-    state->step(0);
-    state->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-    state->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-    slot = std::move(state);
-  }
-  return static_cast<torch::optim::AdamParamState&>(*slot);
-}
-
 // Whether the fused step runs this optimizer: one parameter group holding `params`, every parameter and
 // its gradient, moments and average fusable, no weight decay or amsgrad.
 bool fused_step_applies(torch::optim::Adam& adam, const std::vector<torch::Tensor>& params,
@@ -119,6 +109,35 @@ void fused_step(torch::optim::Adam& adam, const std::vector<torch::Tensor>& para
 }
 
 }  // namespace
+
+// torch::optim::Adam's own key for p's state: the address of p's TensorImpl, printed in LibTorch 1.13 and
+// the pointer itself in 2.x.
+namespace {
+template <class Key>
+Key state_key(const torch::Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream s;  // c10::guts::to_string
+    s << p.unsafeGetTensorImpl();
+    return s.str();
+  } else {
+    return p.unsafeGetTensorImpl();
+  }
+}
+}  // namespace
+
+// torch::optim::Adam's state of parameter p, made as its first step would make it.
+torch::optim::AdamParamState& adam_state(torch::optim::Adam& adam, const torch::Tensor& p) {
+  using Key = std::decay_t<decltype(adam.state())>::key_type;
+  auto& slot = adam.state()[state_key<Key>(p)];
+  if (!slot) {
+    auto state = std::make_unique<torch::optim::AdamParamState>();
+    state->step(0);
+    state->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    state->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    slot = std::move(state);
+  }
+  return static_cast<torch::optim::AdamParamState&>(*slot);
+}
 
 double gradient_norm(const std::vector<torch::Tensor>& params) {
   RECORD_FUNCTION("s2s::gradient_norm", std::vector<c10::IValue>());  // a span of its own in S2S_PROFILE

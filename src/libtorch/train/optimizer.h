@@ -11,6 +11,9 @@
 
 namespace s2s {
 
+// torch::optim::Adam's state of parameter p, made as its first step would make it.
+torch::optim::AdamParamState& adam_state(torch::optim::Adam& adam, const torch::Tensor& p);
+
 // The L2 norm of the defined gradients of `params`, all of them taken as one vector (what
 // torch::nn::utils::clip_grad_norm_ returns). On CPU float32 its sum runs in double, in fixed blocks, so
 // it does not depend on the thread count.

@@ -2,6 +2,7 @@
 
 #include <c10/core/CPUAllocator.h>
 #include <sys/mman.h>
+#include <torch/version.h>
 
 #include <cstdlib>
 #include <mutex>
@@ -40,12 +41,28 @@ void* map_block(size_t size) {
 // Data pointer == context (LibTorch's raw_allocate requires it): big blocks are found by address.
 class CachingCpuAllocator final : public c10::Allocator {
  public:
+// LibTorch 2.3 made allocate() non-const and added copy_data().
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+  c10::DataPtr allocate(size_t n) override {
+    return allocate_block(n);
+  }
+  void copy_data(void* dest, const void* src, size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
+#else
   c10::DataPtr allocate(size_t n) const override {
+    return allocate_block(n);
+  }
+#endif
+
+  c10::DeleterFnPtr raw_deleter() const override {
+    return &deallocate;
+  }
+
+  c10::DataPtr allocate_block(size_t n) const {
     void* p = n < kMinCachedBytes ? small(n) : take(caching_size_class(n));
     return {p, p, &deallocate, c10::Device(c10::kCPU)};
   }
-
-  c10::DeleterFnPtr raw_deleter() const override { return &deallocate; }
 
   // Unmaps the idle blocks not handed out since the previous call (all idle blocks when `all`).
   void trim(bool all) {

@@ -51,29 +51,51 @@ c10::Device to_torch(const Device& device) {
                           : c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(device.index));
 }
 
-AutocastGuard::AutocastGuard(bool enabled, const c10::Device& device)
-    : enabled_(enabled), cuda_(device.is_cuda()), prev_(false) {
-  if (!enabled_) return;
-  if (cuda_) {
-    prev_ = at::autocast::is_enabled();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+bool autocast_enabled(const c10::Device& device) {
+  return at::autocast::is_autocast_enabled(device.type());
+}
+c10::ScalarType autocast_dtype(const c10::Device& device) {
+  return at::autocast::get_autocast_dtype(device.type());
+}
+namespace {
+void set_autocast(const c10::Device& device, bool enabled) {
+  at::autocast::set_autocast_dtype(device.type(), at::kBFloat16);
+  at::autocast::set_autocast_enabled(device.type(), enabled);
+}
+}  // namespace
+#else
+bool autocast_enabled(const c10::Device& device) {
+  return device.is_cuda() ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+}
+c10::ScalarType autocast_dtype(const c10::Device& device) {
+  return device.is_cuda() ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+}
+namespace {
+void set_autocast(const c10::Device& device, bool enabled) {
+  if (device.is_cuda()) {
     at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_enabled(true);
+    at::autocast::set_enabled(enabled);
   } else {
-    prev_ = at::autocast::is_cpu_enabled();
     at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_cpu_enabled(enabled);
   }
+}
+}  // namespace
+#endif
+
+AutocastGuard::AutocastGuard(bool enabled, const c10::Device& device)
+    : enabled_(enabled), device_(device.type()), prev_(false) {
+  if (!enabled_) return;
+  prev_ = autocast_enabled(device_);
+  set_autocast(device_, true);
   at::autocast::increment_nesting();
 }
 
 AutocastGuard::~AutocastGuard() {
   if (!enabled_) return;
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  if (cuda_) {
-    at::autocast::set_enabled(prev_);
-  } else {
-    at::autocast::set_cpu_enabled(prev_);
-  }
+  set_autocast(device_, prev_);
 }
 
 std::string torch_version() {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
 
 #include <string>
 
@@ -20,6 +21,11 @@ void set_thread_intra_op_threads(int threads);
 // The LibTorch device for `device`; throws s2s::Error when CUDA is not available in this build/machine.
 c10::Device to_torch(const Device& device);
 
+// Whether autocast is on for `device`'s type, and the type it computes in. LibTorch 2.4 replaced 1.13's
+// per-device functions (is_cpu_enabled, ...) with these; this is the one place that knows both.
+bool autocast_enabled(const c10::Device& device);
+c10::ScalarType autocast_dtype(const c10::Device& device);
+
 // Enables CPU bf16 autocast for its lifetime when `enabled` (matmuls in bf16, master weights fp32).
 class AutocastGuard {
  public:
@@ -30,7 +36,7 @@ class AutocastGuard {
 
  private:
   bool enabled_;
-  bool cuda_;
+  c10::Device device_;
   bool prev_;
 };
 
