@@ -65,6 +65,13 @@ TEST(Cuda, OneRankNcclGroupSumsOnTheGpu) {
   group->all_reduce(grads, "test");
   EXPECT_EQ(grads[0].sum().item<double>(), 3.0);
   EXPECT_EQ(group->broadcast_bytes("abc", "test"), "abc");
+  // Host tensors go through the GPU (NCCL takes device tensors only), as the trainer's validation outcome.
+  std::vector<torch::Tensor> host{torch::tensor({0.5, 2.0}, torch::kDouble)};
+  group->broadcast(host, "test");
+  EXPECT_TRUE(host[0].is_cpu());
+  EXPECT_EQ(host[0][1].item<double>(), 2.0);
+  group->all_reduce(host, "test");
+  EXPECT_EQ(host[0][0].item<double>(), 0.5);
 }
 
 }  // namespace

@@ -268,6 +268,16 @@ TEST(Distributed, OneRankGroupKeepsValuesAndBytes) {
   EXPECT_EQ(group->broadcast_bytes("", "test"), "");
 }
 
+// A group whose process group cannot be made (here: Gloo on an interface that does not exist) throws an
+// s2s::Error naming the cause, after its heartbeat thread is stopped; a running thread would terminate.
+TEST(Distributed, AGroupThatCannotConnectThrowsAnError) {
+  s2s::dist::DistOptions o;
+  o.enabled = true, o.port = free_port(), o.timeout = std::chrono::seconds(30);
+  ::setenv("GLOO_SOCKET_IFNAME", "s2s_no_such_if0", 1);
+  EXPECT_THROW(s2s::dist::Group::connect(o, torch::kCPU), s2s::Error);
+  ::unsetenv("GLOO_SOCKET_IFNAME");
+}
+
 // Gloo writes to its peers with write(2). A rank whose peer died must see EPIPE and name the lost rank,
 // not die of SIGPIPE before its read fails (the race behind a silently vanished rank 0).
 void connect_then_write_to_a_dead_peer() {

@@ -124,19 +124,16 @@ class C10dGroup final : public Group {
 #endif
       }
     } catch (const Error&) {
+      stop_heartbeat();  // no destructor runs after a constructor throws: a running thread would terminate
       throw;
     } catch (const std::exception& e) {
+      stop_heartbeat();
       throw Error("cannot connect to the other ranks: " + first_line(e));
     }
   }
 
   ~C10dGroup() override {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stopping_ = true;
-    }
-    wake_.notify_all();
-    if (heartbeat_.joinable()) heartbeat_.join();
+    stop_heartbeat();
   }
 
   template <class ProcessGroup>
@@ -166,7 +163,7 @@ class C10dGroup final : public Group {
         bytes += size(j);
       }
       if (!bucket.empty()) {
-        std::vector<torch::Tensor> flat{torch::cat(bucket)};  // [sum of numel]
+        std::vector<torch::Tensor> flat{torch::cat(bucket).to(device_)};  // [sum of numel]
         wait(allreduce_(flat), what);
         int64_t offset = 0;
         for (size_t k = i; k < j; ++k) {
@@ -192,8 +189,9 @@ class C10dGroup final : public Group {
 
   void broadcast(std::vector<torch::Tensor>& tensors, const std::string& what) override {
     for (auto& t : tensors) {
-      std::vector<torch::Tensor> one{t};
+      std::vector<torch::Tensor> one{t.to(device_)};  // NCCL takes device tensors only
       wait(broadcast_(one), what);
+      if (!one[0].is_same(t)) t.copy_(one[0]);
     }
   }
 
@@ -217,6 +215,15 @@ class C10dGroup final : public Group {
   }
 
  private:
+  void stop_heartbeat() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (heartbeat_.joinable()) heartbeat_.join();
+  }
+
   c10::intrusive_ptr<c10d::TCPStore> open_store(bool server) const {
     c10d::TCPStoreOptions so;
     so.port = static_cast<uint16_t>(o_.port);
