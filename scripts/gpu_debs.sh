@@ -9,7 +9,7 @@ OUT=.gpu-debs
 PACKAGES=(
   libsentencepiece-dev libsentencepiece0 libprotobuf-lite32 libyaml-cpp-dev libyaml-cpp0.7
   libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 libcli11-dev nlohmann-json3-dev libgtest-dev
-  libdnnl-dev libdnnl2 libxxhash-dev libxxhash0 libcpp-httplib-dev libcpp-httplib0.11 libbrotli1
+  libdnnl-dev libdnnl2 libxxhash-dev libxxhash0 libcpp-httplib-dev libcpp-httplib0.11 libbrotli1 libbrotli-dev libssl-dev
   libplplot-dev libplplot17 libcsirocsa0 libqhull-r8.0 libltdl7 libshp2 libgoogle-glog-dev libgoogle-glog0v6
   libgflags-dev libgflags2.2 libunwind8 zlib1g-dev pkgconf pkgconf-bin libpkgconf3)
 mkdir -p "$OUT"
