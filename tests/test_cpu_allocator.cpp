@@ -46,6 +46,26 @@ TEST(CpuAllocator, ReusesFreedBlocksAndTrimsIdleOnes) {
   EXPECT_EQ(caching_allocator_stats().mapped_bytes, before.mapped_bytes);
 }
 
+// A step whose batch needs other sizes than the last one's maps its new blocks in place of the last step's
+// idle ones, not beside them (that doubled the tensor memory at a step's peak: session 25), and keeps the
+// blocks this step has freed so far for reuse.
+TEST(CpuAllocator, NewSizesReplaceTheLastStepsIdleBlocks) {
+  s2s::runtime::install_caching_cpu_allocator();
+  s2s::runtime::release_cached_cpu_blocks();
+  const auto before = caching_allocator_stats();
+  { auto last_step = torch::empty({3 << 20}, torch::kFloat); }  // 12 MB, idle from now on
+  s2s::runtime::trim_idle_cpu_blocks();                         // the step ends; it was used: kept
+  const auto after_last_step = caching_allocator_stats();
+  EXPECT_GE(after_last_step.cached_bytes, 12 << 20);
+  { auto this_step = torch::empty({2 << 20}, torch::kFloat); }  // 8 MB, another size class
+  const auto evicted = caching_allocator_stats();
+  EXPECT_EQ(evicted.mapped_bytes - before.mapped_bytes, evicted.cached_bytes - before.cached_bytes);
+  EXPECT_LE(evicted.mapped_bytes - before.mapped_bytes, 10 << 20);  // the 12 MB block is gone
+  auto bigger = torch::empty({5 << 20}, torch::kFloat);  // 20 MB: the 8 MB block freed this step stays
+  EXPECT_GE(caching_allocator_stats().cached_bytes - before.cached_bytes, 8 << 20);
+  s2s::runtime::release_cached_cpu_blocks();
+}
+
 TEST(CpuAllocator, ReleaseUnmapsEvenRecentlyUsedBlocks) {
   s2s::runtime::install_caching_cpu_allocator();
   s2s::runtime::release_cached_cpu_blocks();

@@ -75,10 +75,7 @@ class CachingCpuAllocator final : public c10::Allocator {
         if (it->second.used_since_trim && !all) {
           it->second.used_since_trim = false, list[kept++] = p;
         } else {
-          munmap(p, it->second.size);
-          stats_.mapped_bytes -= static_cast<int64_t>(it->second.size);
-          stats_.cached_bytes -= static_cast<int64_t>(it->second.size);
-          blocks_.erase(it);
+          unmap_idle(it);
         }
       }
       list.resize(kept);
@@ -121,6 +118,7 @@ class CachingCpuAllocator final : public c10::Allocator {
         stats_.cached_bytes -= static_cast<int64_t>(size), ++stats_.reuses;
         return p;
       }
+      evict_stale(size);
     }
     void* p = map_block(size);
     if (p == nullptr) throw std::bad_alloc();
@@ -128,6 +126,36 @@ class CachingCpuAllocator final : public c10::Allocator {
     blocks_.emplace(p, Block{size, true, false});
     stats_.mapped_bytes += static_cast<int64_t>(size), ++stats_.maps;
     return p;
+  }
+
+  // Unmaps idle blocks that no request took since the last trim (the previous step's, of sizes this step has
+  // not asked for so far), at least `bytes` of them where there are: a new block replaces them instead of
+  // adding to them.
+  void evict_stale(size_t bytes) const {
+    size_t freed = 0;
+    for (auto& entry : free_) {
+      auto& list = entry.second;
+      size_t kept = 0;
+      for (void* p : list) {
+        auto it = blocks_.find(p);
+        if (freed < bytes && !it->second.used_since_trim) {
+          freed += it->second.size;
+          unmap_idle(it);
+        } else {
+          list[kept++] = p;
+        }
+      }
+      list.resize(kept);
+      if (freed >= bytes) return;
+    }
+  }
+
+  // Unmaps an idle block (the caller takes it off its free list).
+  void unmap_idle(std::unordered_map<void*, Block>::iterator it) const {
+    munmap(it->first, it->second.size);
+    stats_.mapped_bytes -= static_cast<int64_t>(it->second.size);
+    stats_.cached_bytes -= static_cast<int64_t>(it->second.size);
+    blocks_.erase(it);
   }
 
   // Returns a big block to its free list; false when p is not one (a small allocation).
