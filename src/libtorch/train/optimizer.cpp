@@ -110,9 +110,10 @@ void fused_step(torch::optim::Adam& adam, const std::vector<torch::Tensor>& para
 
 }  // namespace
 
+namespace {
+
 // torch::optim::Adam's own key for p's state: the address of p's TensorImpl, printed in LibTorch 1.13 and
 // the pointer itself in 2.x.
-namespace {
 template <class Key>
 Key state_key(const torch::Tensor& p) {
   if constexpr (std::is_same_v<Key, std::string>) {
@@ -123,6 +124,7 @@ Key state_key(const torch::Tensor& p) {
     return p.unsafeGetTensorImpl();
   }
 }
+
 }  // namespace
 
 // torch::optim::Adam's state of parameter p, made as its first step would make it.

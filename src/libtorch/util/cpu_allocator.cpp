@@ -59,11 +59,6 @@ class CachingCpuAllocator final : public c10::Allocator {
     return &deallocate;
   }
 
-  c10::DataPtr allocate_block(size_t n) const {
-    void* p = n < kMinCachedBytes ? small(n) : take(caching_size_class(n));
-    return {p, p, &deallocate, c10::Device(c10::kCPU)};
-  }
-
   // Unmaps the idle blocks not handed out since the previous call (all idle blocks when `all`).
   void trim(bool all) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -96,6 +91,11 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
 
  private:
+  c10::DataPtr allocate_block(size_t n) const {
+    void* p = n < kMinCachedBytes ? small(n) : take(caching_size_class(n));
+    return {p, p, &deallocate, c10::Device(c10::kCPU)};
+  }
+
   static void* small(size_t n) {
     void* p = nullptr;
     if (posix_memalign(&p, kAlignment, std::max<size_t>(n, 1)) != 0) throw std::bad_alloc();
