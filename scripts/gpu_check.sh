@@ -11,7 +11,9 @@
 #   - the Debian 12 packages of scripts/gpu_debs.sh as .deb files in .gpu-debs/ (made with package access by
 #     `bash scripts/gpu_debs.sh`; the device tool carries the folder: carry [".gpu-debs"]), unpacked here with
 #     dpkg -x (or ar + tar) into .gpu-prefix/;
-#   - ../shared/data/multi30k for the training and translation figures (skipped without it).
+#   - ../shared/data/multi30k for the training and translation figures (skipped without it). The device tool
+#     does not carry ../shared: copy data/multi30k into .gpu-data/ (git-ignored), carry it, and start the
+#     command with `ln -sfn "$PWD/.gpu-data" ../shared;` (session 25 did so).
 # Usage: bash scripts/gpu_check.sh   (env: STEPS, default 300; JOBS, default nproc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
