@@ -66,6 +66,45 @@ TEST(CpuAllocator, NewSizesReplaceTheLastStepsIdleBlocks) {
   s2s::runtime::release_cached_cpu_blocks();
 }
 
+// A request of a size class with no free block takes the last step's idle block of the nearest size and
+// resizes it (mremap): the pages it keeps were faulted in already, where a new block's pages would be
+// zeroed by the kernel first (session 26: half the page clearing of a training step).
+TEST(CpuAllocator, NewSizesResizeTheLastStepsIdleBlocks) {
+  s2s::runtime::install_caching_cpu_allocator();
+  s2s::runtime::release_cached_cpu_blocks();
+  const auto before = caching_allocator_stats();
+  void* last_step = nullptr;
+  {
+    auto t = torch::full({3 << 20}, 7.0f);  // 12 MB, idle from now on
+    last_step = t.data_ptr();
+  }
+  s2s::runtime::trim_idle_cpu_blocks();  // the step ends
+  {
+    auto shrunk = torch::empty({2 << 20}, torch::kFloat);  // 8 MB: the 12 MB block, shrunk in place
+    EXPECT_EQ(shrunk.data_ptr(), last_step);
+    EXPECT_EQ(shrunk[0].item<float>(), 7.0f);  // its own pages, not fresh zeros
+    EXPECT_EQ(shrunk[(2 << 20) - 1].item<float>(), 7.0f);
+    const auto now = caching_allocator_stats();
+    EXPECT_EQ(now.maps, before.maps + 1);
+    EXPECT_EQ(now.recycles, before.recycles + 1);
+    EXPECT_EQ(now.mapped_bytes - before.mapped_bytes, 8 << 20);
+  }
+  s2s::runtime::trim_idle_cpu_blocks();
+  {
+    auto grown = torch::empty({4 << 20}, torch::kFloat);  // 16 MB: the 8 MB block, grown
+    EXPECT_EQ(grown[0].item<float>(), 7.0f);
+    EXPECT_EQ(grown[(2 << 20) - 1].item<float>(), 7.0f);
+    EXPECT_EQ(grown[(4 << 20) - 1].item<float>(), 0.0f);  // the new tail
+    const auto now = caching_allocator_stats();
+    EXPECT_EQ(now.maps, before.maps + 1);
+    EXPECT_EQ(now.recycles, before.recycles + 2);
+    EXPECT_EQ(now.mapped_bytes - before.mapped_bytes, 16 << 20);
+    EXPECT_EQ(now.fresh_bytes - before.fresh_bytes, 20 << 20);  // 12 MB mapped + 8 MB grown
+  }
+  s2s::runtime::release_cached_cpu_blocks();
+  EXPECT_EQ(caching_allocator_stats().mapped_bytes, before.mapped_bytes);
+}
+
 TEST(CpuAllocator, ReleaseUnmapsEvenRecentlyUsedBlocks) {
   s2s::runtime::install_caching_cpu_allocator();
   s2s::runtime::release_cached_cpu_blocks();

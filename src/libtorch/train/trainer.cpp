@@ -564,8 +564,9 @@ void TrainerRun::log_progress(int64_t epoch_batches) {
                   {"elapsed_s", elapsed},
                   {"total_tokens", state_.total_tokens}});
   const auto mem = runtime::caching_allocator_stats();
-  spdlog::debug("tensor memory: {} MB mapped, {} MB cached; {} maps, {} reuses so far",
-                mem.mapped_bytes >> 20, mem.cached_bytes >> 20, mem.maps, mem.reuses);
+  spdlog::debug("tensor memory: {} MB mapped, {} MB cached; {} maps ({} MB), {} reuses, {} recycles so far",
+                mem.mapped_bytes >> 20, mem.cached_bytes >> 20, mem.maps, mem.fresh_bytes >> 20, mem.reuses,
+                mem.recycles);
   state_.window_loss = state_.window_nll = 0;
   state_.window_tokens = 0;
   window_start_ = Clock::now();
