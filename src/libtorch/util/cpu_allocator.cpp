@@ -178,9 +178,7 @@ class CachingCpuAllocator final : public c10::Allocator {
     const size_t old_size = best->second.size;
     auto& list = free_[old_size];
     list.erase(std::find(list.begin(), list.end(), old));
-    blocks_.erase(best);
-    stats_.mapped_bytes -= static_cast<int64_t>(old_size);
-    stats_.cached_bytes -= static_cast<int64_t>(old_size);
+    forget_idle(best);
     size_t kept = 0;
     void* p = resize_block(old, old_size, size, &kept);
     if (p == nullptr) return nullptr;
@@ -222,6 +220,11 @@ class CachingCpuAllocator final : public c10::Allocator {
   // Unmaps an idle block (the caller takes it off its free list).
   void unmap_idle(std::unordered_map<void*, Block>::iterator it) const {
     munmap(it->first, it->second.size);
+    forget_idle(it);
+  }
+
+  // Drops an idle block from the bookkeeping, leaving its mapping to the caller.
+  void forget_idle(std::unordered_map<void*, Block>::iterator it) const {
     stats_.mapped_bytes -= static_cast<int64_t>(it->second.size);
     stats_.cached_bytes -= static_cast<int64_t>(it->second.size);
     blocks_.erase(it);
