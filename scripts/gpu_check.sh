@@ -95,8 +95,8 @@ print(f"{b['step']} steps, loss {b['train_loss']:.3f}, "
       f"{(b['total_tokens'] - a['total_tokens']) / (b['elapsed_s'] - a['elapsed_s']):.0f} tok/s")
 PY
 }
-# 4. 300 steps of the reference config on the GPU, bf16 autocast.
-$S2S -q train -c configs/multi30k-de-en.yaml --model-dir "$WORK/m" --device cuda --precision bf16 \
+# 4. 300 steps of the reference config on the GPU, bf16 autocast, with the throughput bench's 4096-token batches.
+$S2S -q train -c configs/multi30k-de-en.yaml --model-dir "$WORK/m" --device cuda --precision bf16 --set train.batch_tokens=4096 \
   --max-steps "$STEPS" --set train.valid_every=1000000 --set train.max_minutes=0 --set train.log_every=50
 say "train cuda bf16: $(rate "$WORK/m" 0)"
 # 5. A 1-rank NCCL data-parallel smoke test (resumes the run above for 20 steps).
@@ -108,11 +108,11 @@ $S2S -q translate -m "$WORK/m" --engine torch --device cuda -b 5 -i $DATA/test20
 secs=$(python3 -c "import time; print(f'{time.time() - $start:.2f}')")
 say "translate test2016 beam 5 on cuda: ${secs} s, $($S2S -q eval --hyp "$WORK/hyp.en" --ref $DATA/test2016.en --score-only --metrics bleu) BLEU"
 # 7. CPU training throughput on two cores of this machine's CPU where it has bf16 (issue 9): 5 warm-up steps,
-# then CPU_STEPS, in bf16 and fp32, with the GPU run's vocabulary.
+# then CPU_STEPS, in bf16 and fp32, with the GPU run's vocabulary and the throughput bench's 4096-token batches.
 if grep -q -w -E 'avx512_bf16|amx_bf16' /proc/cpuinfo && command -v taskset >/dev/null; then
   for precision in bf16 fp32; do
     timeout 240 taskset -c 0,1 $S2S -q train -c configs/multi30k-de-en.yaml --model-dir "$WORK/cpu_$precision" \
-      --device cpu --precision $precision --threads 2 --set vocab.src_model="$WORK/m/spm.model" \
+      --device cpu --precision $precision --threads 2 --set vocab.src_model="$WORK/m/spm.model" --set train.batch_tokens=4096 \
       --max-steps $((5 + ${CPU_STEPS:-20})) --set train.valid_every=1000000 --set train.max_minutes=0 \
       --set train.log_every=5 || true
     say "cpu train 2 cores $precision: $(rate "$WORK/cpu_$precision" 5)"

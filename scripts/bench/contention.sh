@@ -52,7 +52,7 @@ train_args() {
         "$S2S" -q vocab -i $SHARED/train.de -i $SHARED/train.en -o "$WORK/ref-spm" --vocab-size 8000
       fi
       echo "-c configs/multi30k-de-en.yaml --set vocab.src_model=$WORK/ref-spm.model" \
-        "--set train.max_minutes=0 --set train.valid_every=1000000 --max-steps 40"
+        "--set train.batch_tokens=4096 --set train.max_minutes=0 --set train.valid_every=1000000 --max-steps 40"
       ;;
   esac
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data-parallel scaling of the reference model on this machine, by scripts/bench/train_throughput.sh:
 #   1 process x 1 thread (the unit), 1 process x 2 threads (OpenMP), 2 processes x 1 thread (c10d/Gloo ranks,
-#   `--nproc 2`). The global batch stays train.batch_tokens (4096): each rank takes half of it.
+#   `--nproc 2`). The global batch stays the throughput bench's 4096 tokens: each rank takes half of it.
 # Prints one line per setting and, last, scaling_efficiency=<tok/s of 2 processes / (2 x tok/s of 1 x 1)>.
 # Env: WARMUP (default 10), STEPS (default 30), as train_throughput.sh; extra arguments go to `s2s train`.
 set -euo pipefail
