@@ -63,6 +63,15 @@ void expect_within_budget(const s2s::BatchPlan& plan, const Lengths& l, int64_t 
   }
 }
 
+// Each batch lists its longest target first (the decoder's training recurrence skips the padding rows
+// after the leading ones at each position only in this order).
+void expect_longest_target_first(const s2s::BatchPlan& plan, const Lengths& l) {
+  for (const auto& batch : plan)
+    for (size_t k = 1; k < batch.size(); ++k)
+      ASSERT_GE(l.tgt[static_cast<size_t>(batch[k - 1])], l.tgt[static_cast<size_t>(batch[k])])
+          << "batch of " << batch.size() << ", position " << k;
+}
+
 // Real tokens / padded tokens on one side (what the model actually computes on).
 double padding_efficiency(const s2s::BatchPlan& plan, const std::vector<int32_t>& lengths, int extra = 0) {
   int64_t real = 0, padded = 0;
@@ -103,6 +112,7 @@ TEST(Batcher, EveryIndexExactlyOnceForRandomLengths) {
                                           << pool << " shuffle " << shuffle);
           expect_each_index_once(plan, l.src.size());
           expect_within_budget(plan, l, batch_tokens);
+          expect_longest_target_first(plan, l);
         }
       }
     }
@@ -129,6 +139,7 @@ TEST(Batcher, SentenceMultipleRoundsBatchesDown) {
     SCOPED_TRACE(testing::Message() << "shuffle " << shuffle);
     expect_each_index_once(plan, l.src.size());
     expect_within_budget(plan, l, opt.batch_tokens);
+    expect_longest_target_first(plan, l);
     EXPECT_LE(off_multiple(plan), 1);
     EXPECT_LE(plan.size(), plain.size() * 11 / 10) << "rounding down should cost few extra batches";
   }
@@ -243,16 +254,17 @@ TEST(Batcher, WithoutShuffleThePlanIsFixedAndSorted) {
   EXPECT_EQ(a, s2s::plan_batches(l.src, l.tgt, opt, 1, 5));    // epoch does not matter
   EXPECT_EQ(a, s2s::plan_batches(l.src, l.tgt, opt, 999, 0));  // nor the seed
   expect_each_index_once(a, l.src.size());
-  // One pool covering everything: the flattened plan is sorted by (src, tgt) length.
+  // One pool covering everything: the batches follow one another in source length, each listing its
+  // longest target first.
   opt.pool_batches = 1000000;
   const auto sorted = s2s::plan_batches(l.src, l.tgt, opt, 1, 0);
-  std::vector<int64_t> flat;
-  for (const auto& batch : sorted) flat.insert(flat.end(), batch.begin(), batch.end());
-  ASSERT_EQ(flat.size(), l.src.size());
-  for (size_t k = 1; k < flat.size(); ++k) {
-    const auto a_i = static_cast<size_t>(flat[k - 1]), b_i = static_cast<size_t>(flat[k]);
-    ASSERT_TRUE(l.src[a_i] < l.src[b_i] || (l.src[a_i] == l.src[b_i] && l.tgt[a_i] <= l.tgt[b_i]))
-        << "position " << k;
+  expect_each_index_once(sorted, l.src.size());
+  expect_longest_target_first(sorted, l);
+  auto src_of = [&](int64_t i) { return l.src[static_cast<size_t>(i)]; };
+  for (size_t k = 1; k < sorted.size(); ++k) {
+    const auto before = std::max_element(sorted[k - 1].begin(), sorted[k - 1].end(),
+                                         [&](int64_t a, int64_t b) { return src_of(a) < src_of(b); });
+    for (const int64_t i : sorted[k]) ASSERT_LE(src_of(*before), src_of(i)) << "batch " << k;
   }
 }
 

@@ -106,10 +106,67 @@ TEST_P(DecoderRecurrenceGrad, OutputAndEveryGradientMatchAutogradInDouble) {
   }
 }
 
+// Target lengths of make_inputs' three sentences as tgt_in rows (1 = a token, 0 = padding): [batch, len].
+torch::Tensor tokens_of_lengths(const std::vector<int64_t>& lengths, int64_t len) {
+  auto tokens = torch::ones({static_cast<int64_t>(lengths.size()), len}, torch::kInt64);
+  for (size_t b = 0; b < lengths.size(); ++b)
+    tokens[static_cast<int64_t>(b)].narrow(0, lengths[b], len - lengths[b]).zero_();
+  return tokens;
+}
+
+// Padding rows left out (DecoderRecurrenceInputs::active): under a loss that ignores the padding, the real
+// outputs and every gradient equal the reference that runs all rows, and the rows left out are zero. Longest
+// target first (every padding row left out) and in another order (active_rows keeps the rows up to the last
+// real one, so some padding runs).
+TEST_P(DecoderRecurrenceGrad, PaddingRowsLeftOutChangeNoRealOutputOrGradient) {
+  const auto k = GetParam();
+  for (const auto& lengths : {std::vector<int64_t>{4, 3, 1}, std::vector<int64_t>{2, 4, 3}}) {
+    SCOPED_TRACE(testing::Message() << "target lengths " << at::IntArrayRef(lengths));
+    auto a = make_inputs(k), b = make_inputs(k);
+    const auto tokens = tokens_of_lengths(lengths, a.x_gates.size(0));
+    a.active = s2s::active_rows(tokens, /*pad_id=*/0);
+    const auto real = tokens.t().unsqueeze(2).to(torch::kDouble);  // [len, batch, 1]
+    auto out = s2s::decoder_recurrence(a);
+    auto ref = reference_recurrence(b);
+    EXPECT_TRUE(torch::allclose(out * real, ref * real, 1e-10, 1e-12)) << (out - ref).abs().max();
+    for (int64_t t = 0; t < out.size(0); ++t) {
+      const auto n = a.active[static_cast<size_t>(t)];
+      EXPECT_EQ(out[t].narrow(0, n, out.size(1) - n).abs().sum().item<double>(), 0.0) << "position " << t;
+    }
+    const auto probe = torch::randn(out.sizes(), out.options()) * real;
+    (out * probe).sum().backward();
+    (ref * probe).sum().backward();
+    const auto ga = leaves(a, k.dot), gb = leaves(b, k.dot);
+    for (size_t i = 0; i < ga.size(); ++i) {
+      EXPECT_TRUE(torch::allclose(ga[i].grad(), gb[i].grad(), 1e-9, 1e-11))
+          << "input " << i << " " << ga[i].sizes() << ": max diff "
+          << (ga[i].grad() - gb[i].grad()).abs().max();
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Stacks, DecoderRecurrenceGrad,
                          ::testing::Values(Case{2, 6, 8, 7, true, true, false},    // general, dropout
                                            Case{1, 6, 8, 7, true, false, false},   // one layer
                                            Case{3, 5, 5, 4, false, true, true}));  // dot, no feeding
+
+// active[t]: 1 + the last row whose sentence is longer than t; row order is the caller's.
+TEST(DecoderRecurrence, ActiveRowsCountTheRowsUpToTheLastRealOne) {
+  EXPECT_EQ(s2s::active_rows(tokens_of_lengths({4, 3, 1}, 4), 0), (std::vector<int64_t>{3, 2, 2, 1}));
+  EXPECT_EQ(s2s::active_rows(tokens_of_lengths({2, 4, 3}, 4), 0), (std::vector<int64_t>{3, 3, 3, 2}));
+  EXPECT_EQ(s2s::active_rows(tokens_of_lengths({5}, 5), 0), (std::vector<int64_t>(5, 1)));
+}
+
+TEST(DecoderRecurrence, RejectsRowCountsThatGrow) {
+  auto in = make_inputs(Case{1, 6, 8, 7, true, false, false});
+  in.active = {2, 3, 3, 1};  // position 1 would run a row that position 0 left out
+  try {
+    s2s::decoder_recurrence(in);
+    FAIL() << "expected an error";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("non-increasing"), std::string::npos) << e.what();
+  }
+}
 
 // The decoder module: the fused training path against the step-by-step autograd path it replaces
 // (dropout off, so both see the same function), outputs and parameter gradients.
@@ -130,7 +187,9 @@ TEST(DecoderRecurrence, DecoderModuleMatchesTheStepwisePath) {
     enc.mask = torch::tensor({1, 1, 1, 1, 1, 1, 1, 0, 0, 0}, torch::kBool).view({2, 5});
     enc.final = torch::randn({2, 10}, torch::kDouble);
     auto state = dec->initial_state(enc);
-    auto out = dec(torch::tensor({2, 11, 12, 13, 2, 14, 15, 0}, torch::kInt64).view({2, 4}), state);
+    const auto tgt_in = torch::tensor({2, 11, 12, 13, 2, 14, 15, 0}, torch::kInt64).view({2, 4});
+    const auto real = tgt_in.ne(0).unsqueeze(2).to(torch::kDouble);  // the loss skips the padding (0)
+    auto out = dec(tgt_in, state) * real;
     (out * torch::linspace(-1, 1, out.numel(), out.options()).view(out.sizes())).sum().backward();
     std::vector<torch::Tensor> grads{out.detach()};
     for (const auto& p : dec->parameters())

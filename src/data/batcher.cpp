@@ -37,6 +37,14 @@ BatchPlan plan_batches(const std::vector<int32_t>& src_lengths, const std::vecto
   const int64_t pool_size = std::max<int64_t>(1, options.batch_tokens / mean_cost * options.pool_batches);
 
   BatchPlan plan;
+  // A batch lists its longest target first: the decoder's training recurrence then runs, at each position,
+  // only the leading rows whose sentences reach it (decoder_recurrence.h, DecoderRecurrenceInputs::active).
+  auto add = [&](std::vector<int64_t> batch) {
+    std::stable_sort(batch.begin(), batch.end(), [&](int64_t a, int64_t b) {
+      return tgt_lengths[static_cast<size_t>(a)] > tgt_lengths[static_cast<size_t>(b)];
+    });
+    plan.push_back(std::move(batch));
+  };
   for (int64_t begin = 0; begin < n; begin += pool_size) {
     const auto end = std::min(n, begin + pool_size);
     std::stable_sort(order.begin() + begin, order.begin() + end, [&](int64_t a, int64_t b) {
@@ -55,7 +63,7 @@ BatchPlan plan_batches(const std::vector<int32_t>& src_lengths, const std::vecto
         const auto keep = size >= 4 * m ? size - size % m : size;  // moves at most a quarter
         std::vector<int64_t> carried(batch.begin() + keep, batch.end());
         batch.resize(static_cast<size_t>(keep));
-        plan.push_back(std::move(batch));
+        add(std::move(batch));
         batch = std::move(carried);
         max_cost = 0;
         for (const auto j : batch) max_cost = std::max(max_cost, cost(j));
@@ -63,7 +71,7 @@ BatchPlan plan_batches(const std::vector<int32_t>& src_lengths, const std::vecto
       batch.push_back(i);
       max_cost = std::max(max_cost, cost(i));
     }
-    if (!batch.empty()) plan.push_back(std::move(batch));
+    if (!batch.empty()) add(std::move(batch));
   }
   if (options.shuffle) shuffle(plan, rng);
   return plan;

@@ -20,7 +20,8 @@ struct BatchOptions {
 using BatchPlan = std::vector<std::vector<int64_t>>;
 
 // Builds the epoch's batches over sentences with the given source/target lengths. Every index appears
-// exactly once; a single pair longer than batch_tokens forms a batch of its own.
+// exactly once; a single pair longer than batch_tokens forms a batch of its own. Each batch lists its
+// sentences by target length, longest first (ties in source-length order).
 BatchPlan plan_batches(const std::vector<int32_t>& src_lengths, const std::vector<int32_t>& tgt_lengths,
                        const BatchOptions& options, uint64_t seed, int64_t epoch);
 

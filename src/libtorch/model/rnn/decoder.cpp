@@ -77,7 +77,7 @@ torch::Tensor DecoderImpl::forward(const torch::Tensor& tgt_in, DecoderState& st
   auto x_gates = torch::addmm(bias[0], emb.view({len * batch, -1}), w_x[0]).view({len, batch, -1});
   if (options.fused_recurrence && torch::GradMode::is_enabled() &&
       options.attention != AttentionType::kBahdanau && recurrence_supported(x_gates)) {
-    return recurrence(x_gates, state).transpose(0, 1);
+    return recurrence(x_gates, state, tgt_in).transpose(0, 1);
   }
   std::vector<torch::Tensor> outputs;
   outputs.reserve(static_cast<size_t>(len));
@@ -85,13 +85,15 @@ torch::Tensor DecoderImpl::forward(const torch::Tensor& tgt_in, DecoderState& st
   return torch::stack(outputs, 1);  // [batch, len, out_dim]
 }
 
-torch::Tensor DecoderImpl::recurrence(const torch::Tensor& x_gates, const DecoderState& state) {
+torch::Tensor DecoderImpl::recurrence(const torch::Tensor& x_gates, const DecoderState& state,
+                                      const torch::Tensor& tgt_in) {
   const auto len = x_gates.size(0), batch = x_gates.size(1), L = options.layers, H = options.hidden;
   DecoderRecurrenceInputs in;
   in.x_gates = x_gates, in.h = state.h, in.c = state.c;
   in.keys = state.keys.keys, in.memory = state.keys.memory, in.mask = state.keys.mask;
   in.w_rec = w_rec, in.bias.assign(bias.begin() + 1, bias.end()), in.w_combine = combine->weight;
   in.input_feeding = options.input_feeding;
+  in.active = active_rows(tgt_in, options.pad_id);  // the batcher puts the longest targets first
   if (is_training() && options.dropout_hidden > 0 && L > 1) {
     in.drop_hidden = dropout_mask({len, L - 1, batch, H}, options.dropout_hidden);
   }

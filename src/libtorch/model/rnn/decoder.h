@@ -48,7 +48,8 @@ class DecoderImpl : public torch::nn::Module {
   DecoderState initial_state(const EncoderOutput& encoded);
   // One step: tokens [batch] -> attentional vector [batch, out_dim]; `attn` receives [batch, src_len].
   torch::Tensor step(const torch::Tensor& tokens, DecoderState& state, torch::Tensor* attn = nullptr);
-  // Teacher forcing over tgt_in [batch, tgt_len] -> [batch, tgt_len, out_dim].
+  // Teacher forcing over tgt_in [batch, tgt_len] -> [batch, tgt_len, out_dim] (training on the CPU may
+  // leave the padding positions zero: they carry no loss).
   torch::Tensor forward(const torch::Tensor& tgt_in, DecoderState& state);
 
   DecoderOptions options;
@@ -61,8 +62,10 @@ class DecoderImpl : public torch::nn::Module {
   torch::nn::Linear combine{nullptr};  // [context ; h_top] -> attentional vector
 
  private:
-  // Teacher forcing as one autograd function: x_gates [len, batch, 4H] -> [len, batch, out_dim].
-  torch::Tensor recurrence(const torch::Tensor& x_gates, const DecoderState& state);
+  // Teacher forcing as one autograd function: x_gates [len, batch, 4H] -> [len, batch, out_dim], zero at
+  // the padding of tgt_in [batch, len], which it does not run.
+  torch::Tensor recurrence(const torch::Tensor& x_gates, const DecoderState& state,
+                           const torch::Tensor& tgt_in);
   // Runs the LSTM stack and attention for one step given the layer-0 input-side gate product.
   torch::Tensor advance(const torch::Tensor& x_gates, DecoderState& state, torch::Tensor* attn);
 };

@@ -27,13 +27,13 @@ struct Slots {
   int64_t count() const { return 3 + 4 * L; }
 };
 
-// One position's attention for every sentence: query [batch, H] (compute type C) -> weights [batch, S],
-// context [batch, M]. T: the storage type of keys and memory.
+// One position's attention for the first n sentences: query [n, H] (compute type C) -> weights [n, S],
+// context [n, M]; keys, memory and mask hold every sentence. T: the storage type of keys and memory.
 template <class T, class C>
 void attend(const torch::Tensor& query, const torch::Tensor& keys, const torch::Tensor& memory,
             const torch::Tensor& mask, const torch::Tensor& weights, const torch::Tensor& context) {
   const auto S = keys.size(1), D = keys.size(2), M = memory.size(2);
-  at::parallel_for(0, keys.size(0), /*grain_size=*/8, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, query.size(0), /*grain_size=*/8, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       kernels::attention(data_as<C>(query) + b * D, data_as<T>(keys) + b * S * D,
                          data_as<T>(memory) + b * S * M, mask.data_ptr<bool>() + b * S, 1, S, D, M,
@@ -42,13 +42,13 @@ void attend(const torch::Tensor& query, const torch::Tensor& keys, const torch::
   });
 }
 
-// Its backward: from weights [batch, S] and d_context [batch, M] to d_query [batch, H], d_scores [batch, S].
+// Its backward: from weights [n, S] and d_context [n, M] to d_query [n, H], d_scores [n, S].
 template <class T, class C>
 void attend_backward(const torch::Tensor& keys, const torch::Tensor& memory, const torch::Tensor& mask,
                      const torch::Tensor& weights, const torch::Tensor& d_context,
                      const torch::Tensor& d_query, const torch::Tensor& d_scores) {
   const auto S = keys.size(1), D = keys.size(2), M = memory.size(2);
-  at::parallel_for(0, keys.size(0), /*grain_size=*/8, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, weights.size(0), /*grain_size=*/8, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       kernels::attention_backward(data_as<T>(keys) + b * S * D, data_as<T>(memory) + b * S * M,
                                   mask.data_ptr<bool>() + b * S, data_as<C>(weights) + b * S,
@@ -74,7 +74,16 @@ void by_dtype(torch::ScalarType type, F&& f) {
 // an undefined one, a mask left out, has no device to record).
 struct Masks {
   torch::Tensor mask, drop_hidden, drop_out;  // see DecoderRecurrenceInputs
+  std::vector<int64_t> active;                // [len], filled in: every position's real rows
 };
+
+// The first n rows of a position's [batch, ...] slice, and the padding rows after them.
+torch::Tensor head(const torch::Tensor& x, int64_t n) {
+  return x.narrow(0, 0, n);
+}
+void zero_tail(const torch::Tensor& x, int64_t n) {
+  if (n < x.size(0)) x.narrow(0, n, x.size(0) - n).zero_();
+}
 
 class DecoderRecurrence : public torch::autograd::Function<DecoderRecurrence> {
  public:
@@ -82,6 +91,7 @@ class DecoderRecurrence : public torch::autograd::Function<DecoderRecurrence> {
   static variable_list forward(AutogradContext* ctx, torch::TensorList in, const Masks& masks, int64_t layers,
                                bool input_feeding) {
     const auto &mask = masks.mask, &drop_hidden = masks.drop_hidden, &drop_out = masks.drop_out;
+    const auto& active = masks.active;
     const Slots at{layers};
     const auto L = layers;
     const auto& xg = in[at.x_gates()];  // [len, batch, 4H]
@@ -94,7 +104,8 @@ class DecoderRecurrence : public torch::autograd::Function<DecoderRecurrence> {
     const auto opt = xg.options();
     const auto copt = opt.dtype(xg.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat);
 
-    // Per layer: recurrent inputs [len, batch, in_l], activated gates [len, batch, 4H], cells [len+1, B, H]
+    // Per layer: recurrent inputs [len, batch, in_l], activated gates [len, batch, 4H], cells [len+1, B, H].
+    // Padding rows of rec, comb and weights are zeroed: the backward's all-position GEMMs read them.
     std::vector<torch::Tensor> rec, act, cs;
     for (int64_t l = 0; l < L; ++l) {
       rec.push_back(torch::empty({len, B, in[at.w(l)].size(0)}, opt));
@@ -107,37 +118,44 @@ class DecoderRecurrence : public torch::autograd::Function<DecoderRecurrence> {
     auto out = torch::empty({len, B, O}, opt);       // the attentional vectors
     auto weights = torch::empty({len, B, S}, copt);  // attention weights
     auto context = torch::empty({B, M}, copt);
-    std::vector<torch::Tensor> h;
+    std::vector<torch::Tensor> h;  // per layer [rows, H], rows >= this position's
     for (int64_t l = 0; l < L; ++l) h.push_back(in[at.h(l)]);
     torch::Tensor feed = torch::zeros({B, O}, opt);
     for (int64_t t = 0; t < len; ++t) {
+      const auto n = active[static_cast<size_t>(t)];  // the real rows at t
       for (int64_t l = 0; l < L; ++l) {
-        auto r = rec[l][t];  // [batch, in_l] = [feed or the layer below ; own h]
+        auto r = head(rec[l][t], n);  // [n, in_l] = [feed or the layer below ; own h]
         const auto K = r.size(1);
-        if (l == 0 && input_feeding) r.narrow(1, 0, O).copy_(feed);
+        if (l == 0 && input_feeding) r.narrow(1, 0, O).copy_(head(feed, n));
         if (l > 0) {
-          r.narrow(1, 0, H).copy_(drop_hidden.defined() ? h[l - 1] * drop_hidden[t][l - 1] : h[l - 1]);
+          r.narrow(1, 0, H).copy_(drop_hidden.defined() ? h[l - 1] * head(drop_hidden[t][l - 1], n)
+                                                        : h[l - 1]);
         }
-        r.narrow(1, K - H, H).copy_(h[l]);
-        auto gates = torch::addmm(l == 0 ? xg[t] : in[at.bias(l)], r, in[at.w(l)]);  // [batch, 4H]
-        h[l] = torch::empty({B, H}, opt);
-        lstm_cell_forward(gates, cs[l][t], cs[l][t + 1], h[l], act[l][t]);
+        r.narrow(1, K - H, H).copy_(head(h[l], n));
+        zero_tail(rec[l][t], n);
+        auto gates = torch::addmm(l == 0 ? head(xg[t], n) : in[at.bias(l)], r, in[at.w(l)]);  // [n, 4H]
+        h[l] = torch::empty({n, H}, opt);
+        lstm_cell_forward(gates, head(cs[l][t], n), head(cs[l][t + 1], n), h[l], head(act[l][t], n));
       }
-      comb[t].narrow(1, M, H).copy_(h[L - 1]);
+      auto cb = head(comb[t], n);  // [n, M + H]
+      cb.narrow(1, M, H).copy_(h[L - 1]);
       const auto query = h[L - 1].to(copt.dtype()).contiguous();
       by_dtype(xg.scalar_type(), [&](auto t_, auto c_) {
-        attend<decltype(t_), decltype(c_)>(query, keys, memory, mask, weights[t], context);
+        attend<decltype(t_), decltype(c_)>(query, keys, memory, mask, head(weights[t], n), head(context, n));
       });
-      comb[t].narrow(1, 0, M).copy_(context);
-      raw[t].copy_(torch::mm(comb[t], wc.t()).tanh_());
-      feed = drop_out.defined() ? raw[t] * drop_out[t] : raw[t];
-      out[t].copy_(feed);
+      cb.narrow(1, 0, M).copy_(head(context, n));
+      const auto rw = head(raw[t], n);
+      rw.copy_(torch::mm(cb, wc.t()).tanh_());
+      feed = drop_out.defined() ? rw * head(drop_out[t], n) : rw;
+      head(out[t], n).copy_(feed);
+      for (const auto& x : {comb[t], weights[t], out[t]}) zero_tail(x, n);
     }
     std::vector<torch::Tensor> saved{keys, memory, wc, comb, raw, weights, mask};
     for (int64_t l = 0; l < L; ++l) saved.insert(saved.end(), {in[at.w(l)], rec[l], act[l], cs[l]});
     ctx->saved_data["tensors"] = saved;
     ctx->saved_data["drop_hidden"] = drop_hidden;
     ctx->saved_data["drop_out"] = drop_out;
+    ctx->saved_data["active"] = active;
     ctx->saved_data["layers"] = layers;
     ctx->saved_data["input_feeding"] = input_feeding;
     return {out};
@@ -163,12 +181,17 @@ variable_list DecoderRecurrence::backward(AutogradContext* ctx, variable_list gr
   const auto dtype = comb.scalar_type(), ctype = weights.scalar_type();
   const auto opt = comb.options(), copt = opt.dtype(ctype);
 
+  const auto active = ctx->saved_data["active"].toIntVector();
   const auto d_out = grads[0].defined() ? grads[0].to(ctype) : torch::zeros({len, B, O}, copt);
-  std::vector<torch::Tensor> d_gates, dh_next, dc_next;  // per layer; the carries come from position t + 1
+  // Per layer: the gate gradients, and the carries from position t + 1 (full [batch, H]: a row joins when
+  // its last position comes, and its carries are still zero then). Padding rows of every [len, batch, ...]
+  // gradient are zeroed for the all-position GEMMs below.
+  std::vector<torch::Tensor> d_gates, dh_next, dc_next, dc_spare;
   for (int64_t l = 0; l < L; ++l) {
     d_gates.push_back(torch::empty({len, B, 4 * H}, opt));
     dh_next.push_back(torch::zeros({B, H}, copt));
     dc_next.push_back(torch::zeros({B, H}, copt));
+    dc_spare.push_back(torch::zeros({B, H}, copt));
   }
   auto d_pre = torch::empty({len, B, O}, opt);       // d tanh input, for W_c's gradient
   auto d_context = torch::empty({len, B, M}, copt);  // for the memory's gradient
@@ -176,32 +199,37 @@ variable_list DecoderRecurrence::backward(AutogradContext* ctx, variable_list gr
   auto d_query = torch::empty({B, H}, copt);
   auto d_feed = torch::zeros({B, O}, copt);
   for (int64_t t = len - 1; t >= 0; --t) {
-    auto d_o = d_out[t] + d_feed;  // [batch, O]
-    if (drop_out.defined()) d_o.mul_(drop_out[t]);
-    const auto r = raw[t].to(ctype);
-    d_pre[t].copy_(d_o * (1 - r * r));
-    const auto d_comb = torch::mm(d_pre[t], wc).to(ctype);  // [batch, M + H]
-    d_context[t].copy_(d_comb.narrow(1, 0, M));
+    const auto n = active[static_cast<size_t>(t)];
+    auto d_o = head(d_out[t], n) + head(d_feed, n);  // [n, O]
+    if (drop_out.defined()) d_o.mul_(head(drop_out[t], n));
+    const auto r = head(raw[t], n).to(ctype);
+    const auto dp = head(d_pre[t], n);
+    dp.copy_(d_o * (1 - r * r));
+    const auto d_comb = torch::mm(dp, wc).to(ctype);  // [n, M + H]
+    head(d_context[t], n).copy_(d_comb.narrow(1, 0, M));
     by_dtype(dtype, [&](auto t_, auto c_) {
-      attend_backward<decltype(t_), decltype(c_)>(keys, memory, mask, weights[t], d_context[t], d_query,
-                                                  d_scores[t]);
+      attend_backward<decltype(t_), decltype(c_)>(keys, memory, mask, head(weights[t], n),
+                                                  head(d_context[t], n), head(d_query, n),
+                                                  head(d_scores[t], n));
     });
-    torch::Tensor dh = d_comb.narrow(1, M, H) + d_query;  // the top layer's h from outside the stack
+    torch::Tensor dh = d_comb.narrow(1, M, H) + head(d_query, n);  // the top layer's h from outside the stack
     for (int64_t l = L - 1; l >= 0; --l) {
-      dh = dh + dh_next[l];
-      auto dc_prev = torch::empty({B, H}, copt);
-      lstm_cell_backward(act(l)[t], cs(l)[t], cs(l)[t + 1], dh.to(dtype).contiguous(),
-                         dc_next[l].contiguous(), d_gates[l][t], dc_prev);
-      dc_next[l] = dc_prev;
-      const auto d_rec = torch::mm(d_gates[l][t], w(l).t()).to(ctype);  // [batch, in_l]
-      dh_next[l] = d_rec.narrow(1, d_rec.size(1) - H, H);
+      dh = dh + head(dh_next[l], n);
+      const auto dg = head(d_gates[l][t], n);  // [n, 4H]
+      lstm_cell_backward(head(act(l)[t], n), head(cs(l)[t], n), head(cs(l)[t + 1], n),
+                         dh.to(dtype).contiguous(), head(dc_next[l], n), dg, head(dc_spare[l], n));
+      std::swap(dc_next[l], dc_spare[l]);
+      const auto d_rec = torch::mm(dg, w(l).t()).to(ctype);  // [n, in_l]
+      head(dh_next[l], n).copy_(d_rec.narrow(1, d_rec.size(1) - H, H));
       if (l > 0) {
         dh = d_rec.narrow(1, 0, H);
-        if (drop_hidden.defined()) dh = dh * drop_hidden[t][l - 1];
+        if (drop_hidden.defined()) dh = dh * head(drop_hidden[t][l - 1], n);
       } else if (input_feeding) {
-        d_feed = d_rec.narrow(1, 0, O);
+        head(d_feed, n).copy_(d_rec.narrow(1, 0, O));
       }
+      zero_tail(d_gates[l][t], n);
     }
+    for (const auto& x : {d_pre[t], d_context[t], d_scores[t]}) zero_tail(x, n);
   }
   const Slots at{L};
   variable_list g(static_cast<size_t>(at.count() + 3));  // + the three plain arguments
@@ -223,6 +251,19 @@ variable_list DecoderRecurrence::backward(AutogradContext* ctx, variable_list gr
 }
 
 }  // namespace
+
+std::vector<int64_t> active_rows(const torch::Tensor& tgt_in, int64_t pad_id) {
+  const auto tokens = tgt_in.to(torch::kCPU, torch::kInt64).contiguous();
+  const auto B = tokens.size(0), len = tokens.size(1);
+  const auto* ids = tokens.data_ptr<int64_t>();  // [batch, len]
+  std::vector<int64_t> active(static_cast<size_t>(len), 1);
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t n = len;  // this sentence's length: its last non-padding position + 1
+    while (n > 1 && ids[b * len + n - 1] == pad_id) --n;
+    for (int64_t t = 0; t < n; ++t) active[static_cast<size_t>(t)] = b + 1;
+  }
+  return active;
+}
 
 torch::Tensor decoder_recurrence(const DecoderRecurrenceInputs& in) {
   const auto L = static_cast<int64_t>(in.h.size());
@@ -255,7 +296,14 @@ torch::Tensor decoder_recurrence(const DecoderRecurrenceInputs& in) {
   slot(at.keys()) = in.keys.to(dtype).contiguous();
   slot(at.memory()) = in.memory.to(dtype).contiguous();
   slot(at.w_combine()) = in.w_combine.to(dtype).contiguous();
-  const Masks masks{in.mask.to(torch::kBool).contiguous(), in.drop_hidden, in.drop_out};
+  const auto len = x.size(0), batch = x.size(1);
+  auto active = in.active.empty() ? std::vector<int64_t>(static_cast<size_t>(len), batch) : in.active;
+  bool valid = static_cast<int64_t>(active.size()) == len;
+  for (size_t t = 0; valid && t < active.size(); ++t)
+    valid = active[t] >= 1 && active[t] <= batch && (t == 0 || active[t] <= active[t - 1]);
+  TORCH_CHECK(valid, "decoder_recurrence: active ", at::IntArrayRef(in.active),
+              " is not a non-increasing row count in [1, ", batch, "] for each of ", len, " positions");
+  const Masks masks{in.mask.to(torch::kBool).contiguous(), in.drop_hidden, in.drop_out, std::move(active)};
   return DecoderRecurrence::apply(torch::TensorList(flat), masks, L, in.input_feeding)[0];
 }
 

@@ -23,7 +23,15 @@ struct DecoderRecurrenceInputs {
   torch::Tensor drop_hidden;         // [len, layers - 1, batch, H] mask between layers, or undefined
   torch::Tensor drop_out;            // [len, batch, out_dim] mask of the attentional vector, or undefined
   bool input_feeding = true;         // layer 0 reads the previous attentional vector
+  std::vector<int64_t> active;       // [len] rows [0, active[t]) are real at position t, the rest padding
+                                     // (non-increasing; empty: all rows are real). Padding rows are not
+                                     // run: their outputs are zero and they pass no gradient back.
 };
+
+// active[t] for tgt_in [batch, len]: 1 + the last row whose sentence is longer than t (pad_id marks the
+// padding after each sentence). Rows sorted by length, longest first, make the padding rows exactly those
+// past active[t]; in any order the result stays correct and merely runs some padding.
+std::vector<int64_t> active_rows(const torch::Tensor& tgt_in, int64_t pad_id);
 
 // Runs inputs for which recurrence_supported(x_gates) (lstm_recurrence.h) holds. The attentional vectors
 // [len, batch, out_dim], tanh(W_c [context ; h_top]) times the dropout mask, in x_gates' dtype; every other
