@@ -216,7 +216,8 @@ TEST(DecoderRecurrence, Bf16StaysCloseToDouble) {
       << (out.to(torch::kDouble) - ref).abs().max();
   out.to(torch::kDouble).sum().backward();
   ref.sum().backward();
-  for (const auto& [x, y] : {std::pair{a.w_rec[0], b.w_rec[0]}, {a.memory, b.memory}, {a.keys, b.keys}}) {
+  for (const auto& [x, y] :
+       {std::pair{a.w_rec[0], b.w_rec[0]}, {a.bias[0], b.bias[0]}, {a.memory, b.memory}, {a.keys, b.keys}}) {
     const auto scale = y.grad().abs().max().item<double>();
     EXPECT_LT((x.grad() - y.grad()).abs().max().item<double>(), 0.05 * scale + 1e-3) << x.sizes();
   }
