@@ -85,6 +85,24 @@ torch::Tensor column_sums(const torch::Tensor& x) {
   return torch::mm(torch::ones({1, x.size(0)}, x.options()), x).view({x.size(1)});
 }
 
+// The flat indices t * batch + b of the rows that run, b < active[t]; undefined when every row runs.
+torch::Tensor real_rows(const std::vector<int64_t>& active, int64_t batch) {
+  if (active.back() == batch) return {};
+  int64_t total = 0;
+  for (const auto n : active) total += n;
+  auto rows = torch::empty({total}, torch::kInt64);
+  auto* r = rows.data_ptr<int64_t>();
+  for (size_t t = 0; t < active.size(); ++t)
+    for (int64_t b = 0; b < active[t]; ++b) *r++ = static_cast<int64_t>(t) * batch + b;
+  return rows;
+}
+
+// x [len, batch, k] -> [rows, k]: the rows `real` lists (real_rows), or all of them.
+torch::Tensor gather_rows(const torch::Tensor& x, const torch::Tensor& real) {
+  const auto flat = x.view({-1, x.size(2)});
+  return real.defined() ? flat.index_select(0, real) : flat;
+}
+
 // The first n rows of a position's [batch, ...] slice, and the padding rows after them.
 torch::Tensor head(const torch::Tensor& x, int64_t n) {
   return x.narrow(0, 0, n);
@@ -113,7 +131,7 @@ class DecoderRecurrence : public torch::autograd::Function<DecoderRecurrence> {
     const auto copt = opt.dtype(xg.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat);
 
     // Per layer: recurrent inputs [len, batch, in_l], activated gates [len, batch, 4H], cells [len+1, B, H].
-    // Padding rows of rec, comb and weights are zeroed: the backward's all-position GEMMs read them.
+    // Padding rows of comb and weights are zeroed: the backward's key and memory gradients read them.
     std::vector<torch::Tensor> rec, act, cs;
     for (int64_t l = 0; l < L; ++l) {
       rec.push_back(torch::empty({len, B, in[at.w(l)].size(0)}, opt));
@@ -140,7 +158,6 @@ class DecoderRecurrence : public torch::autograd::Function<DecoderRecurrence> {
                                                         : h[l - 1]);
         }
         r.narrow(1, K - H, H).copy_(head(h[l], n));
-        zero_tail(rec[l][t], n);
         auto gates = torch::addmm(l == 0 ? head(xg[t], n) : in[at.bias(l)], r, in[at.w(l)]);  // [n, 4H]
         h[l] = torch::empty({n, H}, opt);
         lstm_cell_forward(gates, head(cs[l][t], n), head(cs[l][t + 1], n), h[l], head(act[l][t], n));
@@ -152,10 +169,14 @@ class DecoderRecurrence : public torch::autograd::Function<DecoderRecurrence> {
         attend<decltype(t_), decltype(c_)>(query, keys, memory, mask, head(weights[t], n), head(context, n));
       });
       cb.narrow(1, 0, M).copy_(head(context, n));
-      const auto rw = head(raw[t], n);
-      rw.copy_(torch::mm(cb, wc.t()).tanh_());
-      feed = drop_out.defined() ? rw * head(drop_out[t], n) : rw;
-      head(out[t], n).copy_(feed);
+      auto rw = head(raw[t], n);  // products written in place, not copied over
+      torch::mm_out(rw, cb, wc.t()).tanh_();
+      feed = head(out[t], n);
+      if (drop_out.defined()) {
+        torch::mul_out(feed, rw, head(drop_out[t], n));
+      } else {
+        feed.copy_(rw);
+      }
       for (const auto& x : {comb[t], weights[t], out[t]}) zero_tail(x, n);
     }
     std::vector<torch::Tensor> saved{keys, memory, wc, comb, raw, weights, mask};
@@ -192,8 +213,8 @@ variable_list DecoderRecurrence::backward(AutogradContext* ctx, variable_list gr
   const auto active = ctx->saved_data["active"].toIntVector();
   const auto d_out = grads[0].defined() ? grads[0].to(ctype) : torch::zeros({len, B, O}, copt);
   // Per layer: the gate gradients, and the carries from position t + 1 (full [batch, H]: a row joins when
-  // its last position comes, and its carries are still zero then). Padding rows of every [len, batch, ...]
-  // gradient are zeroed for the all-position GEMMs below.
+  // its last position comes, and its carries are still zero then). The padding rows of x_gates', the
+  // context's and the scores' gradients are zeroed: they are returned or multiplied over all positions.
   std::vector<torch::Tensor> d_gates, dh_next, dc_next, dc_spare;
   for (int64_t l = 0; l < L; ++l) {
     d_gates.push_back(torch::empty({len, B, 4 * H}, opt));
@@ -235,25 +256,27 @@ variable_list DecoderRecurrence::backward(AutogradContext* ctx, variable_list gr
       } else if (input_feeding) {
         head(d_feed, n).copy_(d_rec.narrow(1, 0, O));
       }
-      zero_tail(d_gates[l][t], n);
+      if (l == 0) zero_tail(d_gates[0][t], n);  // x_gates' gradient
     }
-    for (const auto& x : {d_pre[t], d_context[t], d_scores[t]}) zero_tail(x, n);
+    for (const auto& x : {d_context[t], d_scores[t]}) zero_tail(x, n);
   }
   const Slots at{L};
   variable_list g(static_cast<size_t>(at.count() + 3));  // + the three plain arguments
   auto slot = [&](int64_t i) -> torch::Tensor& { return g[static_cast<size_t>(i)]; };
   slot(at.x_gates()) = d_gates[0];
+  // The weight gradients: one GEMM over the rows that ran at any position (gathered: cheaper than
+  // multiplying the padding's zeros).
+  const auto real = real_rows(active, B);
   for (int64_t l = 0; l < L; ++l) {
-    const auto K = rec(l).size(2);
-    const auto dg = d_gates[l].view({len * B, 4 * H});
+    const auto dg = gather_rows(d_gates[l], real);  // [rows, 4H]
     slot(at.h(l)) = dh_next[l];
     slot(at.c(l)) = dc_next[l];
-    slot(at.w(l)) = torch::mm(rec(l).view({len * B, K}).t(), dg);  // one GEMM over all positions
+    slot(at.w(l)) = torch::mm(gather_rows(rec(l), real).t(), dg);  // [in_l, 4H]
     if (l > 0) slot(at.bias(l)) = column_sums(dg);
   }
-  slot(at.w_combine()) = torch::mm(d_pre.view({len * B, O}).t(), comb.view({len * B, M + H}));
-  const auto query = comb.narrow(2, M, H).to(ctype).permute({1, 0, 2});        // [batch, len, H]
-  slot(at.keys()) = torch::bmm(d_scores.permute({1, 2, 0}), query).to(dtype);  // [batch, S, H]
+  slot(at.w_combine()) = torch::mm(gather_rows(d_pre, real).t(), gather_rows(comb, real));  // [O, M + H]
+  const auto query = comb.narrow(2, M, H).to(ctype).permute({1, 0, 2});                     // [batch, len, H]
+  slot(at.keys()) = torch::bmm(d_scores.permute({1, 2, 0}), query).to(dtype);               // [batch, S, H]
   slot(at.memory()) = torch::bmm(weights.permute({1, 2, 0}), d_context.permute({1, 0, 2})).to(dtype);
   return g;
 }
