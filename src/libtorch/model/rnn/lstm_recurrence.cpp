@@ -34,30 +34,32 @@ class LstmRecurrence : public torch::autograd::Function<LstmRecurrence> {
     const auto dtype = act.scalar_type(), ctype = cs.scalar_type();
     const auto d_out =
         grads[0].defined() ? grads[0].to(ctype) : torch::zeros({dirs, len, B, H}, cs.options());
-    auto d_gates = torch::empty_like(act);  // [len, dirs, batch, 4H]
+    // [dirs, len, batch, 4H]: pre's layout, so the gradient goes back as it is, and each direction's rows
+    // over all steps are one matrix for the weight gradient.
+    auto d_gates = torch::empty({dirs, len, B, 4 * H}, act.options());
     auto dh_next = torch::zeros({dirs, B, H}, cs.options()),
          dc_next = torch::zeros({dirs, B, H}, cs.options());
     for (int64_t t = len - 1; t >= 0; --t) {
       const auto dh = (d_out.select(1, t) + dh_next).to(dtype).contiguous();
       auto dc_prev = torch::empty_like(dc_next);
-      lstm_cell_backward(act[t], cs[t], cs[t + 1], dh, dc_next, d_gates[t], dc_prev);
-      dc_next = dc_prev;
       auto dh_prev = torch::empty({dirs, B, H}, act.options());  // one mm per direction: bf16 bmm is slow
       for (int64_t d = 0; d < dirs; ++d) {
+        const auto dg = d_gates[d][t];  // [batch, 4H]
+        lstm_cell_backward(act[t][d], cs[t][d], cs[t + 1][d], dh[d], dc_next[d], dg, dc_prev[d]);
         auto row = dh_prev[d];
-        torch::mm_out(row, d_gates[t][d], w_hh[d].t());
+        torch::mm_out(row, dg, w_hh[d].t());
       }
+      dc_next = dc_prev;
       dh_next = dh_prev.to(ctype);
     }
     // dW_hh[d] = sum_t h_{t-1}[d]^T dgates_t[d]: one GEMM per direction over all steps (mm, not bf16 bmm).
-    const auto h_prev = hs.narrow(0, 0, len).permute({1, 3, 0, 2}).reshape({dirs, H, len * B});
-    const auto dg = d_gates.permute({1, 0, 2, 3}).reshape({dirs, len * B, 4 * H});
+    const auto h_prev = hs.narrow(0, 0, len).permute({1, 0, 2, 3}).reshape({dirs, len * B, H});
     auto d_w = torch::empty({dirs, H, 4 * H}, act.options());
     for (int64_t d = 0; d < dirs; ++d) {
       auto out = d_w[d];
-      torch::mm_out(out, h_prev[d], dg[d]);
+      torch::mm_out(out, h_prev[d].t(), d_gates[d].view({len * B, 4 * H}));
     }
-    return {dg.view({dirs, len, B, 4 * H}), d_w};
+    return {d_gates, d_w};
   }
 };
 
